@@ -1,0 +1,63 @@
+//! Generates include/connection.h with cbindgen (pinned in Cargo.toml),
+//! then checks with the system C compiler (through `cc`) that the header
+//! compiles cleanly as C99 and as C++ with every warning an error.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets this"));
+    println!("cargo:rerun-if-changed=src");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-changed=build.rs");
+
+    let mut config =
+        cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("read cbindgen.toml");
+    let version = |name: &str| std::env::var(name).expect("cargo sets the version");
+    config.after_includes = Some(format!(
+        "\n#define CONNECTION_VERSION_MAJOR {}\n#define CONNECTION_VERSION_MINOR {}\n#define CONNECTION_VERSION_PATCH {}\n#define CONNECTION_VERSION_STRING \"{}\"",
+        version("CARGO_PKG_VERSION_MAJOR"),
+        version("CARGO_PKG_VERSION_MINOR"),
+        version("CARGO_PKG_VERSION_PATCH"),
+        version("CARGO_PKG_VERSION"),
+    ));
+    let bindings = cbindgen::Builder::new()
+        .with_crate(&root)
+        .with_config(config)
+        .generate()
+        .expect("cbindgen could not generate the header");
+    let header = root.join("include").join("connection.h");
+    // write_to_file only rewrites the file when its content changed.
+    bindings.write_to_file(&header);
+
+    check_header_compiles(&header);
+}
+
+/// Compiles a translation unit that includes the header, with -fsyntax-only,
+/// as C99 and as C++11, treating warnings as errors.
+fn check_header_compiles(header: &Path) {
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let include_dir = header.parent().expect("include/");
+    for (file, flags) in [
+        ("check.c", &["-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror"][..]),
+        ("check.cpp", &["-x", "c++", "-std=c++11", "-Wall", "-Wextra", "-pedantic", "-Werror"][..]),
+    ] {
+        let src = out.join(file);
+        std::fs::write(&src, "#include \"connection.h\"\nint connection_header_check;\n")
+            .expect("write header check");
+        let compiler = cc::Build::new()
+            .cargo_metadata(false)
+            .cpp(file.ends_with(".cpp"))
+            .opt_level(0)
+            .get_compiler();
+        let mut cmd: Command = compiler.to_command();
+        cmd.args(flags).arg("-fsyntax-only").arg("-I").arg(include_dir).arg(&src);
+        let result = cmd.output().expect("run the C compiler");
+        if !result.status.success() {
+            panic!(
+                "include/connection.h does not compile cleanly ({file} {flags:?}):\n{}",
+                String::from_utf8_lossy(&result.stderr)
+            );
+        }
+    }
+}

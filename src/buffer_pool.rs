@@ -1,0 +1,41 @@
+//! Reusable byte buffers, so that a keep-alive request costs no allocation
+//! and an idle connection holds no buffer at all (its memory is the `Conn`
+//! struct and the kernel's socket).
+
+pub struct BufferPool {
+    free: Vec<Vec<u8>>,
+    /// Capacity handed out by `take`.
+    size: usize,
+    /// Buffers kept for reuse; beyond this they are freed.
+    max_free: usize,
+}
+
+impl BufferPool {
+    pub fn new(size: usize, max_free: usize) -> BufferPool {
+        BufferPool {
+            free: Vec::with_capacity(max_free),
+            size,
+            max_free,
+        }
+    }
+
+    /// An empty buffer with at least the pool's capacity.
+    pub fn take(&mut self) -> Vec<u8> {
+        self.free
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.size))
+    }
+
+    /// Returns a buffer. Ones that grew far beyond the usual size (a large
+    /// body) are freed rather than hoarded.
+    pub fn give(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() == 0 {
+            return;
+        }
+        if buf.capacity() > 4 * self.size || self.free.len() >= self.max_free {
+            return;
+        }
+        buf.clear();
+        self.free.push(buf);
+    }
+}

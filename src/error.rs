@@ -1,0 +1,137 @@
+//! Return codes and close reasons shared by every C-visible function.
+//!
+//! Codes are plain `#define`s with fixed values so they never shift between
+//! releases; new codes are only ever appended.
+
+use std::io;
+use std::os::raw::{c_char, c_int};
+
+/// Success.
+pub const CONNECTION_OK: c_int = 0;
+/// Not an error: `Connection_Process` after `Connection_Stop`, once every
+/// connection has drained (or the drain deadline passed).
+pub const CONNECTION_STOPPED: c_int = 1;
+/// A required pointer argument was NULL.
+pub const CONNECTION_ERR_NULL: c_int = -1;
+/// An argument is out of range (a config field, a status code, a length).
+pub const CONNECTION_ERR_INVALID: c_int = -2;
+/// The Connection was never initialised, failed to initialise, or was destroyed.
+pub const CONNECTION_ERR_NOT_INITIALIZED: c_int = -3;
+/// The listening address is already in use (EADDRINUSE).
+pub const CONNECTION_ERR_ADDR_IN_USE: c_int = -4;
+/// The host is not a valid IPv4/IPv6 literal (or "localhost"), or cannot be bound (EADDRNOTAVAIL).
+pub const CONNECTION_ERR_ADDR: c_int = -5;
+/// The operating system refused (EACCES/EPERM, e.g. a port below 1024).
+pub const CONNECTION_ERR_PERMISSION: c_int = -6;
+/// Another system call failed; the errno is logged at error level.
+pub const CONNECTION_ERR_SYSTEM: c_int = -7;
+/// Memory or descriptors ran out (ENOMEM, ENOBUFS, EMFILE, ENFILE) during set-up.
+pub const CONNECTION_ERR_NO_MEMORY: c_int = -8;
+/// The client of this response is gone; nothing more can be sent to it.
+pub const CONNECTION_ERR_CLOSED: c_int = -9;
+/// The call does not fit the object's state (e.g. a second response to one request).
+pub const CONNECTION_ERR_STATE: c_int = -10;
+/// The connection's output queue is above `output_high_water`; try again
+/// after the client has read (nothing was queued).
+pub const CONNECTION_ERR_WOULD_BLOCK: c_int = -11;
+/// Called from inside a callback where it would re-enter the loop
+/// (e.g. `Connection_Process` from a handler).
+pub const CONNECTION_ERR_BUSY: c_int = -12;
+/// A bug inside the library was caught at the C boundary; the call did nothing more.
+pub const CONNECTION_ERR_PANIC: c_int = -13;
+/// A header name or value contains CR, LF or NUL, or the name is not an HTTP token.
+pub const CONNECTION_ERR_HEADER: c_int = -14;
+/// The caller's buffer is too small for the result.
+pub const CONNECTION_ERR_TOO_LARGE: c_int = -15;
+
+/// Why a connection (or a pull stream) ended. Passed to cleanup callbacks
+/// and counted in `ConnectionStats`.
+#[repr(C)]
+#[allow(non_camel_case_types)] // C-style names, as they appear in the header
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionCloseReason {
+    /// The response (or stream) was written completely; a connection closed
+    /// this way ended normally (`Connection: close`, HTTP/1.0).
+    CONNECTION_CLOSE_COMPLETED = 0,
+    /// The peer finished sending (FIN) and everything it asked for was answered,
+    /// or it closed while idle.
+    CONNECTION_CLOSE_PEER_CLOSED = 1,
+    /// The peer reset the connection (RST, ECONNRESET, EPIPE).
+    CONNECTION_CLOSE_RESET = 2,
+    /// A header, body, idle, send or linger timeout expired.
+    CONNECTION_CLOSE_TIMEOUT = 3,
+    /// `Connection_Stop` or `Connection_Destroy`.
+    CONNECTION_CLOSE_SHUTDOWN = 4,
+    /// A local failure: an unexpected errno, or a producer returned an error.
+    CONNECTION_CLOSE_ERROR = 5,
+    /// An idle keep-alive connection closed to make room at `max_connections`.
+    CONNECTION_CLOSE_LIMIT = 6,
+    /// The client sent a malformed or over-limit request and got a 4xx/5xx.
+    CONNECTION_CLOSE_PROTOCOL = 7,
+}
+
+impl ConnectionCloseReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CONNECTION_CLOSE_COMPLETED => "completed",
+            Self::CONNECTION_CLOSE_PEER_CLOSED => "peer_closed",
+            Self::CONNECTION_CLOSE_RESET => "reset",
+            Self::CONNECTION_CLOSE_TIMEOUT => "timeout",
+            Self::CONNECTION_CLOSE_SHUTDOWN => "shutdown",
+            Self::CONNECTION_CLOSE_ERROR => "error",
+            Self::CONNECTION_CLOSE_LIMIT => "limit",
+            Self::CONNECTION_CLOSE_PROTOCOL => "protocol",
+        }
+    }
+
+    pub(crate) fn name_c(self) -> *const c_char {
+        let s: &'static std::ffi::CStr = match self {
+            Self::CONNECTION_CLOSE_COMPLETED => c"completed",
+            Self::CONNECTION_CLOSE_PEER_CLOSED => c"peer_closed",
+            Self::CONNECTION_CLOSE_RESET => c"reset",
+            Self::CONNECTION_CLOSE_TIMEOUT => c"timeout",
+            Self::CONNECTION_CLOSE_SHUTDOWN => c"shutdown",
+            Self::CONNECTION_CLOSE_ERROR => c"error",
+            Self::CONNECTION_CLOSE_LIMIT => c"limit",
+            Self::CONNECTION_CLOSE_PROTOCOL => c"protocol",
+        };
+        s.as_ptr()
+    }
+}
+
+/// The message for a code; never NULL.
+pub fn message(code: c_int) -> &'static std::ffi::CStr {
+    match code {
+        CONNECTION_OK => c"success",
+        CONNECTION_STOPPED => c"stopped: the connection core has drained after Connection_Stop",
+        CONNECTION_ERR_NULL => c"a required pointer argument is NULL",
+        CONNECTION_ERR_INVALID => c"an argument is out of range",
+        CONNECTION_ERR_NOT_INITIALIZED => c"the Connection is not initialised or was destroyed",
+        CONNECTION_ERR_ADDR_IN_USE => c"the address is already in use",
+        CONNECTION_ERR_ADDR => c"the host is not a valid IP address or cannot be bound",
+        CONNECTION_ERR_PERMISSION => c"permission denied by the operating system",
+        CONNECTION_ERR_SYSTEM => c"a system call failed (see the error log)",
+        CONNECTION_ERR_NO_MEMORY => c"out of memory or file descriptors",
+        CONNECTION_ERR_CLOSED => c"the client connection is closed",
+        CONNECTION_ERR_STATE => c"the call does not fit the current state (e.g. responded twice)",
+        CONNECTION_ERR_WOULD_BLOCK => c"the output queue is full; retry after the client reads",
+        CONNECTION_ERR_BUSY => c"not allowed from inside a callback",
+        CONNECTION_ERR_PANIC => c"internal error caught at the C boundary",
+        CONNECTION_ERR_HEADER => c"invalid header name or value (CR, LF, NUL or a non-token name)",
+        CONNECTION_ERR_TOO_LARGE => c"the buffer is too small",
+        _ => c"unknown error code",
+    }
+}
+
+/// Maps a set-up failure (socket, bind, listen, epoll) to a code.
+pub fn from_io(err: &io::Error) -> c_int {
+    match err.raw_os_error() {
+        Some(libc::EADDRINUSE) => CONNECTION_ERR_ADDR_IN_USE,
+        Some(libc::EADDRNOTAVAIL) | Some(libc::EAFNOSUPPORT) => CONNECTION_ERR_ADDR,
+        Some(libc::EACCES) | Some(libc::EPERM) => CONNECTION_ERR_PERMISSION,
+        Some(libc::ENOMEM) | Some(libc::ENOBUFS) | Some(libc::EMFILE) | Some(libc::ENFILE) => {
+            CONNECTION_ERR_NO_MEMORY
+        }
+        _ => CONNECTION_ERR_SYSTEM,
+    }
+}

@@ -1,0 +1,289 @@
+//! `Connection`: the caller-allocated handle of one event loop.
+
+use std::os::raw::{c_char, c_int, c_void};
+
+use super::{guard, guard_int};
+use crate::config::{ConnectionConfig, Limits};
+use crate::core::{ConnectionHandler, Core};
+use crate::error::*;
+use crate::ffi::stats::ConnectionStats;
+use crate::sys;
+
+const MAGIC_LIVE: u32 = 0x434f_4e4e; // "CONN"
+const MAGIC_DEAD: u32 = 0xdead_c0de;
+
+/// One listening socket and its event loop. The caller allocates it (on
+/// the stack or statically) and passes it to `Connection_Init`; the fields
+/// are private. It may be copied by value while no call on it is running;
+/// every copy refers to the same core.
+#[repr(C)]
+pub struct Connection {
+    /// Private: the core this handle refers to.
+    pub _private_core: *mut c_void,
+    /// Private: eventfd written by `Connection_Stop`.
+    pub _private_stop_fd: c_int,
+    /// Private: tells a live handle from a destroyed one.
+    pub _private_magic: u32,
+}
+
+/// The live core of `conn`, or the error to return.
+///
+/// # Safety
+/// `conn` is NULL or points to a `Connection` (initialised or not by us).
+unsafe fn live(conn: *const Connection) -> Result<*mut Core, c_int> {
+    // SAFETY: contract: NULL or a readable Connection.
+    let Some(c) = (unsafe { conn.as_ref() }) else {
+        return Err(CONNECTION_ERR_NULL);
+    };
+    if c._private_magic != MAGIC_LIVE || c._private_core.is_null() {
+        return Err(CONNECTION_ERR_NOT_INITIALIZED);
+    }
+    Ok(c._private_core as *mut Core)
+}
+
+/// Initialises `conn` with the defaults: listen on 0.0.0.0:8080, backlog
+/// SOMAXCONN. Same as `Connection_InitWith` with `ConnectionConfig_Default`.
+#[no_mangle]
+pub unsafe extern "C" fn Connection_Init(conn: *mut Connection) -> c_int {
+    // SAFETY: forwarded contract; the default config holds no pointers.
+    unsafe { Connection_InitWith(conn, &ConnectionConfig::default()) }
+}
+
+/// Initialises `conn`: validates `cfg` (read only during the call), binds
+/// and listens. Returns 0 or an error (`CONNECTION_ERR_NULL`,
+/// `CONNECTION_ERR_INVALID`, `CONNECTION_ERR_ADDR`, `CONNECTION_ERR_ADDR_IN_USE`,
+/// `CONNECTION_ERR_PERMISSION`, `CONNECTION_ERR_NO_MEMORY`,
+/// `CONNECTION_ERR_SYSTEM`, or `CONNECTION_ERR_STATE` if `conn` is already
+/// live). On error `conn` holds nothing and `Connection_Destroy` on it is
+/// harmless. On success the caller must eventually call
+/// `Connection_Destroy`.
+#[no_mangle]
+pub unsafe extern "C" fn Connection_InitWith(conn: *mut Connection, cfg: *const ConnectionConfig) -> c_int {
+    guard_int(|| {
+        if conn.is_null() || cfg.is_null() {
+            return CONNECTION_ERR_NULL;
+        }
+        // SAFETY: non-NULL; the caller provides storage for a Connection.
+        let handle = unsafe { &mut *conn };
+        if handle._private_magic == MAGIC_LIVE && !handle._private_core.is_null() {
+            return CONNECTION_ERR_STATE;
+        }
+        handle._private_core = std::ptr::null_mut();
+        handle._private_stop_fd = -1;
+        handle._private_magic = MAGIC_DEAD;
+        // SAFETY: non-NULL config; its strings are NUL-terminated or NULL.
+        let limits = match unsafe { Limits::from_config(&*cfg) } {
+            Ok(l) => l,
+            Err(code) => return code,
+        };
+        let stop_fd = match sys::eventfd() {
+            Ok(fd) => fd,
+            Err(e) => return from_io(&e),
+        };
+        match Core::create(limits, stop_fd) {
+            Ok(core) => {
+                handle._private_core = core as *mut c_void;
+                handle._private_stop_fd = stop_fd;
+                handle._private_magic = MAGIC_LIVE;
+                CONNECTION_OK
+            }
+            Err(code) => {
+                sys::close(stop_fd);
+                code
+            }
+        }
+    })
+}
+
+/// Sets the request handler (NULL: every request gets 404) and the `user`
+/// pointer passed to it. `user` is not owned by the library.
+#[no_mangle]
+pub unsafe extern "C" fn Connection_SetHandler(
+    conn: *mut Connection,
+    handler: ConnectionHandler,
+    user: *mut c_void,
+) -> c_int {
+    guard_int(|| {
+        // SAFETY: contract: NULL or a Connection.
+        let core = match unsafe { live(conn) } {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+        // SAFETY: live core; short borrow, no callback runs.
+        unsafe { (*core).set_handler(handler, user) };
+        CONNECTION_OK
+    })
+}
+
+/// Waits for events until the next timer deadline, handles one batch, and
+/// returns 0; `CONNECTION_STOPPED` once `Connection_Stop` was called and
+/// every connection has drained; or an error (`CONNECTION_ERR_BUSY` from a
+/// callback, `CONNECTION_ERR_NOT_INITIALIZED` after Destroy,
+/// `CONNECTION_ERR_SYSTEM`).
+#[no_mangle]
+pub unsafe extern "C" fn Connection_Process(conn: *mut Connection) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { Connection_ProcessTimeout(conn, -1) }
+}
+
+/// Like `Connection_Process`, but waits at most `timeout_ms` (0: do not
+/// wait, for embedding in another loop; -1: until the next timer).
+#[no_mangle]
+pub unsafe extern "C" fn Connection_ProcessTimeout(conn: *mut Connection, timeout_ms: i32) -> c_int {
+    guard_int(|| {
+        if timeout_ms < -1 {
+            return CONNECTION_ERR_INVALID;
+        }
+        // SAFETY: contract: NULL or a Connection.
+        let core = match unsafe { live(conn) } {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+        // SAFETY: live core, not borrowed by us.
+        unsafe { Core::process(core, timeout_ms) }
+    })
+}
+
+/// Runs the loop until `Connection_Stop`, then lets in-flight responses
+/// finish (up to `drain_timeout_ms`) and returns 0, or returns an error.
+#[no_mangle]
+pub unsafe extern "C" fn Connection_Run(conn: *mut Connection) -> c_int {
+    loop {
+        // SAFETY: forwarded contract.
+        match unsafe { Connection_ProcessTimeout(conn, -1) } {
+            CONNECTION_OK => continue,
+            CONNECTION_STOPPED => return CONNECTION_OK,
+            err => return err,
+        }
+    }
+}
+
+/// Asks the loop to stop: it stops accepting, closes idle connections at
+/// once and lets in-flight responses finish. Async-signal-safe (one
+/// `write(2)` to an eventfd; errno preserved) and callable from any
+/// thread, so a SIGINT handler may call it. Returns 0,
+/// `CONNECTION_ERR_NULL`, `CONNECTION_ERR_NOT_INITIALIZED` or
+/// `CONNECTION_ERR_SYSTEM`.
+#[no_mangle]
+pub unsafe extern "C" fn Connection_Stop(conn: *mut Connection) -> c_int {
+    // No guard here: nothing below can panic, and catch_unwind is not
+    // promised to be async-signal-safe.
+    if conn.is_null() {
+        return CONNECTION_ERR_NULL;
+    }
+    // SAFETY: non-NULL; plain field reads.
+    let (magic, fd) = unsafe { ((*conn)._private_magic, (*conn)._private_stop_fd) };
+    if magic != MAGIC_LIVE || fd < 0 {
+        return CONNECTION_ERR_NOT_INITIALIZED;
+    }
+    if sys::eventfd_signal(fd) {
+        CONNECTION_OK
+    } else {
+        CONNECTION_ERR_SYSTEM
+    }
+}
+
+/// Closes every descriptor, calls pending stream cleanups with
+/// `CONNECTION_CLOSE_SHUTDOWN`, frees everything (including detached
+/// responses: every `Response*` becomes invalid). Harmless on NULL, twice,
+/// or after a failed Init. Ignored (logged) when called from inside a
+/// callback.
+#[no_mangle]
+pub unsafe extern "C" fn Connection_Destroy(conn: *mut Connection) {
+    guard((), || {
+        // SAFETY: contract: NULL or a Connection.
+        let core = match unsafe { live(conn) } {
+            Ok(c) => c,
+            Err(_) => return,
+        };
+        // SAFETY: live core; short borrow.
+        if unsafe { (*core).in_callback } {
+            log::error!("Connection_Destroy called from inside a callback; ignored");
+            return;
+        }
+        // SAFETY: live, non-NULL handle (checked by `live`).
+        let handle = unsafe { &mut *conn };
+        handle._private_core = std::ptr::null_mut();
+        handle._private_magic = MAGIC_DEAD;
+        // SAFETY: we own the core and clear the handle before freeing it.
+        unsafe { Core::destroy(core) };
+        sys::close(handle._private_stop_fd);
+        handle._private_stop_fd = -1;
+    })
+}
+
+/// The epoll descriptor, for embedding in another loop: when it is
+/// readable, call `Connection_ProcessTimeout(conn, 0)`. Owned by the
+/// library: do not close it. Returns the fd or a negative error.
+#[no_mangle]
+pub unsafe extern "C" fn Connection_Fd(conn: *const Connection) -> c_int {
+    guard_int(|| {
+        // SAFETY: contract: NULL or a Connection.
+        match unsafe { live(conn) } {
+            // SAFETY: live core; short borrow.
+            Ok(core) => unsafe { (*core).epoll_fd() },
+            Err(code) => code,
+        }
+    })
+}
+
+/// The bound TCP port (useful with port 0), or a negative error.
+#[no_mangle]
+pub unsafe extern "C" fn Connection_Port(conn: *const Connection) -> c_int {
+    guard_int(|| {
+        // SAFETY: contract: NULL or a Connection.
+        match unsafe { live(conn) } {
+            // SAFETY: live core; short borrow.
+            Ok(core) => unsafe { (*core).port() as c_int },
+            Err(code) => code,
+        }
+    })
+}
+
+/// Copies the counters into `*out`. Returns 0, `CONNECTION_ERR_NULL` or
+/// `CONNECTION_ERR_NOT_INITIALIZED`. Callable from the handler.
+#[no_mangle]
+pub unsafe extern "C" fn Connection_GetStats(conn: *const Connection, out: *mut ConnectionStats) -> c_int {
+    guard_int(|| {
+        if out.is_null() {
+            return CONNECTION_ERR_NULL;
+        }
+        // SAFETY: contract: NULL or a Connection.
+        let core = match unsafe { live(conn) } {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+        // SAFETY: live core (short borrow); `out` is writable (contract).
+        unsafe { out.write((*core).stats()) };
+        CONNECTION_OK
+    })
+}
+
+/// A static, NUL-terminated description of a return code; never NULL,
+/// never to be freed.
+#[no_mangle]
+pub extern "C" fn Connection_StrError(code: c_int) -> *const c_char {
+    message(code).as_ptr()
+}
+
+/// A static lower-case name for a `ConnectionCloseReason` value
+/// ("completed", "peer_closed", "reset", "timeout", "shutdown", "error",
+/// "limit", "protocol"), or "unknown". Never NULL.
+#[no_mangle]
+pub extern "C" fn Connection_CloseReasonName(reason: c_int) -> *const c_char {
+    use ConnectionCloseReason::*;
+    let all = [
+        CONNECTION_CLOSE_COMPLETED,
+        CONNECTION_CLOSE_PEER_CLOSED,
+        CONNECTION_CLOSE_RESET,
+        CONNECTION_CLOSE_TIMEOUT,
+        CONNECTION_CLOSE_SHUTDOWN,
+        CONNECTION_CLOSE_ERROR,
+        CONNECTION_CLOSE_LIMIT,
+        CONNECTION_CLOSE_PROTOCOL,
+    ];
+    match all.iter().find(|r| **r as c_int == reason) {
+        Some(r) => r.name_c(),
+        None => c"unknown".as_ptr(),
+    }
+}

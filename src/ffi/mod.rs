@@ -1,0 +1,35 @@
+//! The C boundary. One module per C-visible type (as in hyper's ffi and
+//! rustls-ffi); every exported function body runs inside `guard`, so a
+//! panic becomes an error code (or NULL) instead of unwinding into C.
+
+use std::os::raw::c_int;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::error::CONNECTION_ERR_PANIC;
+
+pub mod config;
+pub mod connection;
+pub mod request;
+pub mod response;
+pub mod stats;
+
+/// Runs `f`, turning a panic into `on_panic`.
+pub(crate) fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(value) => value,
+        Err(_) => {
+            log::error!("internal panic caught at the C boundary");
+            on_panic
+        }
+    }
+}
+
+/// `guard` for functions returning a code.
+pub(crate) fn guard_int(f: impl FnOnce() -> c_int) -> c_int {
+    guard(CONNECTION_ERR_PANIC, f)
+}
+
+/// `guard` for functions returning a pointer (NULL on panic).
+pub(crate) fn guard_ptr<T>(f: impl FnOnce() -> *const T) -> *const T {
+    guard(std::ptr::null(), f)
+}

@@ -1,0 +1,251 @@
+//! `Request`: the C view of a parsed request.
+//!
+//! Every string points into the connection's own input buffer, made
+//! NUL-terminated in place (the delimiter after each field is overwritten),
+//! so nothing is copied or allocated per request. All of it is borrowed: a
+//! `Request*` and every pointer obtained from it are valid only until the
+//! handler returns.
+
+use std::os::raw::{c_char, c_int};
+
+use super::{guard, guard_int, guard_ptr};
+use crate::error::*;
+use crate::http::request::{HeaderSpan, Span};
+use crate::sys::PeerAddr;
+
+/// A parsed HTTP request, borrowed by the handler for the duration of the
+/// call. Opaque: use the `Request_*` accessors.
+pub struct Request {
+    pub(crate) base: *const u8,
+    pub(crate) method: Span,
+    pub(crate) path: Span,
+    pub(crate) query: Span,
+    pub(crate) minor_version: u8,
+    pub(crate) headers: Vec<HeaderSpan>,
+    pub(crate) body: *const u8,
+    pub(crate) body_len: usize,
+    pub(crate) peer: PeerAddr,
+}
+
+static EMPTY: [u8; 1] = [0];
+
+impl Request {
+    pub(crate) fn new(max_headers: usize) -> Request {
+        Request {
+            base: EMPTY.as_ptr(),
+            method: Span::default(),
+            path: Span::default(),
+            query: Span::default(),
+            minor_version: 1,
+            headers: Vec::with_capacity(max_headers),
+            body: EMPTY.as_ptr(),
+            body_len: 0,
+            peer: PeerAddr::unspecified(),
+        }
+    }
+
+    fn str_at(&self, span: Span) -> *const c_char {
+        if span.len == 0 {
+            return EMPTY.as_ptr() as *const c_char;
+        }
+        // SAFETY: spans were computed inside the buffer `base` points to,
+        // which stays alive and unmoved while the handler runs.
+        unsafe { self.base.add(span.start as usize) as *const c_char }
+    }
+
+    fn bytes(&self, span: Span) -> &[u8] {
+        if span.len == 0 {
+            return &[];
+        }
+        // SAFETY: as in `str_at`; the span lies within the buffer.
+        unsafe { std::slice::from_raw_parts(self.base.add(span.start as usize), span.len as usize) }
+    }
+}
+
+/// Stores `len` through an optional out-pointer.
+unsafe fn put_len(out: *mut usize, len: usize) {
+    if !out.is_null() {
+        // SAFETY: the caller passed a writable size_t or NULL (checked).
+        unsafe { *out = len };
+    }
+}
+
+unsafe fn field(req: *const Request, len: *mut usize, pick: fn(&Request) -> Span) -> *const c_char {
+    guard_ptr(|| {
+        // SAFETY: a non-NULL `req` comes from the library and is valid
+        // during the handler (the documented contract).
+        let Some(r) = (unsafe { req.as_ref() }) else {
+            return std::ptr::null();
+        };
+        let span = pick(r);
+        // SAFETY: `len` is NULL or writable (documented contract).
+        unsafe { put_len(len, span.len as usize) };
+        r.str_at(span)
+    })
+}
+
+/// The request method ("GET", "POST", ...), NUL-terminated. `len` may be
+/// NULL. Returns NULL only when `req` is NULL. Borrowed from `req`.
+#[no_mangle]
+pub unsafe extern "C" fn Request_Method(req: *const Request, len: *mut usize) -> *const c_char {
+    // SAFETY: forwarded contract of this function.
+    unsafe { field(req, len, |r| r.method) }
+}
+
+/// The request path without the query ("/user/register"), NUL-terminated,
+/// not percent-decoded. `len` may be NULL. Borrowed from `req`.
+#[no_mangle]
+pub unsafe extern "C" fn Request_Path(req: *const Request, len: *mut usize) -> *const c_char {
+    // SAFETY: forwarded contract of this function.
+    unsafe { field(req, len, |r| r.path) }
+}
+
+/// The query string without the '?' ("" when there is none),
+/// NUL-terminated, not decoded. `len` may be NULL. Borrowed from `req`.
+#[no_mangle]
+pub unsafe extern "C" fn Request_Query(req: *const Request, len: *mut usize) -> *const c_char {
+    // SAFETY: forwarded contract of this function.
+    unsafe { field(req, len, |r| r.query) }
+}
+
+/// The value of the first header named `name` (compared case-insensitively),
+/// NUL-terminated, or NULL if absent (or if `req` or `name` is NULL).
+/// `len` may be NULL. Borrowed from `req`.
+#[no_mangle]
+pub unsafe extern "C" fn Request_Header(
+    req: *const Request,
+    name: *const c_char,
+    len: *mut usize,
+) -> *const c_char {
+    guard_ptr(|| {
+        // SAFETY: documented contract: `req` from the library, valid now.
+        let Some(r) = (unsafe { req.as_ref() }) else {
+            return std::ptr::null();
+        };
+        if name.is_null() {
+            return std::ptr::null();
+        }
+        // SAFETY: `name` is a NUL-terminated string (documented contract).
+        let wanted = unsafe { std::ffi::CStr::from_ptr(name) }.to_bytes();
+        for h in &r.headers {
+            if r.bytes(h.name).eq_ignore_ascii_case(wanted) {
+                // SAFETY: `len` is NULL or writable.
+                unsafe { put_len(len, h.value.len as usize) };
+                return r.str_at(h.value);
+            }
+        }
+        std::ptr::null()
+    })
+}
+
+/// Number of header fields in the request (0 when `req` is NULL).
+#[no_mangle]
+pub unsafe extern "C" fn Request_HeaderCount(req: *const Request) -> usize {
+    // SAFETY: documented contract: `req` from the library or NULL.
+    guard(0, || unsafe { req.as_ref() }.map_or(0, |r| r.headers.len()))
+}
+
+/// Header field `index` (0-based, in arrival order). Each out-pointer may be
+/// NULL. Returns 0, `CONNECTION_ERR_NULL` if `req` is NULL, or
+/// `CONNECTION_ERR_INVALID` if `index` is out of range. Strings are
+/// NUL-terminated and borrowed from `req`.
+#[no_mangle]
+pub unsafe extern "C" fn Request_HeaderAt(
+    req: *const Request,
+    index: usize,
+    name: *mut *const c_char,
+    name_len: *mut usize,
+    value: *mut *const c_char,
+    value_len: *mut usize,
+) -> c_int {
+    guard_int(|| {
+        // SAFETY: documented contract: `req` from the library or NULL.
+        let Some(r) = (unsafe { req.as_ref() }) else {
+            return CONNECTION_ERR_NULL;
+        };
+        let Some(h) = r.headers.get(index) else {
+            return CONNECTION_ERR_INVALID;
+        };
+        // SAFETY: each out-pointer is NULL or writable (documented contract).
+        unsafe {
+            if !name.is_null() {
+                *name = r.str_at(h.name);
+            }
+            if !value.is_null() {
+                *value = r.str_at(h.value);
+            }
+            put_len(name_len, h.name.len as usize);
+            put_len(value_len, h.value.len as usize);
+        }
+        CONNECTION_OK
+    })
+}
+
+/// The request body (Content-Length or de-chunked), never NULL for a valid
+/// `req`; `*len` is 0 when there is no body. Binary: not NUL-terminated.
+/// Borrowed from `req`.
+#[no_mangle]
+pub unsafe extern "C" fn Request_Body(req: *const Request, len: *mut usize) -> *const u8 {
+    guard_ptr(|| {
+        // SAFETY: documented contract: `req` from the library or NULL.
+        let Some(r) = (unsafe { req.as_ref() }) else {
+            // SAFETY: `len` is NULL or writable.
+            unsafe { put_len(len, 0) };
+            return std::ptr::null();
+        };
+        // SAFETY: `len` is NULL or writable.
+        unsafe { put_len(len, r.body_len) };
+        r.body
+    })
+}
+
+/// Writes the client's address as "ip:port" ("[v6]:port" for IPv6),
+/// NUL-terminated, into `buf` of `cap` bytes (64 is always enough).
+/// Returns the string length, or `CONNECTION_ERR_NULL`,
+/// `CONNECTION_ERR_TOO_LARGE` (buffer too small; nothing written).
+#[no_mangle]
+pub unsafe extern "C" fn Request_RemoteAddr(req: *const Request, buf: *mut c_char, cap: usize) -> c_int {
+    guard_int(|| {
+        // SAFETY: documented contract: `req` from the library or NULL.
+        let Some(r) = (unsafe { req.as_ref() }) else {
+            return CONNECTION_ERR_NULL;
+        };
+        if buf.is_null() {
+            return CONNECTION_ERR_NULL;
+        }
+        let mut text = [0u8; 64];
+        let n = format_addr(&r.peer, &mut text);
+        if n + 1 > cap {
+            return CONNECTION_ERR_TOO_LARGE;
+        }
+        // SAFETY: `buf` has `cap >= n + 1` writable bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), buf as *mut u8, n);
+            *buf.add(n) = 0;
+        }
+        n as c_int
+    })
+}
+
+fn format_addr(peer: &PeerAddr, out: &mut [u8; 64]) -> usize {
+    use std::io::Write;
+    let mut cursor = std::io::Cursor::new(&mut out[..]);
+    let _ = match peer.to_socket_addr() {
+        Some(addr) => write!(cursor, "{addr}"),
+        None => write!(cursor, "unknown"),
+    };
+    cursor.position() as usize
+}
+
+/// The HTTP version: 10 for HTTP/1.0, 11 for HTTP/1.1, or
+/// `CONNECTION_ERR_NULL`.
+#[no_mangle]
+pub unsafe extern "C" fn Request_Version(req: *const Request) -> c_int {
+    guard_int(|| {
+        // SAFETY: documented contract: `req` from the library or NULL.
+        match unsafe { req.as_ref() } {
+            Some(r) => 10 + r.minor_version as c_int,
+            None => CONNECTION_ERR_NULL,
+        }
+    })
+}

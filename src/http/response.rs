@@ -1,0 +1,133 @@
+//! Response heads: status lines, header validation, numbers without
+//! allocation. Header text passed in by the application is checked here, so
+//! response splitting is impossible through the API.
+
+/// Reason phrase for a status (any 3-digit code is allowed; unknown ones get "Unknown").
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        417 => "Expectation Failed",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+/// Whether a response with this status may carry a body (RFC 9110 6.4.1).
+pub fn status_allows_body(status: u16) -> bool {
+    !(100..200).contains(&status) && status != 204 && status != 304
+}
+
+/// An HTTP token (RFC 9110 5.6.2).
+pub fn valid_header_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.iter().all(|&b| {
+            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+        })
+}
+
+/// Field content: visible ASCII, obs-text, SP and HTAB; never CR, LF, NUL
+/// or another control byte.
+pub fn valid_header_value(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+/// Appends the decimal digits of `n`.
+pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Appends `HTTP/1.1 <status> <reason>\r\n`. Answers always say HTTP/1.1
+/// (RFC 9110 2.5), also to HTTP/1.0 clients.
+pub fn push_status_line(out: &mut Vec<u8>, status: u16) {
+    match status {
+        200 => out.extend_from_slice(b"HTTP/1.1 200 OK\r\n"),
+        _ => {
+            out.extend_from_slice(b"HTTP/1.1 ");
+            push_decimal(out, status as u64);
+            out.push(b' ');
+            out.extend_from_slice(reason_phrase(status).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+/// Appends a chunk-size line. Fixed width (8 hex digits) so the space can be
+/// reserved before the producer writes the data; leading zeros are valid
+/// (chunk-size = 1*HEXDIG).
+pub fn chunk_size_line(len: usize) -> [u8; 10] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut line = *b"00000000\r\n";
+    let mut n = len;
+    for i in (0..8).rev() {
+        line[i] = HEX[n & 0xf];
+        n >>= 4;
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_checks() {
+        assert!(valid_header_name(b"X-Thing"));
+        assert!(!valid_header_name(b"X Thing"));
+        assert!(!valid_header_name(b"X:"));
+        assert!(!valid_header_name(b""));
+        assert!(valid_header_value(b"a b\tc"));
+        assert!(!valid_header_value(b"a\r\nSet-Cookie: x"));
+        assert!(!valid_header_value(b"a\0"));
+    }
+
+    #[test]
+    fn numbers() {
+        let mut v = Vec::new();
+        push_decimal(&mut v, 0);
+        v.push(b' ');
+        push_decimal(&mut v, 1_048_576);
+        assert_eq!(v, b"0 1048576");
+        assert_eq!(&chunk_size_line(4096), b"00001000\r\n");
+    }
+}
