@@ -112,6 +112,21 @@
 #define CONNECTION_ERR_TOO_LARGE -15
 
 /**
+ * Log levels for `Connection_SetLogger`.
+ */
+#define CONNECTION_LOG_OFF 0
+
+#define CONNECTION_LOG_ERROR 1
+
+#define CONNECTION_LOG_WARN 2
+
+#define CONNECTION_LOG_INFO 3
+
+#define CONNECTION_LOG_DEBUG 4
+
+#define CONNECTION_LOG_TRACE 5
+
+/**
  * Why a connection (or a pull stream) ended. Passed to cleanup callbacks
  * and counted in `ConnectionStats`.
  */
@@ -345,6 +360,14 @@ typedef struct ConnectionStats {
 } ConnectionStats;
 
 /**
+ * Receives one log record: `level` is a `CONNECTION_LOG_*` value, `target`
+ * the module that logged (e.g. "connection_core::core") and `message` the
+ * text; both strings are NUL-terminated and valid only during the call.
+ * May be called from any thread that calls into the library.
+ */
+typedef void (*ConnectionLogFn)(void *user, int level, const char *target, const char *message);
+
+/**
  * Pull-stream producer: write up to `cap` bytes of body into `buf` and
  * return how many (> 0), 0 at the end of the body, or a negative value on
  * error (the connection is aborted and the cleanup gets
@@ -468,6 +491,22 @@ const char *Connection_StrError(int code);
  * "limit", "protocol"), or "unknown". Never NULL.
  */
 const char *Connection_CloseReasonName(int reason);
+
+/**
+ * Forwards the library's log records at `max_level` (`CONNECTION_LOG_*`)
+ * and above to `callback(user, level, target, message)`. NULL `callback`
+ * or `CONNECTION_LOG_OFF` turns logging off. Process-wide (it applies to
+ * every Connection); `user` is not owned by the library. Returns 0,
+ * `CONNECTION_ERR_INVALID` (unknown level) or `CONNECTION_ERR_STATE` (a Rust
+ * program linking this library installed its own `log` logger).
+ */
+int Connection_SetLogger(ConnectionLogFn callback, void *user, int max_level);
+
+/**
+ * The library version, "MAJOR.MINOR.PATCH", the same as
+ * `CONNECTION_VERSION_STRING`. Static; never NULL.
+ */
+const char *Connection_Version(void);
 
 /**
  * The request method ("GET", "POST", ...), NUL-terminated. `len` may be

@@ -147,7 +147,7 @@ impl Core {
             conns: Slab::with_capacity(initial),
             timers: Timers::new(initial),
             pool: BufferPool::new(BUFFER_SIZE, 256),
-            spare_responses: Vec::new(),
+            spare_responses: Vec::with_capacity(64),
             detached: Vec::new(),
             handler: None,
             handler_user: std::ptr::null_mut(),

@@ -33,6 +33,7 @@ pub use crate::core::ConnectionHandler;
 pub use crate::error::*;
 pub use crate::ffi::config::*;
 pub use crate::ffi::connection::*;
+pub use crate::ffi::logger::*;
 pub use crate::ffi::request::*;
 pub use crate::ffi::response::*;
 pub use crate::ffi::stats::*;

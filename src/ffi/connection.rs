@@ -63,6 +63,7 @@ pub unsafe extern "C" fn Connection_InitWith(conn: *mut Connection, cfg: *const 
         if conn.is_null() || cfg.is_null() {
             return CONNECTION_ERR_NULL;
         }
+        super::logger::apply_env();
         // SAFETY: non-NULL; the caller provides storage for a Connection.
         let handle = unsafe { &mut *conn };
         if handle._private_magic == MAGIC_LIVE && !handle._private_core.is_null() {

@@ -9,6 +9,7 @@ use crate::error::CONNECTION_ERR_PANIC;
 
 pub mod config;
 pub mod connection;
+pub mod logger;
 pub mod request;
 pub mod response;
 pub mod stats;

@@ -1,0 +1,146 @@
+//! Issue 5: after warm-up, serving a keep-alive request allocates nothing
+//! on the server thread (buffers are pooled, headers parsed in place, the
+//! Date line cached). A counting global allocator counts only the allocations
+//! made while the server thread has counting switched on.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::raw::c_void;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use connection_core::*;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+// SAFETY: forwards to the system allocator; the counter has no effect on
+// the memory handed out.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+unsafe extern "C" fn hello(_req: *const Request, resp: *mut Response, _user: *mut c_void) {
+    // SAFETY: `resp` is the live handle the library passed in.
+    unsafe {
+        Response_AddHeader(resp, c"Content-Type".as_ptr(), c"text/plain".as_ptr());
+        Response_Send(resp, b"Hello, World!".as_ptr() as *const c_void, 13);
+    }
+}
+
+const WARM_UP: usize = 2_000;
+const MEASURED: usize = 10_000;
+const CLIENTS: usize = 4;
+
+#[test]
+fn keep_alive_requests_allocate_nothing_after_warm_up() {
+    let mut conn = Connection {
+        _private_core: std::ptr::null_mut(),
+        _private_stop_fd: -1,
+        _private_magic: 0,
+    };
+    let mut cfg = ConnectionConfig::default();
+    cfg.host = c"127.0.0.1".as_ptr();
+    cfg.port = 0;
+    // SAFETY: valid pointers to live locals.
+    unsafe {
+        assert_eq!(Connection_InitWith(&mut conn, &cfg), CONNECTION_OK);
+        assert_eq!(Connection_SetHandler(&mut conn, Some(hello), std::ptr::null_mut()), 0);
+    }
+    // SAFETY: initialised above.
+    let port = unsafe { Connection_Port(&conn) } as u16;
+
+    static WARM: AtomicU64 = AtomicU64::new(0);
+    static DONE: AtomicU64 = AtomicU64::new(0);
+    static MEASURING: AtomicBool = AtomicBool::new(false);
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+                let mut buf = [0u8; 4096];
+                let mut one = |s: &mut TcpStream| {
+                    s.write_all(req).unwrap();
+                    let mut got = 0;
+                    // Response ends with the 13-byte body.
+                    while !buf[..got].ends_with(b"Hello, World!") {
+                        let n = s.read(&mut buf[got..]).unwrap();
+                        assert!(n > 0, "server closed");
+                        got += n;
+                    }
+                };
+                for _ in 0..WARM_UP / CLIENTS {
+                    one(&mut s);
+                }
+                WARM.fetch_add(1, Ordering::SeqCst);
+                while !MEASURING.load(Ordering::SeqCst) {
+                    std::thread::yield_now();
+                }
+                for _ in 0..MEASURED / CLIENTS {
+                    one(&mut s);
+                }
+                DONE.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut stats = ConnectionStats::default();
+    while WARM.load(Ordering::SeqCst) < CLIENTS as u64 {
+        assert!(Instant::now() < deadline, "warm-up did not finish");
+        // SAFETY: initialised connection, called from this thread only.
+        assert_eq!(unsafe { Connection_ProcessTimeout(&mut conn, 10) }, 0);
+    }
+    // SAFETY: as above.
+    unsafe { Connection_GetStats(&conn, &mut stats) };
+    let before = stats.responses;
+    COUNTING.with(|c| c.set(true));
+    MEASURING.store(true, Ordering::SeqCst);
+    while DONE.load(Ordering::SeqCst) < CLIENTS as u64 {
+        assert!(Instant::now() < deadline, "measured run did not finish");
+        // SAFETY: as above.
+        assert_eq!(unsafe { Connection_ProcessTimeout(&mut conn, 10) }, 0);
+    }
+    COUNTING.with(|c| c.set(false));
+    let allocations = ALLOCATIONS.load(Ordering::SeqCst);
+    // SAFETY: as above.
+    unsafe { Connection_GetStats(&conn, &mut stats) };
+    let served = stats.responses - before;
+    for c in clients {
+        c.join().unwrap();
+    }
+    // SAFETY: initialised, no callback running.
+    unsafe { Connection_Destroy(&mut conn) };
+    assert_eq!(served, MEASURED as u64);
+    assert_eq!(
+        allocations, 0,
+        "{allocations} heap allocations while serving {served} keep-alive requests"
+    );
+}
