@@ -29,6 +29,7 @@ use crate::http::response::{chunk_size_line, push_decimal, push_status_line, sta
 use crate::slab::{Slab, Token};
 use crate::sys::{self, Fd, Interest, Poller, Readiness};
 use crate::timer::{TimerKind, Timers};
+use crate::transport::{Kernel, Memory, Transport};
 
 /// Request handler: answer through `resp` (see `Response_*`). `req` is
 /// borrowed for the duration of the call.
@@ -75,6 +76,11 @@ enum Next {
 pub struct Core {
     /// This core's own address (from Box::into_raw); handed to responses.
     self_ptr: *mut Core,
+    /// Moves bytes for client connections (real sockets, or memory).
+    io: Box<dyn Transport>,
+    /// Connections live in memory: no epoll registration, manual clock.
+    memory: bool,
+    linger_scratch: Vec<u8>,
     limits: Limits,
     poller: Poller,
     listener: Fd,
@@ -110,15 +116,19 @@ pub struct Core {
     /// outside the loop).
     ready: Vec<Token>,
     ready_scratch: Vec<Token>,
-    cleanups: Vec<(unsafe extern "C" fn(*mut c_void, Reason), *mut c_void, Reason)>,
+    cleanups: Vec<(
+        unsafe extern "C" fn(*mut c_void, Reason),
+        *mut c_void,
+        Reason,
+    )>,
 }
 
 impl Core {
     /// Creates the listener, epoll instance and eventfds.
     pub fn create(limits: Limits, stop_fd: Fd) -> Result<*mut Core, c_int> {
         let poller = Poller::new(EVENT_BATCH).map_err(|e| from_io(&e))?;
-        let listener =
-            sys::listen_tcp(&limits.addr, limits.backlog, limits.reuse_port).map_err(|e| from_io(&e))?;
+        let listener = sys::listen_tcp(&limits.addr, limits.backlog, limits.reuse_port)
+            .map_err(|e| from_io(&e))?;
         let cleanup_on_err = |code: c_int| {
             sys::close(listener);
             code
@@ -133,14 +143,46 @@ impl Core {
             sys::close(notify_fd);
             return Err(cleanup_on_err(from_io(&e)));
         }
+        let raw = Core::build(
+            limits,
+            poller,
+            listener,
+            port,
+            stop_fd,
+            notify_fd,
+            Box::new(Kernel),
+        );
+        // SAFETY: `raw` was just built and is not shared yet.
+        let addr = unsafe { (*raw).limits.addr };
+        log::info!("listening on {}:{}", addr.ip(), port);
+        Ok(raw)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        limits: Limits,
+        poller: Poller,
+        listener: Fd,
+        port: u16,
+        stop_fd: Fd,
+        notify_fd: Fd,
+        io: Box<dyn Transport>,
+    ) -> *mut Core {
         let initial = limits.max_connections.min(1024);
         let core = Box::new(Core {
             self_ptr: std::ptr::null_mut(),
+            io,
+            memory: false,
+            linger_scratch: Vec::with_capacity(4096),
             poller,
             listener,
             accept_paused: false,
             accept_retry_at: None,
-            spare_fd: sys::open_spare_fd(),
+            spare_fd: if listener >= 0 {
+                sys::open_spare_fd()
+            } else {
+                -1
+            },
             stop_fd,
             notify_fd,
             port,
@@ -168,12 +210,76 @@ impl Core {
         let raw = Box::into_raw(core);
         // SAFETY: `raw` was just produced by Box::into_raw and is unaliased.
         unsafe { (*raw).self_ptr = raw };
-        log::info!(
-            "listening on {}:{}",
-            unsafe { &(*raw).limits }.addr.ip(),
-            port
-        );
+        raw
+    }
+
+    /// A core without a listener whose connections live in `memory`, for
+    /// the fuzz targets and split-anywhere tests. Its clock only moves
+    /// through `advance_clock`. Free it with `Core::destroy`.
+    #[doc(hidden)]
+    pub fn new_in_memory(limits: Limits, memory: Memory) -> Result<*mut Core, c_int> {
+        let poller = Poller::new(16).map_err(|e| from_io(&e))?;
+        let notify_fd = sys::eventfd().map_err(|e| from_io(&e))?;
+        let raw = Core::build(limits, poller, -1, 0, -1, notify_fd, Box::new(memory));
+        // SAFETY: just built, not shared.
+        unsafe {
+            (*raw).memory = true;
+            (*raw).now = 1_000_000;
+        }
         Ok(raw)
+    }
+
+    /// Adds an in-memory connection whose socket is `fd` in the `Memory`
+    /// transport; returns its token.
+    ///
+    /// # Safety
+    /// `core` came from `new_in_memory` and is not borrowed.
+    #[doc(hidden)]
+    pub unsafe fn attach_memory_conn(core: *mut Core, fd: Fd) -> Token {
+        // SAFETY: contract.
+        let me = unsafe { &mut *core };
+        let token = me.conns.next_token();
+        let conn = Conn::new(token, fd, sys::PeerAddr::unspecified(), me.now);
+        me.conns.insert(conn);
+        me.stats.accepted += 1;
+        me.arm_timer(token);
+        token
+    }
+
+    /// Tells an in-memory connection it is readable and writable, and runs it.
+    ///
+    /// # Safety
+    /// `core` came from `new_in_memory` and is not borrowed.
+    #[doc(hidden)]
+    pub unsafe fn pump(core: *mut Core, token: Token) {
+        // SAFETY: contract; short borrow.
+        if let Some(c) = unsafe { (*core).conns.get_mut(token) } {
+            c.readable = true;
+            c.write_blocked = false;
+        } else {
+            return;
+        }
+        // SAFETY: contract.
+        unsafe { Core::drive(core, token) };
+    }
+
+    /// Moves the in-memory clock on and expires timers.
+    ///
+    /// # Safety
+    /// `core` came from `new_in_memory` and is not borrowed.
+    #[doc(hidden)]
+    pub unsafe fn advance_clock(core: *mut Core, ms: u64) {
+        // SAFETY: contract; short borrows, cleanups run with none alive.
+        unsafe {
+            (*core).now += ms;
+            (*core).expire_timers();
+            Core::run_cleanups(core);
+        }
+    }
+
+    /// Whether the connection is still open.
+    pub fn is_open(&self, token: Token) -> bool {
+        self.conns.get(token).is_some()
     }
 
     pub fn port(&self) -> u16 {
@@ -196,6 +302,11 @@ impl Core {
     }
 
     fn tick(&mut self) {
+        if self.memory {
+            // Deterministic: the clock moves only through advance_clock and
+            // the Date line stays at the epoch.
+            return;
+        }
         self.now = sys::monotonic_ms();
         self.date.update(sys::unix_seconds());
     }
@@ -215,13 +326,22 @@ impl Core {
                     libc::EAGAIN => return,
                     // The connection died in the backlog, or a firewall
                     // refused it: nothing to do for it, keep accepting.
-                    libc::ECONNABORTED | libc::EPROTO | libc::EPERM | libc::ENETDOWN
-                    | libc::ENOPROTOOPT | libc::EHOSTDOWN | libc::ENONET | libc::EHOSTUNREACH
-                    | libc::EOPNOTSUPP | libc::ENETUNREACH => continue,
+                    libc::ECONNABORTED
+                    | libc::EPROTO
+                    | libc::EPERM
+                    | libc::ENETDOWN
+                    | libc::ENOPROTOOPT
+                    | libc::EHOSTDOWN
+                    | libc::ENONET
+                    | libc::EHOSTUNREACH
+                    | libc::EOPNOTSUPP
+                    | libc::ENETUNREACH => continue,
                     libc::EMFILE | libc::ENFILE => {
                         self.stats.accept_fd_exhausted += 1;
                         if !self.shed_with_spare_fd() {
-                            log::warn!("accept: out of file descriptors; pausing {ACCEPT_RETRY_MS} ms");
+                            log::warn!(
+                                "accept: out of file descriptors; pausing {ACCEPT_RETRY_MS} ms"
+                            );
                             self.pause_accept(Some(ACCEPT_RETRY_MS));
                             return;
                         }
@@ -305,9 +425,9 @@ impl Core {
             self.accept_retry_at = None;
             // Level-triggered: a backlog that built up meanwhile is reported
             // by the next epoll_wait.
-            if let Err(e) = self
-                .poller
-                .modify(self.listener, Some(Interest::READ_LEVEL), LISTENER.0)
+            if let Err(e) =
+                self.poller
+                    .modify(self.listener, Some(Interest::READ_LEVEL), LISTENER.0)
             {
                 log::error!("epoll_ctl(MOD) resuming the listener: {e}");
             }
@@ -323,10 +443,12 @@ impl Core {
         let Some(mut c) = self.conns.remove(token) else {
             return;
         };
-        if let Err(e) = self.poller.delete(c.fd) {
-            log::warn!("epoll_ctl(DEL) fd {}: {e}", c.fd);
+        if !self.memory {
+            if let Err(e) = self.poller.delete(c.fd) {
+                log::warn!("epoll_ctl(DEL) fd {}: {e}", c.fd);
+            }
         }
-        sys::close(c.fd);
+        self.io.close(c.fd);
         self.timers.cancel(token.index());
         if let Some(stream) = c.stream.take() {
             if let Some(cleanup) = stream.cleanup {
@@ -383,7 +505,7 @@ impl Core {
             self.close(token, reason);
             return;
         }
-        sys::shutdown_write(c.fd);
+        self.io.shutdown_write(c.fd);
         c.lingering = Some(reason);
         c.readable = true;
         self.pool.give(std::mem::take(&mut c.output));
@@ -395,13 +517,13 @@ impl Core {
 
     /// Reads and discards until FIN (then closes), EAGAIN, or the discard limit.
     fn linger_read(&mut self, token: Token) {
-        let mut scratch = [0u8; 4096];
         loop {
             let Some(c) = self.conns.get_mut(token) else {
                 return;
             };
             let reason = c.lingering.unwrap_or(Reason::CONNECTION_CLOSE_COMPLETED);
-            match sys::recv(c.fd, &mut scratch) {
+            self.linger_scratch.clear();
+            match self.io.recv(c.fd, &mut self.linger_scratch, 4096) {
                 Ok(0) => return self.close(token, reason),
                 Ok(n) => {
                     c.linger_discarded += n;
@@ -565,8 +687,11 @@ impl Core {
                 if stream.eof && pending == 0 {
                     let stream = c.stream.take().expect("checked above");
                     if let Some(cleanup) = stream.cleanup {
-                        self.cleanups
-                            .push((cleanup, stream.user, Reason::CONNECTION_CLOSE_COMPLETED));
+                        self.cleanups.push((
+                            cleanup,
+                            stream.user,
+                            Reason::CONNECTION_CLOSE_COMPLETED,
+                        ));
                     }
                     self.finish_response(token);
                     continue;
@@ -655,11 +780,9 @@ impl Core {
             return false;
         };
         // SAFETY: a non-NULL `resp` is owned by the connection.
-        let responding = c.stream.is_some()
-            || (!c.resp.is_null() && unsafe { (*c.resp).phase } != Phase::Done);
-        !responding
-            && c.close_after.is_none()
-            && c.pending_output() < self.limits.output_high_water
+        let responding =
+            c.stream.is_some() || (!c.resp.is_null() && unsafe { (*c.resp).phase } != Phase::Done);
+        !responding && c.close_after.is_none() && c.pending_output() < self.limits.output_high_water
     }
 
     /// Whether reading more is useful now (backpressure: a connection that
@@ -674,8 +797,7 @@ impl Core {
     /// One recv into the connection's buffer. Returns the byte count, or
     /// None at EAGAIN / EOF / error (the connection may then be closed).
     fn read_some(&mut self, token: Token) -> Option<usize> {
-        let max_input =
-            self.limits.max_header_bytes + self.limits.max_body_bytes + 2 * BUFFER_SIZE;
+        let max_input = self.limits.max_header_bytes + self.limits.max_body_bytes + 2 * BUFFER_SIZE;
         let c = self.conns.get_mut(token)?;
         if c.input.capacity() == 0 {
             c.input = self.pool.take();
@@ -685,7 +807,11 @@ impl Core {
                 c.input.drain(..c.consumed);
                 c.consumed = 0;
             } else if c.input.len() < max_input {
-                let grow = c.input.len().min(max_input - c.input.len()).max(BUFFER_SIZE);
+                let grow = c
+                    .input
+                    .len()
+                    .min(max_input - c.input.len())
+                    .max(BUFFER_SIZE);
                 c.input.reserve_exact(grow);
             } else {
                 // Full of an incomplete request that is within the limits
@@ -698,7 +824,7 @@ impl Core {
             c.request_start_ms = self.now;
         }
         let room = max_input.saturating_sub(c.input.len()).max(1);
-        match sys::recv_into_spare(c.fd, &mut c.input, room) {
+        match self.io.recv(c.fd, &mut c.input, room) {
             Ok(0) => {
                 c.peer_fin = true;
                 c.readable = false;
@@ -730,7 +856,7 @@ impl Core {
             return false;
         };
         while c.sent < c.output.len() {
-            match sys::send(c.fd, &c.output[c.sent..]) {
+            match self.io.send(c.fd, &c.output[c.sent..]) {
                 Ok(n) => {
                     c.sent += n;
                     c.timer_dirty = true;
@@ -918,8 +1044,9 @@ impl Core {
         c.output.extend_from_slice(self.date.line());
         c.output.extend_from_slice(&self.limits.server_line);
         let body = crate::http::response::reason_phrase(status).as_bytes();
-        c.output
-            .extend_from_slice(b"Content-Type: text/plain\r\nConnection: close\r\nContent-Length: ");
+        c.output.extend_from_slice(
+            b"Content-Type: text/plain\r\nConnection: close\r\nContent-Length: ",
+        );
         push_decimal(&mut c.output, body.len() as u64 + 1);
         c.output.extend_from_slice(b"\r\n\r\n");
         c.output.extend_from_slice(body);
@@ -1137,7 +1264,12 @@ impl Core {
                     let (handler, user, req, resp) = unsafe {
                         let me = &mut *core;
                         let resp = me.conns.get(token).map_or(std::ptr::null_mut(), |c| c.resp);
-                        (me.handler, me.handler_user, &me.request as *const Request, resp)
+                        (
+                            me.handler,
+                            me.handler_user,
+                            &me.request as *const Request,
+                            resp,
+                        )
                     };
                     if let Some(handler) = handler {
                         // SAFETY: as above.
@@ -1242,7 +1374,10 @@ impl Core {
         let me = unsafe { &mut *core };
         if me.stopping {
             if me.conns.len() > 0 && me.now >= me.drain_deadline {
-                log::warn!("drain deadline passed; closing {} connections", me.conns.len());
+                log::warn!(
+                    "drain deadline passed; closing {} connections",
+                    me.conns.len()
+                );
                 for token in me.conns.tokens() {
                     me.close(token, Reason::CONNECTION_CLOSE_SHUTDOWN);
                 }
@@ -1314,7 +1449,13 @@ impl Core {
     /// `core` is live; `resp` a live handle of it in phase Chunked.
     pub unsafe fn write_chunk(core: *mut Core, resp: *mut Response, data: &[u8]) -> c_int {
         // SAFETY: contract.
-        let (token, head, raw) = unsafe { ((*resp).token, (*resp).head_method, (*resp).minor_version == 0) };
+        let (token, head, raw) = unsafe {
+            (
+                (*resp).token,
+                (*resp).head_method,
+                (*resp).minor_version == 0,
+            )
+        };
         // SAFETY: contract; short borrow, no callbacks below.
         let me = unsafe { &mut *core };
         let high_water = me.limits.output_high_water;
@@ -1342,7 +1483,13 @@ impl Core {
     /// As for `write_chunk`.
     pub unsafe fn end_chunked(core: *mut Core, resp: *mut Response) -> c_int {
         // SAFETY: contract.
-        let (token, head, raw) = unsafe { ((*resp).token, (*resp).head_method, (*resp).minor_version == 0) };
+        let (token, head, raw) = unsafe {
+            (
+                (*resp).token,
+                (*resp).head_method,
+                (*resp).minor_version == 0,
+            )
+        };
         // SAFETY: contract; short borrow.
         let me = unsafe { &mut *core };
         let Some(c) = me.conns.get_mut(token) else {
@@ -1411,7 +1558,13 @@ impl Core {
         user: *mut c_void,
     ) -> c_int {
         // SAFETY: contract.
-        let (token, head, raw) = unsafe { ((*resp).token, (*resp).head_method, (*resp).minor_version == 0) };
+        let (token, head, raw) = unsafe {
+            (
+                (*resp).token,
+                (*resp).head_method,
+                (*resp).minor_version == 0,
+            )
+        };
         // SAFETY: contract; no callback runs inside compose.
         let code = unsafe { (*core).compose(token, &[], Body::Stream) };
         if code != CONNECTION_OK {

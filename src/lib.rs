@@ -23,10 +23,12 @@ pub mod conn;
 pub mod core;
 pub mod error;
 pub mod ffi;
+pub mod harness;
 pub mod http;
 pub mod slab;
 pub mod sys;
 pub mod timer;
+pub mod transport;
 
 pub use crate::config::ConnectionConfig;
 pub use crate::core::ConnectionHandler;

@@ -60,9 +60,8 @@ impl Interest {
     /// Edge-triggered read, write and peer-half-close for a client. Registered
     /// once, never modified: the connection code reads and writes until
     /// EAGAIN and remembers readiness itself.
-    pub const CLIENT_EDGE: Interest = Interest(
-        (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
-    );
+    pub const CLIENT_EDGE: Interest =
+        Interest((libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32);
 }
 
 /// What one readiness event says, decoded once.

@@ -58,7 +58,10 @@ pub unsafe extern "C" fn Connection_Init(conn: *mut Connection) -> c_int {
 /// harmless. On success the caller must eventually call
 /// `Connection_Destroy`.
 #[no_mangle]
-pub unsafe extern "C" fn Connection_InitWith(conn: *mut Connection, cfg: *const ConnectionConfig) -> c_int {
+pub unsafe extern "C" fn Connection_InitWith(
+    conn: *mut Connection,
+    cfg: *const ConnectionConfig,
+) -> c_int {
     guard_int(|| {
         if conn.is_null() || cfg.is_null() {
             return CONNECTION_ERR_NULL;
@@ -130,7 +133,10 @@ pub unsafe extern "C" fn Connection_Process(conn: *mut Connection) -> c_int {
 /// Like `Connection_Process`, but waits at most `timeout_ms` (0: do not
 /// wait, for embedding in another loop; -1: until the next timer).
 #[no_mangle]
-pub unsafe extern "C" fn Connection_ProcessTimeout(conn: *mut Connection, timeout_ms: i32) -> c_int {
+pub unsafe extern "C" fn Connection_ProcessTimeout(
+    conn: *mut Connection,
+    timeout_ms: i32,
+) -> c_int {
     guard_int(|| {
         if timeout_ms < -1 {
             return CONNECTION_ERR_INVALID;
@@ -244,7 +250,10 @@ pub unsafe extern "C" fn Connection_Port(conn: *const Connection) -> c_int {
 /// Copies the counters into `*out`. Returns 0, `CONNECTION_ERR_NULL` or
 /// `CONNECTION_ERR_NOT_INITIALIZED`. Callable from the handler.
 #[no_mangle]
-pub unsafe extern "C" fn Connection_GetStats(conn: *const Connection, out: *mut ConnectionStats) -> c_int {
+pub unsafe extern "C" fn Connection_GetStats(
+    conn: *const Connection,
+    out: *mut ConnectionStats,
+) -> c_int {
     guard_int(|| {
         if out.is_null() {
             return CONNECTION_ERR_NULL;

@@ -29,7 +29,12 @@ pub const CONNECTION_LOG_TRACE: c_int = 5;
 /// text; both strings are NUL-terminated and valid only during the call.
 /// May be called from any thread that calls into the library.
 pub type ConnectionLogFn = Option<
-    unsafe extern "C" fn(user: *mut c_void, level: c_int, target: *const c_char, message: *const c_char),
+    unsafe extern "C" fn(
+        user: *mut c_void,
+        level: c_int,
+        target: *const c_char,
+        message: *const c_char,
+    ),
 >;
 
 /// Where records go: 0 = nowhere, 1 = the C callback, 2 = stderr.

@@ -204,7 +204,11 @@ pub unsafe extern "C" fn Request_Body(req: *const Request, len: *mut usize) -> *
 /// Returns the string length, or `CONNECTION_ERR_NULL`,
 /// `CONNECTION_ERR_TOO_LARGE` (buffer too small; nothing written).
 #[no_mangle]
-pub unsafe extern "C" fn Request_RemoteAddr(req: *const Request, buf: *mut c_char, cap: usize) -> c_int {
+pub unsafe extern "C" fn Request_RemoteAddr(
+    req: *const Request,
+    buf: *mut c_char,
+    cap: usize,
+) -> c_int {
     guard_int(|| {
         // SAFETY: documented contract: `req` from the library or NULL.
         let Some(r) = (unsafe { req.as_ref() }) else {

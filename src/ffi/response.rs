@@ -148,7 +148,12 @@ pub unsafe extern "C" fn Response_AddHeader(
             return code;
         }
         // SAFETY: both are NUL-terminated strings (documented contract).
-        let (name, value) = unsafe { (CStr::from_ptr(name).to_bytes(), CStr::from_ptr(value).to_bytes()) };
+        let (name, value) = unsafe {
+            (
+                CStr::from_ptr(name).to_bytes(),
+                CStr::from_ptr(value).to_bytes(),
+            )
+        };
         if !valid_header_name(name) || !valid_header_value(value) {
             return CONNECTION_ERR_HEADER;
         }
@@ -185,7 +190,11 @@ pub unsafe extern "C" fn Response_AddHeader(
 /// afterwards. Returns 0, `CONNECTION_ERR_NULL`, `CONNECTION_ERR_STATE`
 /// (already answered) or `CONNECTION_ERR_CLOSED`.
 #[no_mangle]
-pub unsafe extern "C" fn Response_Send(resp: *mut Response, body: *const c_void, len: usize) -> c_int {
+pub unsafe extern "C" fn Response_Send(
+    resp: *mut Response,
+    body: *const c_void,
+    len: usize,
+) -> c_int {
     guard_int(|| {
         if body.is_null() && len > 0 {
             return CONNECTION_ERR_NULL;
@@ -229,7 +238,11 @@ pub unsafe extern "C" fn Response_BeginChunked(resp: *mut Response) -> c_int {
 /// again later), `CONNECTION_ERR_CLOSED` (the client is gone; still call
 /// `Response_End`), `CONNECTION_ERR_NULL` or `CONNECTION_ERR_STATE`.
 #[no_mangle]
-pub unsafe extern "C" fn Response_WriteChunk(resp: *mut Response, data: *const c_void, len: usize) -> c_int {
+pub unsafe extern "C" fn Response_WriteChunk(
+    resp: *mut Response,
+    data: *const c_void,
+    len: usize,
+) -> c_int {
     guard_int(|| {
         if data.is_null() && len > 0 {
             return CONNECTION_ERR_NULL;

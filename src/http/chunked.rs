@@ -27,7 +27,9 @@ enum State {
     /// Inside a trailer field line.
     TrailerLine,
     /// Seen CR ending a trailer line (or the final empty line).
-    TrailerLf { empty: bool },
+    TrailerLf {
+        empty: bool,
+    },
     Done,
 }
 
@@ -242,7 +244,8 @@ mod tests {
 
     #[test]
     fn decodes_at_every_split() {
-        let raw = b"4;ext=1\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-T: y\r\n\r\nNEXT";
+        let raw =
+            b"4;ext=1\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-T: y\r\n\r\nNEXT";
         for split in 1..raw.len() {
             let (body, consumed) = decode_all(raw, split).unwrap();
             assert_eq!(body, b"Wikipedia in\r\n\r\nchunks.");

@@ -292,7 +292,10 @@ fn trim_ows(s: &[u8]) -> &[u8] {
     let Some(start) = start else {
         return &s[s.len()..];
     };
-    let end = s.iter().rposition(|&b| b != b' ' && b != b'\t').unwrap_or(start);
+    let end = s
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(start);
     &s[start..=end]
 }
 
@@ -336,13 +339,19 @@ mod tests {
             status(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n"),
             501
         );
-        assert_eq!(status(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"), 400);
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"),
+            400
+        );
         assert_eq!(status(b"GET / HTTP/1.1\nHost: a\r\n\r\n"), 400, "bare LF");
         assert_eq!(status(b"GET / HTTP/1.1\r\nHost : a\r\n\r\n"), 400);
         assert_eq!(status(b"GET / HTTP/9.9\r\nHost: a\r\n\r\n"), 505);
         assert_eq!(status(b"BREW / HTTP/1.1\r\nHost: a\r\n\r\n"), 501);
         assert_eq!(status(b"GET /\0 HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
-        assert_eq!(status(b"GET / HTTP/1.1\r\nHost: a\r\nExpect: x\r\n\r\n"), 417);
+        assert_eq!(
+            status(b"GET / HTTP/1.1\r\nHost: a\r\nExpect: x\r\n\r\n"),
+            417
+        );
         assert_eq!(status(b"GET / HTTP/1.1\r\nHost: a\r\n"), 0);
         let mut long = b"GET /".to_vec();
         long.extend(std::iter::repeat_n(b'a', 9000));

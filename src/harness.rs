@@ -1,0 +1,195 @@
+//! Drives the real connection state machine from memory: scripted input
+//! pieces in, response bytes out, no socket. Used by the split-anywhere
+//! tests and the fuzz targets; not part of the C API.
+#![doc(hidden)]
+
+use std::os::raw::c_void;
+
+use crate::config::Limits;
+use crate::core::Core;
+use crate::ffi::request::*;
+use crate::ffi::response::*;
+use crate::ffi::stats::ConnectionStats;
+use crate::transport::{Memory, MemorySocket};
+
+/// What one scripted exchange produced.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub sent: Vec<u8>,
+    /// The core closed the connection by itself (before teardown).
+    pub closed: bool,
+    pub shut_write: bool,
+    pub stats: ConnectionStats,
+}
+
+/// A small application with the example server's routes:
+/// `/` hello, `/echo` the body back, `/chunked` three chunks,
+/// `/stream?size=N` a pull stream of N bytes, `/head` headers echoed,
+/// anything else 404.
+pub unsafe extern "C" fn reference_handler(
+    req: *const Request,
+    resp: *mut Response,
+    _user: *mut c_void,
+) {
+    // SAFETY: the library passes live pointers for the duration of the call.
+    unsafe {
+        let mut len = 0usize;
+        let path = Request_Path(req, &mut len);
+        let path = std::slice::from_raw_parts(path as *const u8, len);
+        Response_AddHeader(resp, c"Content-Type".as_ptr(), c"text/plain".as_ptr());
+        match path {
+            b"/" => {
+                Response_Send(resp, b"Hello, World!".as_ptr() as *const c_void, 13);
+            }
+            b"/echo" => {
+                let mut n = 0usize;
+                let body = Request_Body(req, &mut n);
+                Response_Send(resp, body as *const c_void, n);
+            }
+            b"/chunked" => {
+                Response_BeginChunked(resp);
+                for piece in [&b"one "[..], b"two ", b"three"] {
+                    Response_WriteChunk(resp, piece.as_ptr() as *const c_void, piece.len());
+                }
+                Response_End(resp);
+            }
+            b"/stream" => {
+                let mut qlen = 0usize;
+                let q = Request_Query(req, &mut qlen);
+                let q = std::slice::from_raw_parts(q as *const u8, qlen);
+                let size = q
+                    .strip_prefix(b"size=")
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(1000)
+                    .min(1 << 20);
+                let state = Box::into_raw(Box::new(size));
+                if Response_Stream(resp, Some(produce), Some(release), state as *mut c_void) != 0 {
+                    drop(Box::from_raw(state));
+                }
+            }
+            b"/head" => {
+                let mut out = Vec::new();
+                for i in 0..Request_HeaderCount(req) {
+                    let (mut name, mut value) = (std::ptr::null(), std::ptr::null());
+                    let (mut nl, mut vl) = (0usize, 0usize);
+                    Request_HeaderAt(req, i, &mut name, &mut nl, &mut value, &mut vl);
+                    out.extend_from_slice(std::slice::from_raw_parts(name as *const u8, nl));
+                    out.extend_from_slice(b"=");
+                    out.extend_from_slice(std::slice::from_raw_parts(value as *const u8, vl));
+                    out.extend_from_slice(b"\n");
+                }
+                Response_Send(resp, out.as_ptr() as *const c_void, out.len());
+            }
+            _ => {
+                Response_SetStatus(resp, 404);
+                Response_Send(resp, b"Not Found".as_ptr() as *const c_void, 9);
+            }
+        }
+    }
+}
+
+unsafe extern "C" fn produce(user: *mut c_void, buf: *mut u8, cap: usize) -> isize {
+    // SAFETY: `user` is the Box<usize> made by the handler; `buf` has `cap` bytes.
+    unsafe {
+        let left = &mut *(user as *mut usize);
+        let n = (*left).min(cap).min(777);
+        for i in 0..n {
+            *buf.add(i) = b'a' + (i % 26) as u8;
+        }
+        *left -= n;
+        n as isize
+    }
+}
+
+unsafe extern "C" fn release(user: *mut c_void, _reason: crate::error::ConnectionCloseReason) {
+    // SAFETY: made by Box::into_raw in the handler; cleanup runs once.
+    drop(unsafe { Box::from_raw(user as *mut usize) });
+}
+
+/// Feeds `pieces` one recv at a time (pumping after each), then FIN if
+/// `fin`, lets timers run out, and returns what the client saw. `send_cap`
+/// limits how much one send accepts (0 = unlimited), to exercise partial
+/// writes and EAGAIN.
+pub fn run_exchange(limits: Limits, pieces: &[&[u8]], fin: bool, send_cap: usize) -> Outcome {
+    let memory = Memory::default();
+    memory.sockets.borrow_mut().insert(
+        3,
+        MemorySocket {
+            send_cap,
+            ..Default::default()
+        },
+    );
+    let core = Core::new_in_memory(limits, memory.clone()).expect("in-memory core");
+    // SAFETY: the core is ours until destroy; no borrow is held across calls.
+    unsafe {
+        (*core).set_handler(Some(reference_handler), std::ptr::null_mut());
+        let token = Core::attach_memory_conn(core, 3);
+        for piece in pieces {
+            memory
+                .sockets
+                .borrow_mut()
+                .get_mut(&3)
+                .unwrap()
+                .pending
+                .push_back(piece.to_vec());
+            Core::pump(core, token);
+            // A capped sender needs several writable turns to drain.
+            for _ in 0..64 {
+                if !(*core).is_open(token) {
+                    break;
+                }
+                Core::pump(core, token);
+            }
+        }
+        if fin {
+            memory.sockets.borrow_mut().get_mut(&3).unwrap().fin = true;
+        }
+        for _ in 0..64 {
+            if !(*core).is_open(token) {
+                break;
+            }
+            Core::pump(core, token);
+        }
+        let closed = !(*core).is_open(token);
+        let stats = (*core).stats();
+        Core::destroy(core);
+        let sockets = memory.sockets.borrow();
+        let s = &sockets[&3];
+        Outcome {
+            sent: s.sent.clone(),
+            closed,
+            shut_write: s.shut_write,
+            stats,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipelined_requests_in_memory() {
+        let out = run_exchange(
+            Limits::default(),
+            &[b"GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET /chunked HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"],
+            false,
+            7,
+        );
+        let text = String::from_utf8_lossy(&out.sent);
+        assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 3, "{text}");
+        assert!(text.contains("Hello, World!"));
+        assert!(text.contains("\r\n\r\nabc"));
+        assert!(
+            text.ends_with(
+                "00000004\r\none \r\n00000004\r\ntwo \r\n00000005\r\nthree\r\n0\r\n\r\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            out.shut_write,
+            "Connection: close half-closes after the response"
+        );
+    }
+}
