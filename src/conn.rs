@@ -38,6 +38,10 @@ pub struct Conn {
     pub write_blocked: bool,
     /// recv returned 0: the peer will send nothing more.
     pub peer_fin: bool,
+    /// epoll reported EPOLLRDHUP: a FIN is queued behind any unread data.
+    pub rdhup: bool,
+    /// send calls made so far (TCP_NODELAY is set before the second).
+    pub sends: u32,
     /// Close (with this reason) once the current response is flushed.
     pub close_after: Option<ConnectionCloseReason>,
     /// Half-closed by us; discarding input until FIN or the linger timer.
@@ -74,6 +78,8 @@ impl Conn {
             readable: true,
             write_blocked: false,
             peer_fin: false,
+            rdhup: false,
+            sends: 0,
             close_after: None,
             lingering: None,
             linger_discarded: 0,

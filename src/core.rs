@@ -380,7 +380,6 @@ impl Core {
     }
 
     fn register(&mut self, fd: Fd, peer: sys::PeerAddr) {
-        sys::set_nodelay(fd);
         let token = self.conns.next_token();
         if let Err(e) = self.poller.add(fd, Interest::CLIENT_EDGE, token.0) {
             log::warn!("epoll_ctl(ADD) for a new client failed: {e}");
@@ -501,7 +500,15 @@ impl Core {
         let Some(c) = self.conns.get_mut(token) else {
             return;
         };
-        if c.peer_fin {
+        // Linger only when the client may still be sending (unread input, an
+        // error response, or a request we did not read to the end): closing
+        // with unread data makes the kernel send an RST that can destroy the
+        // response in flight. Otherwise close at once, as nginx does.
+        let may_send_more = reason == Reason::CONNECTION_CLOSE_PROTOCOL
+            || c.unprocessed_input() > 0
+            || c.readable
+            || c.rdhup && !c.peer_fin;
+        if c.peer_fin || !may_send_more {
             self.close(token, reason);
             return;
         }
@@ -823,14 +830,27 @@ impl Core {
         if c.unprocessed_input() == 0 {
             c.request_start_ms = self.now;
         }
-        let room = max_input.saturating_sub(c.input.len()).max(1);
+        let room = max_input
+            .saturating_sub(c.input.len())
+            .max(1)
+            .min(c.input.capacity() - c.input.len());
         match self.io.recv(c.fd, &mut c.input, room) {
             Ok(0) => {
                 c.peer_fin = true;
                 c.readable = false;
                 None
             }
-            Ok(n) => Some(n),
+            Ok(n) => {
+                // A short read means the socket was drained: with edge
+                // triggering, any later data raises a new event, so the
+                // extra recv that would only return EAGAIN is skipped. Not
+                // after EPOLLRDHUP: the FIN raised no event of its own, so
+                // we must read on until recv returns 0.
+                if n < room && !c.rdhup {
+                    c.readable = false;
+                }
+                Some(n)
+            }
             Err(e) => match e.raw_os_error().unwrap_or(0) {
                 libc::EAGAIN => {
                     c.readable = false;
@@ -856,6 +876,14 @@ impl Core {
             return false;
         };
         while c.sent < c.output.len() {
+            if c.sends == 1 && !self.memory {
+                // A second write may meet an unacknowledged first one: without
+                // TCP_NODELAY, Nagle would hold it back for a delayed ACK.
+                // The first write never waits, so a one-response connection
+                // saves the setsockopt.
+                sys::set_nodelay(c.fd);
+            }
+            c.sends += 1;
             match self.io.send(c.fd, &c.output[c.sent..]) {
                 Ok(n) => {
                     c.sent += n;
@@ -1209,6 +1237,9 @@ impl Core {
                 }
                 if ev.readable() || ev.read_hup() {
                     c.readable = true;
+                }
+                if ev.read_hup() {
+                    c.rdhup = true;
                 }
                 if ev.writable() {
                     c.write_blocked = false;
