@@ -66,6 +66,13 @@ enum Step {
     },
 }
 
+/// Outcome of using the spare descriptor on EMFILE.
+enum Shed {
+    TurnedAway,
+    BacklogEmpty,
+    NoSpare,
+}
+
 /// Outcome of trying to parse the next request.
 enum Next {
     NeedMore,
@@ -338,12 +345,19 @@ impl Core {
                     | libc::ENETUNREACH => continue,
                     libc::EMFILE | libc::ENFILE => {
                         self.stats.accept_fd_exhausted += 1;
-                        if !self.shed_with_spare_fd() {
-                            log::warn!(
-                                "accept: out of file descriptors; pausing {ACCEPT_RETRY_MS} ms"
-                            );
-                            self.pause_accept(Some(ACCEPT_RETRY_MS));
-                            return;
+                        match self.shed_with_spare_fd() {
+                            // One waiting client was turned away; look for more.
+                            Shed::TurnedAway => continue,
+                            // accept4 reports EMFILE before it looks at the
+                            // backlog: nobody was waiting after all.
+                            Shed::BacklogEmpty => return,
+                            Shed::NoSpare => {
+                                log::warn!(
+                                    "accept: out of file descriptors; pausing {ACCEPT_RETRY_MS} ms"
+                                );
+                                self.pause_accept(Some(ACCEPT_RETRY_MS));
+                                return;
+                            }
                         }
                     }
                     libc::ENOBUFS | libc::ENOMEM => {
@@ -363,20 +377,27 @@ impl Core {
 
     /// EMFILE/ENFILE: free the spare descriptor, accept the waiting client
     /// and close it at once (it sees a close instead of hanging in the
-    /// backlog), then take the spare back. Returns false when there was no
-    /// spare to use.
-    fn shed_with_spare_fd(&mut self) -> bool {
+    /// backlog), then take the spare back.
+    fn shed_with_spare_fd(&mut self) -> Shed {
         if self.spare_fd < 0 {
             self.spare_fd = sys::open_spare_fd();
-            return false;
+            return Shed::NoSpare;
         }
         sys::close(self.spare_fd);
         self.spare_fd = -1;
-        if let Ok((fd, _)) = sys::accept(self.listener) {
-            sys::close(fd);
-        }
+        let outcome = match sys::accept(self.listener) {
+            Ok((fd, _)) => {
+                sys::close(fd);
+                Shed::TurnedAway
+            }
+            Err(_) => Shed::BacklogEmpty,
+        };
         self.spare_fd = sys::open_spare_fd();
-        self.spare_fd >= 0
+        if self.spare_fd < 0 {
+            // Someone else took the descriptor: no spare until the retry.
+            return Shed::NoSpare;
+        }
+        outcome
     }
 
     fn register(&mut self, fd: Fd, peer: sys::PeerAddr) {
