@@ -39,19 +39,40 @@ fn check_header_compiles(header: &Path) {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let include_dir = header.parent().expect("include/");
     for (file, flags) in [
-        ("check.c", &["-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror"][..]),
-        ("check.cpp", &["-x", "c++", "-std=c++11", "-Wall", "-Wextra", "-pedantic", "-Werror"][..]),
+        (
+            "check.c",
+            &["-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror"][..],
+        ),
+        (
+            "check.cpp",
+            &[
+                "-x",
+                "c++",
+                "-std=c++11",
+                "-Wall",
+                "-Wextra",
+                "-pedantic",
+                "-Werror",
+            ][..],
+        ),
     ] {
         let src = out.join(file);
-        std::fs::write(&src, "#include \"connection.h\"\nint connection_header_check;\n")
-            .expect("write header check");
+        std::fs::write(
+            &src,
+            "#include \"connection.h\"\nint connection_header_check;\n",
+        )
+        .expect("write header check");
         let compiler = cc::Build::new()
             .cargo_metadata(false)
             .cpp(file.ends_with(".cpp"))
             .opt_level(0)
             .get_compiler();
         let mut cmd: Command = compiler.to_command();
-        cmd.args(flags).arg("-fsyntax-only").arg("-I").arg(include_dir).arg(&src);
+        cmd.args(flags)
+            .arg("-fsyntax-only")
+            .arg("-I")
+            .arg(include_dir)
+            .arg(&src);
         let result = cmd.output().expect("run the C compiler");
         if !result.status.success() {
             panic!(

@@ -71,7 +71,10 @@ fn keep_alive_requests_allocate_nothing_after_warm_up() {
     // SAFETY: valid pointers to live locals.
     unsafe {
         assert_eq!(Connection_InitWith(&mut conn, &cfg), CONNECTION_OK);
-        assert_eq!(Connection_SetHandler(&mut conn, Some(hello), std::ptr::null_mut()), 0);
+        assert_eq!(
+            Connection_SetHandler(&mut conn, Some(hello), std::ptr::null_mut()),
+            0
+        );
     }
     // SAFETY: initialised above.
     let port = unsafe { Connection_Port(&conn) } as u16;

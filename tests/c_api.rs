@@ -26,7 +26,10 @@ fn start(cfg_edit: impl FnOnce(&mut ConnectionConfig)) -> Connection {
     cfg.port = 0;
     cfg_edit(&mut cfg);
     // SAFETY: valid pointers to live locals.
-    assert_eq!(unsafe { Connection_InitWith(&mut conn, &cfg) }, CONNECTION_OK);
+    assert_eq!(
+        unsafe { Connection_InitWith(&mut conn, &cfg) },
+        CONNECTION_OK
+    );
     conn
 }
 
@@ -66,9 +69,15 @@ fn null_arguments_return_error_codes() {
         assert_eq!(Connection_InitWith(null_mut(), null()), CONNECTION_ERR_NULL);
         let mut conn = blank();
         assert_eq!(Connection_InitWith(&mut conn, null()), CONNECTION_ERR_NULL);
-        assert_eq!(Connection_SetHandler(null_mut(), None, null_mut()), CONNECTION_ERR_NULL);
+        assert_eq!(
+            Connection_SetHandler(null_mut(), None, null_mut()),
+            CONNECTION_ERR_NULL
+        );
         assert_eq!(Connection_Process(null_mut()), CONNECTION_ERR_NULL);
-        assert_eq!(Connection_ProcessTimeout(null_mut(), 0), CONNECTION_ERR_NULL);
+        assert_eq!(
+            Connection_ProcessTimeout(null_mut(), 0),
+            CONNECTION_ERR_NULL
+        );
         assert_eq!(Connection_Run(null_mut()), CONNECTION_ERR_NULL);
         assert_eq!(Connection_Stop(null_mut()), CONNECTION_ERR_NULL);
         Connection_Destroy(null_mut());
@@ -90,16 +99,28 @@ fn null_arguments_return_error_codes() {
         let mut len = 7usize;
         assert!(Request_Body(null(), &mut len).is_null());
         assert_eq!(len, 0);
-        assert_eq!(Request_RemoteAddr(null(), null_mut(), 0), CONNECTION_ERR_NULL);
+        assert_eq!(
+            Request_RemoteAddr(null(), null_mut(), 0),
+            CONNECTION_ERR_NULL
+        );
         assert_eq!(Request_Version(null()), CONNECTION_ERR_NULL);
 
         assert_eq!(Response_SetStatus(null_mut(), 200), CONNECTION_ERR_NULL);
-        assert_eq!(Response_AddHeader(null_mut(), c"a".as_ptr(), c"b".as_ptr()), CONNECTION_ERR_NULL);
+        assert_eq!(
+            Response_AddHeader(null_mut(), c"a".as_ptr(), c"b".as_ptr()),
+            CONNECTION_ERR_NULL
+        );
         assert_eq!(Response_Send(null_mut(), null(), 0), CONNECTION_ERR_NULL);
         assert_eq!(Response_BeginChunked(null_mut()), CONNECTION_ERR_NULL);
-        assert_eq!(Response_WriteChunk(null_mut(), null(), 0), CONNECTION_ERR_NULL);
+        assert_eq!(
+            Response_WriteChunk(null_mut(), null(), 0),
+            CONNECTION_ERR_NULL
+        );
         assert_eq!(Response_End(null_mut()), CONNECTION_ERR_NULL);
-        assert_eq!(Response_Stream(null_mut(), None, None, null_mut()), CONNECTION_ERR_NULL);
+        assert_eq!(
+            Response_Stream(null_mut(), None, None, null_mut()),
+            CONNECTION_ERR_NULL
+        );
 
         // Every code has a message; unknown codes too.
         for code in -15..=1 {
@@ -126,11 +147,17 @@ fn lifecycle_misuse_is_harmless() {
         assert_eq!(Connection_InitWith(&mut conn, &cfg), CONNECTION_ERR_STATE);
         Connection_Destroy(&mut conn);
         Connection_Destroy(&mut conn);
-        assert_eq!(Connection_Process(&mut conn), CONNECTION_ERR_NOT_INITIALIZED);
+        assert_eq!(
+            Connection_Process(&mut conn),
+            CONNECTION_ERR_NOT_INITIALIZED
+        );
         assert_eq!(Connection_Stop(&mut conn), CONNECTION_ERR_NOT_INITIALIZED);
         assert_eq!(Connection_Fd(&conn), CONNECTION_ERR_NOT_INITIALIZED);
         let mut stats = ConnectionStats::default();
-        assert_eq!(Connection_GetStats(&conn, &mut stats), CONNECTION_ERR_NOT_INITIALIZED);
+        assert_eq!(
+            Connection_GetStats(&conn, &mut stats),
+            CONNECTION_ERR_NOT_INITIALIZED
+        );
         // After Destroy the handle can be initialised again.
         let mut cfg = ConnectionConfig::default();
         cfg.host = c"127.0.0.1".as_ptr();
@@ -154,14 +181,29 @@ fn bad_configs_are_refused_and_leave_nothing_behind() {
         unsafe { Connection_Destroy(&mut conn) };
         rc
     };
-    assert_eq!(try_cfg(&|c| c.host = c"not-an-ip".as_ptr()), CONNECTION_ERR_ADDR);
-    assert_eq!(try_cfg(&|c| c.host = c"192.0.2.1".as_ptr()), CONNECTION_ERR_ADDR);
+    assert_eq!(
+        try_cfg(&|c| c.host = c"not-an-ip".as_ptr()),
+        CONNECTION_ERR_ADDR
+    );
+    assert_eq!(
+        try_cfg(&|c| c.host = c"192.0.2.1".as_ptr()),
+        CONNECTION_ERR_ADDR
+    );
     assert_eq!(try_cfg(&|c| c.max_connections = 0), CONNECTION_ERR_INVALID);
-    assert_eq!(try_cfg(&|c| c.header_timeout_ms = 0), CONNECTION_ERR_INVALID);
+    assert_eq!(
+        try_cfg(&|c| c.header_timeout_ms = 0),
+        CONNECTION_ERR_INVALID
+    );
     assert_eq!(try_cfg(&|c| c.max_headers = 1000), CONNECTION_ERR_INVALID);
     assert_eq!(try_cfg(&|c| c.backlog = 0), CONNECTION_ERR_INVALID);
-    assert_eq!(try_cfg(&|c| c.max_header_bytes = 10), CONNECTION_ERR_INVALID);
-    assert_eq!(try_cfg(&|c| c.server_header = c"x\r\ny".as_ptr()), CONNECTION_ERR_HEADER);
+    assert_eq!(
+        try_cfg(&|c| c.max_header_bytes = 10),
+        CONNECTION_ERR_INVALID
+    );
+    assert_eq!(
+        try_cfg(&|c| c.server_header = c"x\r\ny".as_ptr()),
+        CONNECTION_ERR_HEADER
+    );
 
     // Address in use.
     let mut first = start(|_| {});
@@ -183,21 +225,42 @@ unsafe extern "C" fn misuse_handler(req: *const Request, resp: *mut Response, us
     let conn = user as *mut Connection;
     // SAFETY: pointers passed by the library for this call.
     unsafe {
-        let path = std::ffi::CStr::from_ptr(Request_Path(req, null_mut())).to_str().unwrap().to_string();
+        let path = std::ffi::CStr::from_ptr(Request_Path(req, null_mut()))
+            .to_str()
+            .unwrap()
+            .to_string();
         match path.as_str() {
             "/twice" => {
-                note("first", Response_Send(resp, b"one".as_ptr() as *const c_void, 3));
+                note(
+                    "first",
+                    Response_Send(resp, b"one".as_ptr() as *const c_void, 3),
+                );
                 // The handle is complete now; a second answer is refused.
-                note("second", Response_Send(resp, b"two".as_ptr() as *const c_void, 3));
+                note(
+                    "second",
+                    Response_Send(resp, b"two".as_ptr() as *const c_void, 3),
+                );
             }
             "/split" => {
-                note("crlf", Response_AddHeader(resp, c"X-A".as_ptr(), c"a\r\nSet-Cookie: x".as_ptr()));
-                note("badname", Response_AddHeader(resp, c"X A".as_ptr(), c"a".as_ptr()));
-                note("managed", Response_AddHeader(resp, c"Content-Length".as_ptr(), c"5".as_ptr()));
+                note(
+                    "crlf",
+                    Response_AddHeader(resp, c"X-A".as_ptr(), c"a\r\nSet-Cookie: x".as_ptr()),
+                );
+                note(
+                    "badname",
+                    Response_AddHeader(resp, c"X A".as_ptr(), c"a".as_ptr()),
+                );
+                note(
+                    "managed",
+                    Response_AddHeader(resp, c"Content-Length".as_ptr(), c"5".as_ptr()),
+                );
                 note("status", Response_SetStatus(resp, 99));
                 note("process", Connection_Process(conn));
                 Connection_Destroy(conn); // ignored from a callback
-                note("ok", Response_Send(resp, b"fine".as_ptr() as *const c_void, 4));
+                note(
+                    "ok",
+                    Response_Send(resp, b"fine".as_ptr() as *const c_void, 4),
+                );
             }
             "/silent" => {}
             _ => {
@@ -214,15 +277,24 @@ fn handler_misuse_gets_error_codes_and_nothing_is_sent_twice() {
     // SAFETY: live connection; user pointer is the connection itself.
     unsafe { Connection_SetHandler(conn_ptr, Some(misuse_handler), conn_ptr as *mut c_void) };
 
-    let reply = exchange(&mut conn, b"GET /twice HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let reply = exchange(
+        &mut conn,
+        b"GET /twice HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(reply.matches("HTTP/1.1").count(), 1, "{reply}");
     assert!(reply.ends_with("one"), "{reply}");
 
-    let reply = exchange(&mut conn, b"GET /split HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let reply = exchange(
+        &mut conn,
+        b"GET /split HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert!(!reply.contains("Set-Cookie"), "{reply}");
     assert!(reply.ends_with("fine"), "{reply}");
 
-    let reply = exchange(&mut conn, b"GET /silent HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let reply = exchange(
+        &mut conn,
+        b"GET /silent HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert!(reply.starts_with("HTTP/1.1 500 "), "{reply}");
 
     let seen = OBSERVED.lock().unwrap().clone();
@@ -249,7 +321,10 @@ unsafe extern "C" fn keeper_handler(_req: *const Request, resp: *mut Response, _
     // SAFETY: the live handle passed by the library.
     unsafe {
         assert_eq!(Response_BeginChunked(resp), CONNECTION_OK);
-        assert_eq!(Response_WriteChunk(resp, b"first".as_ptr() as *const c_void, 5), CONNECTION_OK);
+        assert_eq!(
+            Response_WriteChunk(resp, b"first".as_ptr() as *const c_void, 5),
+            CONNECTION_OK
+        );
     }
     *KEPT.lock().unwrap() = resp as usize;
 }
@@ -262,15 +337,22 @@ fn response_outliving_its_client_reports_closed_and_is_released() {
     // SAFETY: live connection.
     let port = unsafe { Connection_Port(&conn) } as u16;
     let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     pump(&mut conn, |_| *KEPT.lock().unwrap() != 0);
     let resp = *KEPT.lock().unwrap() as *mut Response;
     // The client reads the head and first chunk, then resets.
-    client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let mut buf = [0u8; 512];
     let n = client.read(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).contains("first"));
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
     // SAFETY: valid socket and option struct.
     unsafe {
         libc::setsockopt(
@@ -291,7 +373,10 @@ fn response_outliving_its_client_reports_closed_and_is_released() {
     assert_eq!(stats.closed_reset, 1);
     // SAFETY: the handle is detached but still valid until Response_End.
     unsafe {
-        assert_eq!(Response_WriteChunk(resp, b"x".as_ptr() as *const c_void, 1), CONNECTION_ERR_CLOSED);
+        assert_eq!(
+            Response_WriteChunk(resp, b"x".as_ptr() as *const c_void, 1),
+            CONNECTION_ERR_CLOSED
+        );
         assert_eq!(Response_SetStatus(resp, 200), CONNECTION_ERR_CLOSED);
         assert_eq!(Response_End(resp), CONNECTION_ERR_CLOSED);
         Connection_Destroy(&mut conn);
@@ -305,7 +390,8 @@ fn stop_returns_promptly_when_idle() {
     let port = unsafe { Connection_Port(&conn) } as u16;
     // An idle keep-alive client must not hold the stop up.
     let mut idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut stats = ConnectionStats::default();
     pump(&mut conn, |conn| {
         // SAFETY: live connection.
@@ -318,7 +404,10 @@ fn stop_returns_promptly_when_idle() {
     // SAFETY: live connection.
     assert_eq!(unsafe { Connection_Run(&mut conn) }, CONNECTION_OK);
     let took = started.elapsed();
-    assert!(took < Duration::from_millis(50), "Run took {took:?} to return");
+    assert!(
+        took < Duration::from_millis(50),
+        "Run took {took:?} to return"
+    );
     // SAFETY: live connection.
     unsafe {
         Connection_GetStats(&conn, &mut stats);
