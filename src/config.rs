@@ -168,7 +168,7 @@ impl Limits {
             cfg.linger_timeout_ms,
             cfg.drain_timeout_ms,
         ];
-        if timeouts.iter().any(|&t| t == 0) {
+        if timeouts.contains(&0) {
             return Err(CONNECTION_ERR_INVALID);
         }
         if cfg.backlog <= 0 || cfg.max_connections == 0 || cfg.max_connections > 1_000_000 {

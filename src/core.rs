@@ -1003,7 +1003,7 @@ impl Core {
         req.headers.clear();
         req.headers.extend_from_slice(&self.header_spans);
         req.body = if body_len == 0 {
-            b"\0".as_ptr()
+            c"".as_ptr() as *const u8
         } else {
             buf[head.len..].as_ptr()
         };
@@ -1378,7 +1378,7 @@ impl Core {
         if me.in_callback {
             return CONNECTION_ERR_BUSY;
         }
-        if me.stopping && me.conns.len() == 0 {
+        if me.stopping && me.conns.is_empty() {
             return CONNECTION_STOPPED;
         }
         me.tick();
@@ -1425,7 +1425,7 @@ impl Core {
         // SAFETY: short borrow.
         let me = unsafe { &mut *core };
         if me.stopping {
-            if me.conns.len() > 0 && me.now >= me.drain_deadline {
+            if !me.conns.is_empty() && me.now >= me.drain_deadline {
                 log::warn!(
                     "drain deadline passed; closing {} connections",
                     me.conns.len()

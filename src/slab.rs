@@ -46,6 +46,10 @@ impl<T> Slab<T> {
         self.len
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// The token the next `insert` will return, so the value can be built
     /// knowing its own token.
     pub fn next_token(&self) -> Token {

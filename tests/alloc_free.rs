@@ -2,6 +2,7 @@
 //! on the server thread (buffers are pooled, headers parsed in place, the
 //! Date line cached). A counting global allocator counts only the allocations
 //! made while the server thread has counting switched on.
+#![allow(clippy::field_reassign_with_default)] // mirrors the C usage: Default, then set fields
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -18,7 +18,11 @@ fn committed_header_matches_the_build() {
         .current_dir(root())
         .output()
         .expect("git is needed to compare the generated header with the committed one");
-    assert!(out.status.success(), "git status failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git status failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let status = String::from_utf8_lossy(&out.stdout);
     assert!(
         status.trim().is_empty(),
@@ -63,7 +67,9 @@ int main(void) {
         .arg(&include)
         .arg(&src)
         .output()
-        .unwrap_or_else(|e| panic!("{compiler} is needed for this test (apt-get install gcc g++ clang): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("{compiler} is needed for this test (apt-get install gcc g++ clang): {e}")
+        });
     assert!(
         out.status.success(),
         "{compiler} {args:?} rejected the header:\n{}",
@@ -73,7 +79,15 @@ int main(void) {
 }
 
 const C_FLAGS: &[&str] = &["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"];
-const CXX_FLAGS: &[&str] = &["-x", "c++", "-std=c++11", "-Wall", "-Wextra", "-Werror", "-pedantic"];
+const CXX_FLAGS: &[&str] = &[
+    "-x",
+    "c++",
+    "-std=c++11",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-pedantic",
+];
 
 #[test]
 fn header_compiles_as_c99_with_gcc() {

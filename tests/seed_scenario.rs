@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 const ROUNDS: usize = 50;
 const CLIENTS: usize = 64;
 const CONNECT_AND_CLOSE: usize = 200;
+/// Clients per round that send a request and close before any answer.
+const EAGER_QUITTERS: usize = 16;
 /// Bound for the reads of one round.
 const ROUND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -99,6 +101,20 @@ fn round(port: u16, round: usize, rng: &mut Rng) {
                 .unwrap_or_else(|e| panic!("round {round} client {i}: shutdown(SHUT_WR): {e}"));
             half_closed.push(c);
         }
+    }
+
+    // Clients that send a request and close at once (a FIN, with nothing
+    // unread): the server is in CLOSE_WAIT when it answers, the client's
+    // kernel answers the first segment with an RST, and Linux then fails the
+    // next send with EPIPE -- the exact failure of the original server, and
+    // the one that raises SIGPIPE when a send lacks MSG_NOSIGNAL.
+    for j in 0..EAGER_QUITTERS {
+        let mut c = Conn::open(port);
+        let req =
+            format!("GET /chunked?size=1048576&q={j} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+        c.send(req.as_bytes())
+            .unwrap_or_else(|e| panic!("round {round} quitter {j}: sending: {e}"));
+        drop(c);
     }
 
     // Plus connect-and-close sockets (every fifth one reset).

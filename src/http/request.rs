@@ -89,7 +89,8 @@ pub fn parse_head(buf: &[u8], limits: &Limits, headers: &mut Vec<HeaderSpan>) ->
     }
     // Uninitialised: filling 128 empty headers per request would cost more
     // than parsing a typical request.
-    let mut raw = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CAP];
+    let mut raw =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CAP];
     let mut req = httparse::Request::new(&mut []);
     let status = match req.parse_with_uninit_headers(buf, &mut raw[..limits.max_headers]) {
         Ok(s) => s,
@@ -124,19 +125,18 @@ pub fn parse_head(buf: &[u8], limits: &Limits, headers: &mut Vec<HeaderSpan>) ->
 
     // Split the target into path and query.
     let target_bytes = target.as_bytes();
-    let path_bytes = if target_bytes.first() == Some(&b'/') {
-        target_bytes
-    } else if method == "OPTIONS" && target_bytes == b"*" {
-        target_bytes
-    } else if let Some(after_scheme) = strip_scheme(target_bytes) {
-        // absolute-form: the path starts at the first '/' after the authority.
-        match after_scheme.iter().position(|&b| b == b'/') {
-            Some(p) => &after_scheme[p..],
-            None => return Parsed::Error(400),
-        }
-    } else {
-        return Parsed::Error(400);
-    };
+    let path_bytes =
+        if target_bytes.first() == Some(&b'/') || (method == "OPTIONS" && target_bytes == b"*") {
+            target_bytes
+        } else if let Some(after_scheme) = strip_scheme(target_bytes) {
+            // absolute-form: the path starts at the first '/' after the authority.
+            match after_scheme.iter().position(|&b| b == b'/') {
+                Some(p) => &after_scheme[p..],
+                None => return Parsed::Error(400),
+            }
+        } else {
+            return Parsed::Error(400);
+        };
     let (path, query, query_mark) = match path_bytes.iter().position(|&b| b == b'?') {
         Some(q) => (
             Span::of(buf, &path_bytes[..q]),

@@ -1,0 +1,87 @@
+//! `make valgrind` and `make strace` as part of `cargo test`: the example
+//! server under valgrind with a load of aborted clients must show 0 errors
+//! and 0 bytes definitely lost; under strace every send must carry
+//! MSG_NOSIGNAL and EPOLL_CTL_DEL must precede close for an aborted client.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The two targets share c-examples/ output files' directory: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn make_target(target: &str, tool: &str) -> String {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Builds the example (and serialises with other test binaries).
+    server_binary();
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{tool} is not installed: apt-get install {tool} (.ci/run does)"
+    );
+    let root = repo_root();
+    let ctest_target = root.join("target").join("ctest");
+    let mut cmd = Command::new("make");
+    cmd.arg("-C")
+        .arg(root.join("c-examples"))
+        .arg(format!("CARGO_TARGET_DIR={}", ctest_target.display()))
+        .arg(target)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for var in [
+        "MAKEFLAGS",
+        "MFLAGS",
+        "MAKELEVEL",
+        "CARGO_MAKEFLAGS",
+        "CARGO_TARGET_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    let child = cmd.spawn().expect("run make");
+    let pid = child.id() as i32;
+    let waiter = std::thread::spawn(move || child.wait_with_output());
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    while !waiter.is_finished() {
+        if std::time::Instant::now() > deadline {
+            send_signal(pid, libc::SIGKILL);
+            panic!("make {target} did not finish within 10 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = waiter.join().unwrap().expect("make output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "make {target} failed:\n{text}");
+    text
+}
+
+#[test]
+fn valgrind_reports_no_errors_and_no_definite_leaks() {
+    let text = make_target("valgrind", "valgrind");
+    eprintln!("{text}");
+    assert!(text.contains("ERROR SUMMARY: 0 errors"), "{text}");
+    assert!(
+        text.contains("definitely lost: 0 bytes") || text.contains("no leaks are possible"),
+        "{text}"
+    );
+}
+
+#[test]
+fn strace_shows_msg_nosignal_and_del_before_close() {
+    let text = make_target("strace", "strace");
+    eprintln!("{text}");
+    assert!(text.contains("MSG_NOSIGNAL"), "{text}");
+    assert!(text.contains("EPOLL_CTL_DEL"), "{text}");
+}
