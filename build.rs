@@ -21,6 +21,18 @@ fn main() {
         version("CARGO_PKG_VERSION_PATCH"),
         version("CARGO_PKG_VERSION"),
     ));
+    // The shared library's soname carries the ABI version: MAJOR, or
+    // 0.MINOR before 1.0 (where, as in Cargo's semver, a minor release may
+    // break compatibility).
+    let major = version("CARGO_PKG_VERSION_MAJOR");
+    let abi = if major == "0" {
+        format!("0.{}", version("CARGO_PKG_VERSION_MINOR"))
+    } else {
+        major
+    };
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libconnection_core.so.{abi}");
+    println!("cargo:rustc-env=CONNECTION_ABI_VERSION={abi}");
+
     let bindings = cbindgen::Builder::new()
         .with_crate(&root)
         .with_config(config)
