@@ -296,6 +296,16 @@ typedef struct Connection {
 typedef void (*ConnectionHandler)(const struct Request *req, struct Response *resp, void *user);
 
 /**
+ * Streamed request body handler: called with each piece of a streamed
+ * body (`len` > 0) as it arrives, in order, before the request handler
+ * (which then sees an empty body). `req` and `data` are borrowed for the
+ * call; `Request_Id(req)` tells requests apart. Return 0 to go on, or an
+ * HTTP status 400..=599 to refuse the request (the library answers with
+ * it and closes the connection; the request handler is not called).
+ */
+typedef int (*ConnectionBodyHandler)(const struct Request *req, const uint8_t *data, size_t len, void *user);
+
+/**
  * A snapshot of a Connection's counters (`Connection_GetStats`). Every
  * field is a running total since Init, except `active_connections`.
  */
@@ -420,6 +430,18 @@ int Connection_InitWith(struct Connection *conn, const struct ConnectionConfig *
  * pointer passed to it. `user` is not owned by the library.
  */
 int Connection_SetHandler(struct Connection *conn, ConnectionHandler handler, void *user);
+
+/**
+ * Streams large request bodies instead of buffering them: a body whose
+ * Content-Length exceeds `stream_above` bytes, and every chunked body, is
+ * passed to `handler(req, data, len, user)` piece by piece as it arrives;
+ * the request handler then runs with an empty body. `max_body_bytes`
+ * still caps the total (413), and `body_timeout_ms` the time. NULL
+ * `handler` turns streaming off (bodies are buffered whole, up to
+ * `max_body_bytes`). `user` is not owned by the library. Returns 0,
+ * `CONNECTION_ERR_NULL` or `CONNECTION_ERR_NOT_INITIALIZED`.
+ */
+int Connection_SetBodyHandler(struct Connection *conn, ConnectionBodyHandler handler, size_t stream_above, void *user);
 
 /**
  * Waits for events until the next timer deadline, handles one batch, and
@@ -554,7 +576,7 @@ int Request_HeaderAt(const struct Request *req, size_t index, const char **name,
 const uint8_t *Request_Body(const struct Request *req, size_t *len);
 
 /**
- * Writes the client's address as "ip:port" ("[v6]:port" for IPv6),
+ * Writes the client's address as "ip:port" (`[v6]:port` for IPv6),
  * NUL-terminated, into `buf` of `cap` bytes (64 is always enough).
  * Returns the string length, or `CONNECTION_ERR_NULL`,
  * `CONNECTION_ERR_TOO_LARGE` (buffer too small; nothing written).
@@ -566,6 +588,13 @@ int Request_RemoteAddr(const struct Request *req, char *buf, size_t cap);
  * `CONNECTION_ERR_NULL`.
  */
 int Request_Version(const struct Request *req);
+
+/**
+ * A number identifying this request, unique within its Connection
+ * (increasing from 1): the same in every body-handler call and in the
+ * request-handler call of one request. 0 when `req` is NULL.
+ */
+uint64_t Request_Id(const struct Request *req);
 
 /**
  * Sets the status code (200 by default), 200..=599, before the response is

@@ -8,6 +8,7 @@ use std::os::raw::c_void;
 use crate::error::ConnectionCloseReason;
 use crate::ffi::response::{ConnectionCleanup, ConnectionProducer, Response};
 use crate::http::chunked::ChunkedDecoder;
+use crate::http::request::{Head, HeaderSpan};
 use crate::slab::Token;
 use crate::sys::{Fd, PeerAddr};
 
@@ -20,6 +21,21 @@ pub struct Stream {
     pub eof: bool,
     /// Send data without chunk framing (HTTP/1.0: delimited by close).
     pub raw: bool,
+}
+
+/// A request whose body is being streamed to the body handler.
+pub struct Upload {
+    pub head: Head,
+    pub headers: Vec<HeaderSpan>,
+    /// Content-Length bytes not yet delivered.
+    pub remaining: u64,
+    pub decoder: ChunkedDecoder,
+    /// Chunked body finished: raw bytes left between the head and the next
+    /// request once the last decoded piece is removed.
+    pub raw_done: Option<usize>,
+    /// Body bytes delivered so far (capped by max_body_bytes).
+    pub delivered: u64,
+    pub id: u64,
 }
 
 pub struct Conn {
@@ -53,6 +69,8 @@ pub struct Conn {
     pub stream: Option<Stream>,
     /// Decoder state of a chunked body being received.
     pub chunked: Option<ChunkedDecoder>,
+    /// A streamed body in progress.
+    pub upload: Option<Upload>,
     /// `100 Continue` already sent for the request being received.
     pub sent_continue: bool,
     /// When the current request's first byte (or the connection) arrived.
@@ -86,6 +104,7 @@ impl Conn {
             resp: std::ptr::null_mut(),
             stream: None,
             chunked: None,
+            upload: None,
             sent_continue: false,
             request_start_ms: now,
             awaiting_body: false,

@@ -16,7 +16,7 @@ use std::os::raw::{c_int, c_void};
 
 use crate::buffer_pool::BufferPool;
 use crate::config::Limits;
-use crate::conn::{Conn, Stream};
+use crate::conn::{Conn, Stream, Upload};
 use crate::error::ConnectionCloseReason as Reason;
 use crate::error::*;
 use crate::ffi::request::Request;
@@ -24,7 +24,7 @@ use crate::ffi::response::{ConnectionCleanup, ConnectionProducer, Phase, Respons
 use crate::ffi::stats::ConnectionStats;
 use crate::http::chunked::{ChunkedDecoder, Progress};
 use crate::http::date::DateCache;
-use crate::http::request::{parse_head, Framing, HeaderSpan, Parsed};
+use crate::http::request::{parse_head, Framing, Head, HeaderSpan, Parsed};
 use crate::http::response::{chunk_size_line, push_decimal, push_status_line, status_allows_body};
 use crate::slab::{Slab, Token};
 use crate::sys::{self, Fd, Interest, Poller, Readiness};
@@ -35,6 +35,21 @@ use crate::transport::{Kernel, Memory, Transport};
 /// borrowed for the duration of the call.
 pub type ConnectionHandler =
     Option<unsafe extern "C" fn(req: *const Request, resp: *mut Response, user: *mut c_void)>;
+
+/// Streamed request body handler: called with each piece of a streamed
+/// body (`len` > 0) as it arrives, in order, before the request handler
+/// (which then sees an empty body). `req` and `data` are borrowed for the
+/// call; `Request_Id(req)` tells requests apart. Return 0 to go on, or an
+/// HTTP status 400..=599 to refuse the request (the library answers with
+/// it and closes the connection; the request handler is not called).
+pub type ConnectionBodyHandler = Option<
+    unsafe extern "C" fn(
+        req: *const Request,
+        data: *const u8,
+        len: usize,
+        user: *mut c_void,
+    ) -> c_int,
+>;
 
 const LISTENER: Token = Token(u64::MAX);
 const STOP: Token = Token(u64::MAX - 1);
@@ -58,6 +73,7 @@ const ACCEPT_RETRY_MS: u64 = 100;
 enum Step {
     Idle,
     Dispatch,
+    BodyPiece,
     Produce {
         producer: unsafe extern "C" fn(*mut c_void, *mut u8, usize) -> isize,
         user: *mut c_void,
@@ -77,7 +93,33 @@ enum Shed {
 enum Next {
     NeedMore,
     Dispatch,
+    /// A piece of a streamed body is ready for the body handler.
+    BodyPiece,
     Error(u16),
+}
+
+/// Raw body length of a finished chunked upload (0 for Content-Length ones,
+/// whose body bytes were all removed as they were delivered).
+fn up_raw_done(c: Option<&Conn>) -> usize {
+    c.and_then(|c| c.upload.as_ref())
+        .and_then(|u| u.raw_done)
+        .unwrap_or(0)
+}
+
+/// NUL-terminates every field of a parsed head in place: the byte after
+/// each one is a delimiter (space, '?', ':', CR or OWS) no longer needed.
+fn terminate_fields(buf: &mut [u8], head: &Head, headers: &[HeaderSpan]) {
+    buf[head.method.end()] = 0;
+    if let Some(mark) = head.query_mark {
+        buf[mark as usize] = 0;
+        buf[head.query.end()] = 0;
+    } else {
+        buf[head.path.end()] = 0;
+    }
+    for h in headers {
+        buf[h.name.end()] = 0;
+        buf[h.value.end()] = 0;
+    }
 }
 
 pub struct Core {
@@ -112,6 +154,14 @@ pub struct Core {
     header_spans: Vec<HeaderSpan>,
     /// Length of the request being dispatched (head + raw body).
     dispatch_len: usize,
+    /// Size of the streamed-body piece being delivered.
+    upload_piece: usize,
+    /// Streamed request bodies go here (see Connection_SetBodyHandler).
+    body_handler: ConnectionBodyHandler,
+    body_user: *mut c_void,
+    /// Content-Length above which bodies are streamed (chunked ones always are).
+    stream_above: usize,
+    next_request_id: u64,
     stats: ConnectionStats,
     date: DateCache,
     now: u64,
@@ -203,6 +253,11 @@ impl Core {
             request: Request::new(limits.max_headers),
             header_spans: Vec::with_capacity(limits.max_headers),
             dispatch_len: 0,
+            upload_piece: 0,
+            body_handler: None,
+            body_user: std::ptr::null_mut(),
+            stream_above: 0,
+            next_request_id: 1,
             stats: ConnectionStats::default(),
             date: DateCache::default(),
             now: sys::monotonic_ms(),
@@ -300,6 +355,17 @@ impl Core {
     pub fn set_handler(&mut self, handler: ConnectionHandler, user: *mut c_void) {
         self.handler = handler;
         self.handler_user = user;
+    }
+
+    pub fn set_body_handler(
+        &mut self,
+        handler: ConnectionBodyHandler,
+        stream_above: usize,
+        user: *mut c_void,
+    ) {
+        self.body_handler = handler;
+        self.stream_above = stream_above;
+        self.body_user = user;
     }
 
     pub fn stats(&self) -> ConnectionStats {
@@ -730,6 +796,7 @@ impl Core {
             if self.can_start_request(token) {
                 match self.parse_next(token) {
                     Next::Dispatch => return Step::Dispatch,
+                    Next::BodyPiece => return Step::BodyPiece,
                     Next::Error(status) => {
                         self.reject(token, status);
                         continue;
@@ -938,9 +1005,14 @@ impl Core {
     fn parse_next(&mut self, token: Token) -> Next {
         let max_body = self.limits.max_body_bytes;
         let max_trailer = self.limits.max_header_bytes;
+        let streams_bodies = self.body_handler.is_some();
+        let stream_above = self.stream_above;
         let Some(c) = self.conns.get_mut(token) else {
             return Next::NeedMore;
         };
+        if c.upload.is_some() {
+            return self.continue_upload(token);
+        }
         if c.unprocessed_input() == 0 {
             return Next::NeedMore;
         }
@@ -950,6 +1022,31 @@ impl Core {
             Parsed::Error(status) => return Next::Error(status),
             Parsed::Complete(head) => head,
         };
+        let streamed = streams_bodies
+            && match head.framing {
+                Framing::None => false,
+                Framing::Length(n) => n > stream_above as u64,
+                Framing::Chunked => true,
+            };
+        if streamed {
+            // The body goes to the body handler piece by piece; the head stays
+            // in the buffer (NUL-terminated once) until the request is done.
+            terminate_fields(&mut c.input[start..], &head, &self.header_spans);
+            c.upload = Some(Upload {
+                head,
+                headers: self.header_spans.clone(),
+                remaining: match head.framing {
+                    Framing::Length(n) => n,
+                    _ => 0,
+                },
+                decoder: ChunkedDecoder::default(),
+                raw_done: None,
+                delivered: 0,
+                id: self.next_request_id,
+            });
+            self.next_request_id += 1;
+            return self.continue_upload(token);
+        }
         let body_start = start + head.len;
         let (body_len, total) = match head.framing {
             Framing::None => (0, head.len),
@@ -977,23 +1074,30 @@ impl Core {
         c.awaiting_body = false;
         c.chunked = None;
         c.sent_continue = false;
+        terminate_fields(&mut c.input[start..], &head, &self.header_spans);
+        let id = self.next_request_id;
+        self.next_request_id += 1;
+        self.fill_request(token, &head, None, body_len, id);
+        self.dispatch_len = total;
+        self.prepare_response(token, &head);
+        Next::Dispatch
+    }
 
-        // NUL-terminate every field in place: the byte after each one is a
-        // delimiter (space, '?', ':', CR or OWS) that is no longer needed.
-        let buf = &mut c.input[start..];
-        let terminate = |buf: &mut [u8], end: usize| buf[end] = 0;
-        terminate(buf, head.method.end());
-        if let Some(mark) = head.query_mark {
-            buf[mark as usize] = 0;
-            terminate(buf, head.query.end());
-        } else {
-            terminate(buf, head.path.end());
-        }
-        for h in &self.header_spans {
-            terminate(buf, h.name.end());
-            terminate(buf, h.value.end());
-        }
-
+    /// Points `self.request` at the request starting at the connection's
+    /// `consumed` offset (fields already NUL-terminated). `headers` None
+    /// means `self.header_spans`. The body, if any, follows the head.
+    fn fill_request(
+        &mut self,
+        token: Token,
+        head: &Head,
+        headers: Option<&[HeaderSpan]>,
+        body_len: usize,
+        id: u64,
+    ) {
+        let Some(c) = self.conns.get(token) else {
+            return;
+        };
+        let buf = &c.input[c.consumed..];
         let req = &mut self.request;
         req.base = buf.as_ptr();
         req.method = head.method;
@@ -1001,7 +1105,8 @@ impl Core {
         req.query = head.query;
         req.minor_version = head.minor_version;
         req.headers.clear();
-        req.headers.extend_from_slice(&self.header_spans);
+        req.headers
+            .extend_from_slice(headers.unwrap_or(&self.header_spans));
         req.body = if body_len == 0 {
             c"".as_ptr() as *const u8
         } else {
@@ -1009,9 +1114,16 @@ impl Core {
         };
         req.body_len = body_len;
         req.peer = c.peer;
-        self.dispatch_len = total;
+        req.id = id;
+    }
 
-        // Prepare the response handle.
+    /// Readies the connection's response handle for a new request.
+    fn prepare_response(&mut self, token: Token, head: &Head) {
+        let Some(c) = self.conns.get_mut(token) else {
+            return;
+        };
+        c.awaiting_body = false;
+        c.sent_continue = false;
         if c.resp.is_null() {
             c.resp = self
                 .spare_responses
@@ -1030,7 +1142,104 @@ impl Core {
         r.minor_version = head.minor_version;
         r.app_close = false;
         self.stats.requests += 1;
-        Next::Dispatch
+    }
+
+    /// Next move of a request whose body is streamed to the body handler:
+    /// deliver what has arrived, or dispatch once the body is complete.
+    fn continue_upload(&mut self, token: Token) -> Next {
+        let max_trailer = self.limits.max_header_bytes;
+        let Some(c) = self.conns.get_mut(token) else {
+            return Next::NeedMore;
+        };
+        let Some(up) = c.upload.as_mut() else {
+            return Next::NeedMore;
+        };
+        let head = up.head;
+        let id = up.id;
+        let body_start = c.consumed + head.len;
+        let piece = match head.framing {
+            Framing::Length(_) => {
+                let available = (c.input.len() - body_start) as u64;
+                let n = available.min(up.remaining) as usize;
+                if n == 0 && up.remaining > 0 {
+                    return self.await_body(token, head.expect_continue);
+                }
+                n
+            }
+            _ if up.raw_done.is_some() => 0,
+            _ => match up
+                .decoder
+                .decode(&mut c.input[body_start..], usize::MAX, max_trailer)
+            {
+                Err(status) => return Next::Error(status),
+                Ok(Progress::NeedMore) => {
+                    let decoded = up.decoder.decoded();
+                    c.input.truncate(body_start + decoded);
+                    if decoded == 0 {
+                        return self.await_body(token, head.expect_continue);
+                    }
+                    decoded
+                }
+                Ok(Progress::Done { decoded, consumed }) => {
+                    // After the decoded piece is removed, the raw body ends
+                    // `consumed - decoded` bytes past the head.
+                    up.raw_done = Some(consumed - decoded);
+                    decoded
+                }
+            },
+        };
+        if up.delivered + piece as u64 > self.limits.max_body_bytes as u64 {
+            return Next::Error(413);
+        }
+        let headers = std::mem::take(&mut up.headers);
+        if piece > 0 {
+            self.fill_request(token, &head, Some(&headers), piece, id);
+            self.upload_piece = piece;
+        } else {
+            // Body complete: the handler runs with an empty body.
+            self.fill_request(token, &head, Some(&headers), 0, id);
+            self.dispatch_len = head.len + up_raw_done(self.conns.get(token));
+            self.prepare_response(token, &head);
+            if let Some(c) = self.conns.get_mut(token) {
+                c.upload = None;
+            }
+            return Next::Dispatch;
+        }
+        if let Some(up) = self.conns.get_mut(token).and_then(|c| c.upload.as_mut()) {
+            up.headers = headers;
+        }
+        Next::BodyPiece
+    }
+
+    /// The body handler took `self.upload_piece` bytes (or refused them
+    /// with an HTTP status): drop them from the buffer.
+    fn end_body_piece(&mut self, token: Token, verdict: c_int) {
+        let n = self.upload_piece;
+        let Some(c) = self.conns.get_mut(token) else {
+            return;
+        };
+        if verdict != 0 {
+            let status = if (400..=599).contains(&verdict) {
+                verdict as u16
+            } else {
+                500
+            };
+            c.upload = None;
+            self.reject(token, status);
+            return;
+        }
+        let Some(up) = c.upload.as_mut() else {
+            return;
+        };
+        let body_start = c.consumed + up.head.len;
+        c.input.copy_within(body_start + n.., body_start);
+        let len = c.input.len() - n;
+        c.input.truncate(len);
+        up.delivered += n as u64;
+        match up.head.framing {
+            Framing::Length(_) => up.remaining -= n as u64,
+            _ => up.decoder.forget_decoded(),
+        }
     }
 
     /// A complete head whose body is still arriving: maybe send 100 Continue.
@@ -1101,6 +1310,7 @@ impl Core {
         c.output.extend_from_slice(body);
         c.output.push(b'\n');
         c.close_after = Some(Reason::CONNECTION_CLOSE_PROTOCOL);
+        c.upload = None;
         c.input.clear();
         c.consumed = 0;
         c.chunked = None;
@@ -1340,6 +1550,33 @@ impl Core {
                     }
                     // SAFETY: the borrow ends with the statement.
                     unsafe { (*core).end_dispatch(token) };
+                }
+                Step::BodyPiece => {
+                    // SAFETY: short borrows; none is alive during the call.
+                    let (handler, user, req, n) = unsafe {
+                        let me = &mut *core;
+                        (
+                            me.body_handler,
+                            me.body_user,
+                            &me.request as *const Request,
+                            me.upload_piece,
+                        )
+                    };
+                    let verdict = match handler {
+                        Some(f) => {
+                            // SAFETY: as above.
+                            unsafe { (*core).in_callback = true };
+                            // SAFETY: the request view and its body piece stay
+                            // valid for the call.
+                            let v = unsafe { f(req, (*req).body, n, user) };
+                            // SAFETY: as above.
+                            unsafe { (*core).in_callback = false };
+                            v
+                        }
+                        None => 0,
+                    };
+                    // SAFETY: the borrow ends with the statement.
+                    unsafe { (*core).end_body_piece(token, verdict) };
                 }
                 Step::Produce {
                     producer,

@@ -68,6 +68,17 @@ pub unsafe extern "C" fn reference_handler(
                     drop(Box::from_raw(state));
                 }
             }
+            b"/upload" => {
+                // Streamed bodies were collected by `collect_body`.
+                let id = Request_Id(req);
+                let got = UPLOADS
+                    .with(|u| u.borrow_mut().remove(&id))
+                    .unwrap_or_default();
+                let mut n = 0usize;
+                Request_Body(req, &mut n);
+                let text = format!("streamed {} buffered {n} sum {}", got.len(), checksum(&got));
+                Response_Send(resp, text.as_ptr() as *const c_void, text.len());
+            }
             b"/head" => {
                 let mut out = Vec::new();
                 for i in 0..Request_HeaderCount(req) {
@@ -87,6 +98,40 @@ pub unsafe extern "C" fn reference_handler(
             }
         }
     }
+}
+
+thread_local! {
+    /// Streamed body pieces per request id (harness only).
+    static UPLOADS: std::cell::RefCell<std::collections::HashMap<u64, Vec<u8>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+pub fn checksum(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Body handler collecting streamed pieces; a piece containing "REFUSE"
+/// is refused with 415.
+pub unsafe extern "C" fn collect_body(
+    req: *const Request,
+    data: *const u8,
+    len: usize,
+    _user: *mut c_void,
+) -> std::os::raw::c_int {
+    // SAFETY: the library passes a live request and `len` readable bytes.
+    let (id, piece) = unsafe { (Request_Id(req), std::slice::from_raw_parts(data, len)) };
+    if piece.windows(6).any(|w| w == b"REFUSE") {
+        return 415;
+    }
+    UPLOADS.with(|u| {
+        u.borrow_mut()
+            .entry(id)
+            .or_default()
+            .extend_from_slice(piece)
+    });
+    0
 }
 
 unsafe extern "C" fn produce(user: *mut c_void, buf: *mut u8, cap: usize) -> isize {
@@ -112,6 +157,18 @@ unsafe extern "C" fn release(user: *mut c_void, _reason: crate::error::Connectio
 /// limits how much one send accepts (0 = unlimited), to exercise partial
 /// writes and EAGAIN.
 pub fn run_exchange(limits: Limits, pieces: &[&[u8]], fin: bool, send_cap: usize) -> Outcome {
+    run_exchange_with(limits, pieces, fin, send_cap, None)
+}
+
+/// `run_exchange`, with request bodies over `stream_above` bytes (and all
+/// chunked ones) streamed to `collect_body` when `stream_above` is Some.
+pub fn run_exchange_with(
+    limits: Limits,
+    pieces: &[&[u8]],
+    fin: bool,
+    send_cap: usize,
+    stream_above: Option<usize>,
+) -> Outcome {
     let memory = Memory::default();
     memory.sockets.borrow_mut().insert(
         3,
@@ -124,6 +181,9 @@ pub fn run_exchange(limits: Limits, pieces: &[&[u8]], fin: bool, send_cap: usize
     // SAFETY: the core is ours until destroy; no borrow is held across calls.
     unsafe {
         (*core).set_handler(Some(reference_handler), std::ptr::null_mut());
+        if let Some(above) = stream_above {
+            (*core).set_body_handler(Some(collect_body), above, std::ptr::null_mut());
+        }
         let token = Core::attach_memory_conn(core, 3);
         for piece in pieces {
             memory
@@ -134,12 +194,17 @@ pub fn run_exchange(limits: Limits, pieces: &[&[u8]], fin: bool, send_cap: usize
                 .pending
                 .push_back(piece.to_vec());
             Core::pump(core, token);
-            // A capped sender needs several writable turns to drain.
-            for _ in 0..64 {
-                if !(*core).is_open(token) {
+            // A capped sender needs several writable turns to drain: pump
+            // while output keeps moving.
+            for _ in 0..4096 {
+                let before = memory.sockets.borrow()[&3].sent.len();
+                if !(*core).is_open(token) || before == 0 && send_cap == 0 {
                     break;
                 }
                 Core::pump(core, token);
+                if memory.sockets.borrow()[&3].sent.len() == before {
+                    break;
+                }
             }
         }
         if fin {
@@ -168,6 +233,51 @@ pub fn run_exchange(limits: Limits, pieces: &[&[u8]], fin: bool, send_cap: usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_bodies_arrive_whole_in_order() {
+        let body: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+        let mut chunked =
+            b"POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for part in body.chunks(777) {
+            chunked.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+            chunked.extend_from_slice(part);
+            chunked.extend_from_slice(b"\r\n");
+        }
+        chunked.extend_from_slice(b"0\r\n\r\n");
+        let mut length = format!(
+            "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        length.extend_from_slice(&body);
+        let small = b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello";
+        let mut stream = chunked.clone();
+        stream.extend_from_slice(&length);
+        stream.extend_from_slice(small);
+        stream.extend_from_slice(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        let want_big = format!("streamed {} buffered 0 sum {}", body.len(), checksum(&body));
+        for split in [1usize, 7, 100, 4096, stream.len()] {
+            let pieces: Vec<&[u8]> = stream.chunks(split).collect();
+            let out = run_exchange_with(Limits::default(), &pieces, false, 0, Some(10));
+            let text = String::from_utf8_lossy(&out.sent);
+            assert_eq!(text.matches(&want_big).count(), 2, "split {split}: {text}");
+            assert!(
+                text.contains("streamed 0 buffered 5"),
+                "split {split}: {text}"
+            );
+            assert!(text.ends_with("Hello, World!"), "split {split}: {text}");
+        }
+        let refused =
+            b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 20\r\n\r\n0123REFUSE0123456789";
+        let out = run_exchange_with(Limits::default(), &[refused], false, 0, Some(10));
+        assert!(String::from_utf8_lossy(&out.sent).starts_with("HTTP/1.1 415 "));
+        let mut limits = Limits::default();
+        limits.max_body_bytes = 1000;
+        let pieces: Vec<&[u8]> = chunked.chunks(100).collect();
+        let out = run_exchange_with(limits, &pieces, false, 0, Some(10));
+        assert!(String::from_utf8_lossy(&out.sent).starts_with("HTTP/1.1 413 "));
+    }
 
     #[test]
     fn pipelined_requests_in_memory() {

@@ -31,7 +31,7 @@ pub mod timer;
 pub mod transport;
 
 pub use crate::config::ConnectionConfig;
-pub use crate::core::ConnectionHandler;
+pub use crate::core::{ConnectionBodyHandler, ConnectionHandler};
 pub use crate::error::*;
 pub use crate::ffi::config::*;
 pub use crate::ffi::connection::*;

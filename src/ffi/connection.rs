@@ -4,7 +4,7 @@ use std::os::raw::{c_char, c_int, c_void};
 
 use super::{guard, guard_int};
 use crate::config::{ConnectionConfig, Limits};
-use crate::core::{ConnectionHandler, Core};
+use crate::core::{ConnectionBodyHandler, ConnectionHandler, Core};
 use crate::error::*;
 use crate::ffi::stats::ConnectionStats;
 use crate::sys;
@@ -115,6 +115,33 @@ pub unsafe extern "C" fn Connection_SetHandler(
         };
         // SAFETY: live core; short borrow, no callback runs.
         unsafe { (*core).set_handler(handler, user) };
+        CONNECTION_OK
+    })
+}
+
+/// Streams large request bodies instead of buffering them: a body whose
+/// Content-Length exceeds `stream_above` bytes, and every chunked body, is
+/// passed to `handler(req, data, len, user)` piece by piece as it arrives;
+/// the request handler then runs with an empty body. `max_body_bytes`
+/// still caps the total (413), and `body_timeout_ms` the time. NULL
+/// `handler` turns streaming off (bodies are buffered whole, up to
+/// `max_body_bytes`). `user` is not owned by the library. Returns 0,
+/// `CONNECTION_ERR_NULL` or `CONNECTION_ERR_NOT_INITIALIZED`.
+#[no_mangle]
+pub unsafe extern "C" fn Connection_SetBodyHandler(
+    conn: *mut Connection,
+    handler: ConnectionBodyHandler,
+    stream_above: usize,
+    user: *mut c_void,
+) -> c_int {
+    guard_int(|| {
+        // SAFETY: contract: NULL or a Connection.
+        let core = match unsafe { live(conn) } {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+        // SAFETY: live core; short borrow, no callback runs.
+        unsafe { (*core).set_body_handler(handler, stream_above, user) };
         CONNECTION_OK
     })
 }

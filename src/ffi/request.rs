@@ -25,6 +25,7 @@ pub struct Request {
     pub(crate) body: *const u8,
     pub(crate) body_len: usize,
     pub(crate) peer: PeerAddr,
+    pub(crate) id: u64,
 }
 
 static EMPTY: [u8; 1] = [0];
@@ -41,6 +42,7 @@ impl Request {
             body: EMPTY.as_ptr(),
             body_len: 0,
             peer: PeerAddr::unspecified(),
+            id: 0,
         }
     }
 
@@ -199,7 +201,7 @@ pub unsafe extern "C" fn Request_Body(req: *const Request, len: *mut usize) -> *
     })
 }
 
-/// Writes the client's address as "ip:port" ("[v6]:port" for IPv6),
+/// Writes the client's address as "ip:port" (`[v6]:port` for IPv6),
 /// NUL-terminated, into `buf` of `cap` bytes (64 is always enough).
 /// Returns the string length, or `CONNECTION_ERR_NULL`,
 /// `CONNECTION_ERR_TOO_LARGE` (buffer too small; nothing written).
@@ -252,4 +254,13 @@ pub unsafe extern "C" fn Request_Version(req: *const Request) -> c_int {
             None => CONNECTION_ERR_NULL,
         }
     })
+}
+
+/// A number identifying this request, unique within its Connection
+/// (increasing from 1): the same in every body-handler call and in the
+/// request-handler call of one request. 0 when `req` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn Request_Id(req: *const Request) -> u64 {
+    // SAFETY: documented contract: `req` from the library or NULL.
+    guard(0, || unsafe { req.as_ref() }.map_or(0, |r| r.id))
 }

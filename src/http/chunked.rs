@@ -69,6 +69,12 @@ impl ChunkedDecoder {
         self.decoded
     }
 
+    /// The caller removed the decoded bytes from the front of its buffer
+    /// (a streamed body piece was delivered): decoding restarts at 0.
+    pub fn forget_decoded(&mut self) {
+        self.decoded = 0;
+    }
+
     /// Decodes `buf[self.decoded..]` (raw bytes not yet decoded) in place.
     /// On `NeedMore` the decoded bytes sit at `buf[..decoded()]` and the raw
     /// bytes still to be read must be appended right after them: the caller
