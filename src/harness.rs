@@ -272,8 +272,10 @@ mod tests {
             b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 20\r\n\r\n0123REFUSE0123456789";
         let out = run_exchange_with(Limits::default(), &[refused], false, 0, Some(10));
         assert!(String::from_utf8_lossy(&out.sent).starts_with("HTTP/1.1 415 "));
-        let mut limits = Limits::default();
-        limits.max_body_bytes = 1000;
+        let limits = Limits {
+            max_body_bytes: 1000,
+            ..Limits::default()
+        };
         let pieces: Vec<&[u8]> = chunked.chunks(100).collect();
         let out = run_exchange_with(limits, &pieces, false, 0, Some(10));
         assert!(String::from_utf8_lossy(&out.sent).starts_with("HTTP/1.1 413 "));
