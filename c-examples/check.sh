@@ -199,7 +199,26 @@ judge_strace_log() {
         echo "strace: no write()/writev() to client sockets"
     fi
 
-    # 3. The aborted client's fd leaves epoll (EPOLL_CTL_DEL) before close().
+    # 3. Every client fd that was added to epoll leaves it (EPOLL_CTL_DEL)
+    #    before close(). (A client answered and closed before it ever had to
+    #    wait is never added, and needs no DEL.)
+    bad=$(awk '
+        function fd_of(s) { sub(/^[0-9]+ +[a-z0-9]+\(/, "", s); sub(/[,)].*$/, "", s); return s }
+        /^[0-9]+ +(accept4?\(|<\.\.\. accept4? resumed>)/ && / = [0-9]+$/ { client[$NF] = 1; added[$NF] = 0; next }
+        /EPOLL_CTL_ADD, [0-9]+,/ { split($0, p, "EPOLL_CTL_ADD, "); split(p[2], q, ","); if (q[1] in client) added[q[1]] = 1; next }
+        /EPOLL_CTL_DEL, [0-9]+,/ { split($0, p, "EPOLL_CTL_DEL, "); split(p[2], q, ","); if (q[1] in client) added[q[1]] = 0; next }
+        /^[0-9]+ +close\(/ { fd = fd_of($0); if ((fd in client) && added[fd]) print "line " NR ": fd " fd " closed while still in the epoll set"; delete client[fd]; delete added[fd] }
+    ' "$log")
+    if [ -n "$bad" ]; then
+        echo "FAIL: close() without EPOLL_CTL_DEL first:" >&2
+        echo "$bad" | head -n5 >&2
+        ok=0
+    else
+        echo "strace: every client fd added to epoll got EPOLL_CTL_DEL before close"
+    fi
+
+    # 4. The aborted client in particular: it had to wait (so it was in the
+    #    epoll set) and left it before its close().
     acc_line=$(grep -nE "^[0-9]+ +(accept4?\(|<\.\.\. accept4? resumed>).*htons\($peer\).* = [0-9]+$" "$log" | head -n1)
     if [ -z "$acc_line" ]; then
         echo "FAIL: no accept() of the aborted client (peer port $peer) in $log" >&2

@@ -285,6 +285,10 @@ def cmd_abort(port, path):
     print("local_port %d" % s.getsockname()[1], flush=True)
     s.sendall(build_request("GET", path))
     got = s.recv(64)
+    # Stop reading for a moment: the server fills the socket buffers, gets
+    # EAGAIN and has to wait in epoll -- the original server's situation
+    # when the client vanished mid-response.
+    time.sleep(0.3)
     print("read %d bytes, resetting" % len(got), flush=True)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()

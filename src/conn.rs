@@ -54,6 +54,8 @@ pub struct Conn {
     pub write_blocked: bool,
     /// recv returned 0: the peer will send nothing more.
     pub peer_fin: bool,
+    /// In the epoll set (a new client is first run without it).
+    pub registered: bool,
     /// epoll reported EPOLLRDHUP: a FIN is queued behind any unread data.
     pub rdhup: bool,
     /// send calls made so far (TCP_NODELAY is set before the second).
@@ -96,6 +98,7 @@ impl Conn {
             readable: true,
             write_blocked: false,
             peer_fin: false,
+            registered: false,
             rdhup: false,
             sends: 0,
             close_after: None,

@@ -466,18 +466,38 @@ impl Core {
         outcome
     }
 
+    /// A new client is first run without epoll: its request has usually
+    /// arrived with the handshake, so it is read, answered and (with
+    /// `Connection: close`) closed without ever being registered. Only a
+    /// client that has to wait is added to the epoll set (`ensure_registered`).
     fn register(&mut self, fd: Fd, peer: sys::PeerAddr) {
-        let token = self.conns.next_token();
-        if let Err(e) = self.poller.add(fd, Interest::CLIENT_EDGE, token.0) {
-            log::warn!("epoll_ctl(ADD) for a new client failed: {e}");
-            sys::close(fd);
-            return;
-        }
-        let conn = Conn::new(token, fd, peer, self.now);
-        let inserted = self.conns.insert(conn);
-        debug_assert_eq!(inserted, token);
+        let conn = Conn::new(self.conns.next_token(), fd, peer, self.now);
+        let token = self.conns.insert(conn);
         self.stats.accepted += 1;
         self.arm_timer(token);
+        self.ready.push(token);
+    }
+
+    /// Adds a connection that now has to wait for the network to the epoll
+    /// set. Edge-triggered ADD reports readiness that arose before it, so
+    /// nothing that arrived since the last EAGAIN is missed.
+    fn ensure_registered(&mut self, token: Token) {
+        if self.memory {
+            return;
+        }
+        let Some(c) = self.conns.get_mut(token) else {
+            return;
+        };
+        if c.registered {
+            return;
+        }
+        match self.poller.add(c.fd, Interest::CLIENT_EDGE, token.0) {
+            Ok(()) => c.registered = true,
+            Err(e) => {
+                log::warn!("epoll_ctl(ADD) for fd {}: {e}", c.fd);
+                self.close(token, Reason::CONNECTION_CLOSE_ERROR);
+            }
+        }
     }
 
     /// Closes the longest-idle keep-alive connection, if there is one.
@@ -529,7 +549,7 @@ impl Core {
         let Some(mut c) = self.conns.remove(token) else {
             return;
         };
-        if !self.memory {
+        if c.registered {
             if let Err(e) = self.poller.delete(c.fd) {
                 log::warn!("epoll_ctl(DEL) fd {}: {e}", c.fd);
             }
@@ -1520,7 +1540,11 @@ impl Core {
             // SAFETY: the borrow ends with the statement.
             let step = unsafe { (*core).step(token) };
             match step {
-                Step::Idle => break,
+                Step::Idle => {
+                    // SAFETY: the borrow ends with the statement.
+                    unsafe { (*core).ensure_registered(token) };
+                    break;
+                }
                 Step::Dispatch => {
                     // SAFETY: short borrows; none is alive during the call.
                     let (handler, user, req, resp) = unsafe {
