@@ -538,7 +538,8 @@ const char *Request_Method(const struct Request *req, size_t *len);
 
 /**
  * The request path without the query ("/user/register"), NUL-terminated,
- * not percent-decoded. `len` may be NULL. Borrowed from `req`.
+ * not percent-decoded ("/" for an absolute-form target with no path).
+ * `len` may be NULL. Borrowed from `req`.
  */
 const char *Request_Path(const struct Request *req, size_t *len);
 

@@ -95,9 +95,17 @@ pub unsafe extern "C" fn Request_Method(req: *const Request, len: *mut usize) ->
 }
 
 /// The request path without the query ("/user/register"), NUL-terminated,
-/// not percent-decoded. `len` may be NULL. Borrowed from `req`.
+/// not percent-decoded ("/" for an absolute-form target with no path).
+/// `len` may be NULL. Borrowed from `req`.
 #[no_mangle]
 pub unsafe extern "C" fn Request_Path(req: *const Request, len: *mut usize) -> *const c_char {
+    static ROOT: [u8; 2] = *b"/\0";
+    // SAFETY: a non-NULL `req` is valid during the handler (contract).
+    if unsafe { req.as_ref() }.is_some_and(|r| r.path.len == 0) {
+        // SAFETY: `len` is NULL or writable (contract).
+        unsafe { put_len(len, 1) };
+        return ROOT.as_ptr() as *const c_char;
+    }
     // SAFETY: forwarded contract of this function.
     unsafe { field(req, len, |r| r.path) }
 }

@@ -81,11 +81,14 @@ pub fn parse_head(buf: &[u8], limits: &Limits, headers: &mut Vec<HeaderSpan>) ->
     headers.clear();
     // Leading empty lines before a request line are ignored (RFC 9112 2.2),
     // but only a few, so they cannot be used to stall the parser.
+    // The limit counts the request line without its CRLF.
     let line_end = buf.iter().position(|&b| b == b'\n');
-    match line_end {
-        None if buf.len() > limits.max_request_line => return Parsed::Error(414),
-        Some(end) if end > limits.max_request_line => return Parsed::Error(414),
-        _ => {}
+    let line_len = match line_end {
+        Some(end) => end - usize::from(end > 0 && buf[end - 1] == b'\r'),
+        None => buf.len() - usize::from(buf.last() == Some(&b'\r')),
+    };
+    if line_len > limits.max_request_line {
+        return Parsed::Error(414);
     }
     // Uninitialised: filling 128 empty headers per request would cost more
     // than parsing a typical request.
@@ -95,7 +98,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits, headers: &mut Vec<HeaderSpan>) ->
     let status = match req.parse_with_uninit_headers(buf, &mut raw[..limits.max_headers]) {
         Ok(s) => s,
         Err(httparse::Error::TooManyHeaders) => return Parsed::Error(431),
-        Err(httparse::Error::Version) => return Parsed::Error(505),
+        Err(httparse::Error::Version) => return Parsed::Error(version_error_status(buf)),
         Err(_) => return Parsed::Error(400),
     };
     let head_len = match status {
@@ -130,9 +133,11 @@ pub fn parse_head(buf: &[u8], limits: &Limits, headers: &mut Vec<HeaderSpan>) ->
             target_bytes
         } else if let Some(after_scheme) = strip_scheme(target_bytes) {
             // absolute-form: the path starts at the first '/' after the authority.
-            match after_scheme.iter().position(|&b| b == b'/') {
+            match after_scheme.iter().position(|&b| b == b'/' || b == b'?') {
                 Some(p) => &after_scheme[p..],
-                None => return Parsed::Error(400),
+                // "http://host" means "/" (RFC 9110 4.2.3): an empty path,
+                // which Request_Path reports as "/".
+                None => &after_scheme[after_scheme.len()..],
             }
         } else {
             return Parsed::Error(400);
@@ -249,6 +254,30 @@ pub fn parse_head(buf: &[u8], limits: &Limits, headers: &mut Vec<HeaderSpan>) ->
         expect_continue: expect_continue && minor_version == 1,
         is_head_method: method == "HEAD",
     })
+}
+
+/// httparse reports any malformed request line whose third part is not
+/// HTTP/1.x as a version error. Only a well-formed line asking for another
+/// version (`HTTP/d.d`) is a 505; anything else (a space inside the target,
+/// garbage) is a 400.
+fn version_error_status(buf: &[u8]) -> u16 {
+    let end = buf
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(buf.len());
+    let parts: Vec<&[u8]> = buf[..end].split(|&b| b == b' ').collect();
+    match parts.as_slice() {
+        [_, _, v]
+            if v.len() == 8
+                && v.starts_with(b"HTTP/")
+                && v[5].is_ascii_digit()
+                && v[6] == b'.'
+                && v[7].is_ascii_digit() =>
+        {
+            505
+        }
+        _ => 400,
+    }
 }
 
 fn strip_scheme(target: &[u8]) -> Option<&[u8]> {
