@@ -71,8 +71,9 @@ pub struct Conn {
     pub stream: Option<Stream>,
     /// Decoder state of a chunked body being received.
     pub chunked: Option<ChunkedDecoder>,
-    /// A streamed body in progress.
-    pub upload: Option<Upload>,
+    /// A streamed body in progress (boxed: rare, and an idle connection
+    /// should stay small).
+    pub upload: Option<Box<Upload>>,
     /// `100 Continue` already sent for the request being received.
     pub sent_continue: bool,
     /// When the current request's first byte (or the connection) arrived.
@@ -122,5 +123,16 @@ impl Conn {
 
     pub fn unprocessed_input(&self) -> usize {
         self.input.len() - self.consumed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// An idle connection costs its `Conn` (plus the kernel's socket): keep
+    /// it well under the 1 KiB per idle connection budget, slab slack included.
+    #[test]
+    fn conn_stays_small() {
+        let size = std::mem::size_of::<super::Conn>();
+        assert!(size <= 320, "Conn grew to {size} bytes");
     }
 }

@@ -1052,7 +1052,7 @@ impl Core {
             // The body goes to the body handler piece by piece; the head stays
             // in the buffer (NUL-terminated once) until the request is done.
             terminate_fields(&mut c.input[start..], &head, &self.header_spans);
-            c.upload = Some(Upload {
+            c.upload = Some(Box::new(Upload {
                 head,
                 headers: self.header_spans.clone(),
                 remaining: match head.framing {
@@ -1063,7 +1063,7 @@ impl Core {
                 raw_done: None,
                 delivered: 0,
                 id: self.next_request_id,
-            });
+            }));
             self.next_request_id += 1;
             return self.continue_upload(token);
         }
