@@ -4,7 +4,8 @@
 Used by `make valgrind` and `make strace`; it only ever talks to 127.0.0.1.
 
   load.py load PORT         the mixed load: normal, aborted and pipelined
-                            clients, echo/big/misc checks, then /stats
+                            clients, echo/big/misc/HEAD checks, the
+                            stub_status form, then /stats
   load.py abort PORT PATH   one client that reads a little of PATH and then
                             resets the connection (SO_LINGER 0); prints
                             "local_port N" first so a trace can be matched
@@ -84,7 +85,9 @@ class Reader:
             raise CheckError("short body: wanted %d, got %d" % (n, len(data)))
         return data
 
-    def response(self):
+    def response(self, head=False):
+        """One response; head=True for the answer to a HEAD request (a
+        head only, whatever Content-Length or Transfer-Encoding say)."""
         status_line = self.line().decode("latin-1")
         parts = status_line.split(" ", 2)
         if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
@@ -97,7 +100,9 @@ class Reader:
                 break
             name, _, value = h.partition(":")
             headers[name.strip().lower()] = value.strip()
-        if headers.get("transfer-encoding", "").lower() == "chunked":
+        if head:
+            body = b""
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
             chunks = []
             while True:
                 size = int(self.line().split(b";")[0], 16)
@@ -148,10 +153,10 @@ def check_body(path, status, body, sent_body=None):
         expect(status == 404 and body == b"Not Found", "GET %s -> %d %r" % (path, status, body[:40]))
 
 
-def one_request(port, method, path, body=None):
+def one_request(port, method, path, body=None, head=False):
     with connect(port) as s:
         s.sendall(build_request(method, path, body, close=True))
-        status, headers, got = Reader(s).response()
+        status, headers, got = Reader(s).response(head=head)
     return status, headers, got
 
 
@@ -199,6 +204,39 @@ def task_pipelined(port, rng):
             status, _, body = r.response()
             check_body(p, status, body, b)
         expect(r.at_eof(), "pipelined: connection not closed after Connection: close")
+
+
+def check_head_and_stub_status(port):
+    """HEAD wherever GET is: the same head without the body, on a
+    keep-alive connection that then answers a GET normally; and the
+    nginx stub_status form of /stats."""
+    with connect(port) as s:
+        wire = b"".join(build_request("HEAD", p) for p in ("/", "/big", "/chunked?size=5000", "/user/register"))
+        wire += build_request("GET", "/", close=True)
+        s.sendall(wire)
+        r = Reader(s)
+        status, headers, _ = r.response(head=True)
+        expect(status == 200 and headers.get("content-length") == "13", "HEAD / -> %d %r" % (status, headers))
+        status, headers, _ = r.response(head=True)
+        expect(status == 200 and headers.get("content-length") == str(1 << 20), "HEAD /big -> %d %r" % (status, headers))
+        for path in ("/chunked", "/user/register"):
+            status, headers, _ = r.response(head=True)
+            expect(status == 200, "HEAD %s -> %d" % (path, status))
+        status, _, body = r.response()
+        check_body("/", status, body)
+        expect(r.at_eof(), "HEAD pipeline: connection not closed after Connection: close")
+    status, headers, _ = one_request(port, "HEAD", "/echo", head=True)
+    expect(status == 405 and headers.get("allow") == "POST", "HEAD /echo -> %d %r" % (status, headers))
+    status, headers, body = one_request(port, "GET", "/stats?format=text")
+    lines = body.decode("latin-1").split("\n")
+    expect(status == 200 and len(lines) == 5 and lines[4] == ""
+           and lines[0].startswith("Active connections: ")
+           and lines[1] == "server accepts handled requests"
+           and len(lines[2].split()) == 3 and all(x.isdigit() for x in lines[2].split())
+           and lines[3].startswith("Reading: 0 Writing: ") and " Waiting: " in lines[3],
+           "GET /stats?format=text -> %d %r" % (status, body[:300]))
+    status, _, body = one_request(port, "GET", "/stats?format=json")
+    check_body("/stats", status, body)
 
 
 def reset_storm(port, n=STORM_CLIENTS):
@@ -261,6 +299,7 @@ def cmd_load(port):
         expect(status == 405, "PUT / -> %d" % status)
         status, _, got = one_request(port, "GET", "/echo")
         expect(status == 405, "GET /echo -> %d" % status)
+        check_head_and_stub_status(port)
         # The server still answers after all the aborted clients.
         task_normal(port)
         status, _, got = one_request(port, "GET", "/stats")

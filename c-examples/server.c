@@ -18,7 +18,13 @@
  *   GET  /big            1 MiB body through Response_Send
  *   POST /echo           the request body back
  *   GET  /stats          JSON: Connection_GetStats plus stream cleanup reasons
+ *                        (also ?format=json); ?format=text: nginx stub_status
+ *                        form, for monitoring that already scrapes nginx
  *   other paths -> 404, wrong method on a known path -> 405.
+ *
+ * HEAD is allowed wherever GET is: the handler answers as for GET and the
+ * library sends the head only (Content-Length kept for Response_Send; no
+ * chunks for Response_BeginChunked / Response_Stream).
  *
  * Every generated body (/user/register, /chunked, /big) is the same
  * repeating 64-byte pattern, PATTERN below, starting at offset 0, so a
@@ -82,6 +88,7 @@ static uint8_t big_body[BIG_SIZE];
 static uint64_t cleanup_counts[NUM_CLOSE_REASONS];
 static uint64_t cleanup_unknown;    /* a reason outside the enum: a library bug */
 static uint64_t register_truncated; /* /user/register hit output_high_water */
+static uint64_t streams_started;    /* Response_Stream calls that returned 0 */
 
 /* JSON key suffixes; our own names so /stats does not depend on the
  * exact spelling Connection_CloseReasonName() returns. */
@@ -286,7 +293,9 @@ static void handle_chunked(const Request *req, Response *resp, Connection *c)
     (void)Response_SetStatus(resp, 200);
     (void)Response_AddHeader(resp, "Content-Type", "application/octet-stream");
     rc = Response_Stream(resp, chunked_produce, chunked_cleanup, st);
-    if (rc != CONNECTION_OK) {
+    if (rc == CONNECTION_OK) {
+        streams_started++;
+    } else {
         /* Only a successful Response_Stream owns st (and calls cleanup). */
         free(st);
         send_text(resp, 500, "text/plain", "Internal Server Error");
@@ -334,20 +343,122 @@ static bool append(char *buf, size_t cap, size_t *used, const char *key,
     return true;
 }
 
+/*
+ * Find parameter `name` among the '&'-separated query parameters; returns
+ * its value (not NUL-terminated: *len bytes) or NULL when absent.  A bare
+ * "name" counts as present with an empty value.
+ */
+static const char *query_param(const char *query, const char *name, size_t *len)
+{
+    size_t nlen = strlen(name);
+    const char *p = query;
+
+    while (p != NULL && *p != '\0') {
+        const char *amp = strchr(p, '&');
+        size_t plen = amp ? (size_t)(amp - p) : strlen(p);
+
+        if (plen >= nlen && memcmp(p, name, nlen) == 0 &&
+            (plen == nlen || p[nlen] == '=')) {
+            *len = plen > nlen ? plen - nlen - 1 : 0;
+            return plen > nlen ? p + nlen + 1 : p + plen;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
+/*
+ * nginx's stub_status page, byte for byte in its layout (including the
+ * trailing spaces), so a collector written for nginx (Prometheus
+ * nginx-exporter, collectd, Zabbix, telegraf, ...) can scrape this server:
+ *
+ *   Active connections: N
+ *   server accepts handled requests
+ *    A H R
+ *   Reading: 0 Writing: W Waiting: I
+ *
+ * What ConnectionStats can honestly give, and where it is approximate:
+ *   Active    = active_connections (exact).
+ *   accepts   = accepted + accept_fd_exhausted: connections the kernel
+ *               handed over, counting those taken only to be closed at
+ *               once when descriptors ran out (an approximation: an
+ *               EMFILE with no spare descriptor counts too).
+ *   handled   = accepted: connections that got a slot (nginx's "handled"
+ *               also excludes those dropped at a resource limit).
+ *   requests  = requests handed to the handler; unlike nginx this does not
+ *               count malformed requests the library answered itself.
+ *   Reading   = 0: the stats do not split open connections by state.
+ *   Writing   = responses this program knows to be in progress: this
+ *               /stats request plus pull streams whose cleanup has not run
+ *               yet (capped at Active).  Small responses already queued
+ *               but still being flushed are not seen, so they show up in
+ *               Waiting.
+ *   Waiting   = Active - Writing: idle keep-alive connections, plus any
+ *               connection still receiving its request head or flushing.
+ */
+static int format_stub_status(const ConnectionStats *s, char *buf, size_t cap)
+{
+    uint64_t ended = cleanup_unknown;
+    uint64_t writing;
+    uint64_t waiting;
+    size_t i;
+
+    for (i = 0; i < NUM_CLOSE_REASONS; i++)
+        ended += cleanup_counts[i];
+    writing = 1 + (streams_started > ended ? streams_started - ended : 0);
+    if (writing > s->active_connections)
+        writing = s->active_connections;
+    waiting = s->active_connections - writing;
+
+    return snprintf(buf, cap,
+                    "Active connections: %" PRIu64 " \n"
+                    "server accepts handled requests\n"
+                    " %" PRIu64 " %" PRIu64 " %" PRIu64 " \n"
+                    "Reading: 0 Writing: %" PRIu64 " Waiting: %" PRIu64 " \n",
+                    s->active_connections,
+                    s->accepted + s->accept_fd_exhausted, s->accepted,
+                    s->requests, writing, waiting);
+}
+
 static void handle_stats(const Request *req, Response *resp, Connection *c)
 {
     ConnectionStats s;
     char json[2048];
     char key[64];
+    const char *format;
+    size_t format_len = 0;
+    bool text = false;
     size_t used = 1;
     bool ok = true;
     size_t i;
     int rc;
 
-    (void)req;
+    format = query_param(Request_Query(req, NULL), "format", &format_len);
+    if (format != NULL) {
+        if (format_len == 4 && memcmp(format, "text", 4) == 0) {
+            text = true;
+        } else if (!(format_len == 4 && memcmp(format, "json", 4) == 0)) {
+            send_text(resp, 400, "text/plain", "format must be json or text\n");
+            return;
+        }
+    }
+
     rc = Connection_GetStats(c, &s);
     if (rc != CONNECTION_OK) {
         send_text(resp, 500, "text/plain", Connection_StrError(rc));
+        return;
+    }
+
+    if (text) {
+        int n = format_stub_status(&s, json, sizeof json);
+
+        if (n < 0 || (size_t)n >= sizeof json) {
+            send_text(resp, 500, "text/plain", "stats buffer too small");
+            return;
+        }
+        (void)Response_SetStatus(resp, 200);
+        (void)Response_AddHeader(resp, "Content-Type", "text/plain");
+        (void)Response_Send(resp, json, (size_t)n);
         return;
     }
 
@@ -377,6 +488,8 @@ static void handle_stats(const Request *req, Response *resp, Connection *c)
     ok = ok && append(json, sizeof json, &used, "cleanup_unknown", cleanup_unknown);
     ok = ok && append(json, sizeof json, &used, "register_truncated",
                       register_truncated);
+    ok = ok && append(json, sizeof json, &used, "streams_started",
+                      streams_started);
     ok = ok && used + 3 <= sizeof json;
     if (!ok) {
         send_text(resp, 500, "text/plain", "stats buffer too small");
@@ -409,6 +522,13 @@ static const struct route routes[] = {
     {"/stats", "GET", handle_stats},
 };
 
+/* HEAD is served wherever GET is (the library drops the body). */
+static bool method_allowed(const char *method, const char *allowed)
+{
+    return strcmp(method, allowed) == 0 ||
+           (strcmp(allowed, "GET") == 0 && strcmp(method, "HEAD") == 0);
+}
+
 /* The one ConnectionHandler; user is &conn (see main). */
 static void on_request(const Request *req, Response *resp, void *user)
 {
@@ -423,8 +543,11 @@ static void on_request(const Request *req, Response *resp, void *user)
     for (i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (strcmp(path, routes[i].path) != 0)
             continue;
-        if (strcmp(method, routes[i].method) != 0) {
-            (void)Response_AddHeader(resp, "Allow", routes[i].method);
+        if (!method_allowed(method, routes[i].method)) {
+            (void)Response_AddHeader(resp, "Allow",
+                                     strcmp(routes[i].method, "GET") == 0
+                                         ? "GET, HEAD"
+                                         : routes[i].method);
             send_text(resp, 405, "text/plain", "Method Not Allowed");
             return;
         }

@@ -13,7 +13,9 @@ const MAX_SIZE_LINE: usize = 4096;
 enum State {
     /// Reading hex digits of a chunk size.
     Size,
-    /// Past the digits: skipping whitespace / extensions until CR.
+    /// Whitespace after the digits: only more of it, ';' or CR may follow.
+    SizeWs,
+    /// Inside extensions: skipped until CR.
     Extension,
     /// Seen the CR ending the size line.
     SizeLf,
@@ -105,13 +107,31 @@ impl ChunkedDecoder {
                     } else if b == b'\r' {
                         self.state = State::SizeLf;
                         read += 1;
-                    } else if b == b';' || b == b' ' || b == b'\t' {
+                    } else if b == b';' {
                         self.state = State::Extension;
+                        self.line_len += 1;
+                        read += 1;
+                    } else if b == b' ' || b == b'\t' {
+                        // BWS before an extension or the CR: nothing else.
+                        self.state = State::SizeWs;
                         self.line_len += 1;
                         read += 1;
                     } else {
                         return Err(400);
                     }
+                }
+                State::SizeWs => {
+                    match b {
+                        b' ' | b'\t' => {}
+                        b';' => self.state = State::Extension,
+                        b'\r' => self.state = State::SizeLf,
+                        _ => return Err(400),
+                    }
+                    self.line_len += 1;
+                    if self.line_len > MAX_SIZE_LINE {
+                        return Err(400);
+                    }
+                    read += 1;
                 }
                 State::Extension => {
                     // Extensions are skipped; a bare LF or other control
@@ -266,5 +286,10 @@ mod tests {
         assert_eq!(decode_all(b"3\r\nabcX\r\n0\r\n\r\n", 64).unwrap_err(), 400);
         assert_eq!(decode_all(b"fffffffffffffffff\r\n", 64).unwrap_err(), 400);
         assert_eq!(decode_all(b"200000\r\n", 64).unwrap_err(), 413);
+        assert_eq!(
+            decode_all(b"2 erfrferferf\r\naa\r\n0\r\n\r\n", 64).unwrap_err(),
+            400
+        );
+        assert!(decode_all(b"2 ;x=y\r\naa\r\n0 \r\n\r\n", 64).is_ok());
     }
 }

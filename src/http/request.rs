@@ -98,6 +98,11 @@ pub fn parse_head(buf: &[u8], limits: &Limits, headers: &mut Vec<HeaderSpan>) ->
     let status = match req.parse_with_uninit_headers(buf, &mut raw[..limits.max_headers]) {
         Ok(s) => s,
         Err(httparse::Error::TooManyHeaders) => return Parsed::Error(431),
+        // httparse rejects a version as soon as it sees a byte that cannot
+        // be "HTTP/1.x", even before the line is complete: decide only on
+        // a complete request line, so the answer never depends on how the
+        // bytes were split (the line-length limit bounds the wait).
+        Err(httparse::Error::Version) if line_end.is_none() => return Parsed::Partial,
         Err(httparse::Error::Version) => return Parsed::Error(version_error_status(buf)),
         Err(_) => return Parsed::Error(400),
     };
@@ -194,6 +199,9 @@ pub fn parse_head(buf: &[u8], limits: &Limits, headers: &mut Vec<HeaderSpan>) ->
             }
         } else if name.eq_ignore_ascii_case("host") {
             hosts += 1;
+            if !valid_host(value) {
+                return Parsed::Error(400);
+            }
         } else if name.eq_ignore_ascii_case("connection") {
             for token in value.split(|&b| b == b',') {
                 let token = trim_ows(token);
@@ -278,6 +286,16 @@ fn version_error_status(buf: &[u8]) -> u16 {
         }
         _ => 400,
     }
+}
+
+/// A Host value is `uri-host [ ":" port ]` (RFC 9112 3.2): no spaces, no
+/// list of hosts, only the characters a reg-name, an IP literal or a port
+/// can hold.
+fn valid_host(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b))
+        && !value.contains(&b',')
 }
 
 fn strip_scheme(target: &[u8]) -> Option<&[u8]> {

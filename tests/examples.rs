@@ -1,0 +1,454 @@
+//! The examples besides server.c, each run as a child on 127.0.0.1:
+//! - embed: the core inside the program's own epoll loop with a timerfd;
+//!   GET / reports a growing tick count; SIGINT drains and exits 0, also
+//!   with an idle keep-alive client connected.
+//! - multiprocess: N workers on one port under a supervising parent;
+//!   `GET /crash` kills one, the parent restarts it and service goes on;
+//!   SIGINT exits 0 and leaves no worker behind.
+//! - multicore: one Connection per thread; 200 requests over several
+//!   keep-alive connections; SIGINT exits 0.
+//! - server: `GET /stats?format=text` (nginx stub_status form) agrees with
+//!   the connections held open and with the JSON form; HEAD is served
+//!   wherever GET is, head only.
+
+mod common;
+mod cprog;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{try_get, wait_until, Conn};
+use cprog::{children_of, example, process_exists, Program};
+
+fn keep_alive_get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").into_bytes()
+}
+
+fn body_text(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).into_owned()
+}
+
+/// "ticks N\n" -> N
+fn ticks(body: &[u8]) -> u64 {
+    body_text(body)
+        .trim()
+        .strip_prefix("ticks ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a tick count: {:?}", body_text(body)))
+}
+
+#[test]
+fn embed_answers_with_the_callers_tick_count() {
+    let mut cmd = Command::new(example("embed"));
+    cmd.args(["--port", "0", "--host", "127.0.0.1"]);
+    let mut p = Program::start("embed", cmd);
+    let port = p.port;
+
+    // The tick count grows: the caller's timerfd runs beside the core.
+    let (status, _, body) = common::get(port, "/");
+    assert_eq!(status, 200, "GET / -> {status} {:?}", body_text(&body));
+    let first = ticks(&body);
+    thread::sleep(Duration::from_millis(450));
+    let (_, _, body) = common::get(port, "/");
+    let second = ticks(&body);
+    assert!(
+        second >= first + 2,
+        "tick count did not grow with a 100 ms timer over 450 ms: {first} then {second}"
+    );
+
+    // Keep-alive and pipelining work through the embedding.
+    let mut c = Conn::open(port);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut wire = Vec::new();
+    for _ in 0..20 {
+        wire.extend_from_slice(&keep_alive_get("/"));
+    }
+    wire.extend_from_slice(&keep_alive_get("/nope"));
+    c.send(&wire).unwrap();
+    let mut last = 0;
+    for i in 0..20 {
+        let (status, _, body) = c.read_response(deadline).expect("pipelined response");
+        assert_eq!(status, 200, "pipelined request {i}");
+        let n = ticks(&body);
+        assert!(n >= last, "tick count went backwards: {last} then {n}");
+        last = n;
+    }
+    let (status, _, _) = c.read_response(deadline).expect("404 response");
+    assert_eq!(status, 404);
+
+    // SIGINT with an idle keep-alive client still connected: the core closes
+    // it at once and the program exits 0 well within the drain timeout.
+    let started = Instant::now();
+    let status = p.interrupt();
+    let took = started.elapsed();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "embed exit: {}; stderr:\n{}",
+        common::describe_status(status),
+        p.stderr_text()
+    );
+    // (The drain timeout is 5 s: a stop that waited for the idle client
+    // would take that long.)
+    assert!(
+        took < Duration::from_secs(2),
+        "embed took {took:?} to stop with an idle client"
+    );
+    drop(c);
+}
+
+/// `GET /` on a fresh connection -> the worker pid in "worker PID".
+fn worker_pid(port: u16) -> Result<i32, String> {
+    let (status, _, body) =
+        try_get(port, "/", Duration::from_secs(2)).map_err(|e| format!("GET /: {e}"))?;
+    if status != 200 {
+        return Err(format!("GET / -> {status} {:?}", body_text(&body)));
+    }
+    body_text(&body)
+        .trim()
+        .strip_prefix("worker ")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("GET / body {:?}", body_text(&body)))
+}
+
+#[test]
+fn multiprocess_restarts_a_crashed_worker() {
+    const WORKERS: usize = 3;
+    let mut cmd = Command::new(example("multiprocess"));
+    cmd.args([
+        "--port",
+        "0",
+        "--host",
+        "127.0.0.1",
+        "--workers",
+        &WORKERS.to_string(),
+    ]);
+    // The crash is deliberate: no core file.
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let none = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::setrlimit(libc::RLIMIT_CORE, &none) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut p = Program::start("multiprocess", cmd);
+    let port = p.port;
+    let parent = p.pid;
+
+    let before: BTreeSet<i32> = children_of(parent).into_iter().collect();
+    assert_eq!(before.len(), WORKERS, "workers of pid {parent}: {before:?}");
+
+    // Every answer comes from one of the workers.
+    let mut answered = BTreeSet::new();
+    for _ in 0..30 {
+        let pid = worker_pid(port).unwrap_or_else(|e| panic!("before the crash: {e}"));
+        assert!(
+            before.contains(&pid),
+            "answer from pid {pid}, not a worker {before:?}"
+        );
+        answered.insert(pid);
+    }
+    eprintln!("workers {before:?}; answered by {answered:?}");
+
+    // Crash one worker: the client gets no answer.
+    let crash = try_get(port, "/crash", Duration::from_secs(5));
+    assert!(
+        !matches!(crash, Ok((200, _, _))),
+        "GET /crash answered 200: {crash:?}"
+    );
+
+    // The parent notices and restarts it: again WORKERS workers, one new.
+    let mut after = BTreeSet::new();
+    let restarted = wait_until(Duration::from_secs(10), || {
+        after = children_of(parent).into_iter().collect();
+        after.len() == WORKERS && before.difference(&after).count() == 1
+    });
+    assert!(
+        restarted,
+        "no restart within 10 s: workers before {before:?}, now {after:?}; stderr:\n{}",
+        p.stderr_text()
+    );
+    let crashed: Vec<i32> = before.difference(&after).copied().collect();
+    let fresh: Vec<i32> = after.difference(&before).copied().collect();
+    assert!(
+        p.wait_stderr(Duration::from_secs(2), |e| e.contains(&format!(
+            "worker {} killed by signal {}",
+            crashed[0],
+            libc::SIGABRT
+        ))),
+        "the parent did not report worker {} killed by SIGABRT:\n{}",
+        crashed[0],
+        p.stderr_text()
+    );
+    eprintln!("worker {crashed:?} crashed, {fresh:?} took its place");
+    p.assert_alive("after the crash");
+
+    // Service continues: a few retries while the dead listener's queue
+    // drains (bounded), then every request is answered by a live worker.
+    let mut ok_in_a_row = 0;
+    let mut failures = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ok_in_a_row < 40 {
+        assert!(
+            Instant::now() < deadline,
+            "service did not recover within 10 s: {failures:?}"
+        );
+        match worker_pid(port) {
+            Ok(pid) => {
+                assert!(
+                    after.contains(&pid),
+                    "answer from pid {pid}, not a live worker {after:?}"
+                );
+                ok_in_a_row += 1;
+            }
+            Err(e) => {
+                failures.push(e);
+                ok_in_a_row = 0;
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    assert!(
+        failures.len() <= 5,
+        "too many failed requests after the restart: {failures:?}"
+    );
+
+    // SIGINT to the parent: every worker stops, the parent exits 0.
+    let status = p.interrupt();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "multiprocess exit: {}; stderr:\n{}",
+        common::describe_status(status),
+        p.stderr_text()
+    );
+    let left: Vec<i32> = after
+        .iter()
+        .copied()
+        .filter(|&pid| process_exists(pid))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "workers still running after the parent exited: {left:?}"
+    );
+    assert!(
+        common::try_connect(port).is_err(),
+        "something still listens on port {port}"
+    );
+}
+
+#[test]
+fn multicore_serves_several_connections_and_stops() {
+    const THREADS: usize = 4;
+    const CONNS: usize = 8;
+    const PER_CONN: usize = 25;
+    let mut cmd = Command::new(example("multicore"));
+    cmd.args([
+        "--port",
+        "0",
+        "--host",
+        "127.0.0.1",
+        "--threads",
+        &THREADS.to_string(),
+    ]);
+    let mut p = Program::start("multicore", cmd);
+    let port = p.port;
+
+    let tasks = fs::read_dir(format!("/proc/{}/task", p.pid))
+        .unwrap()
+        .count();
+    assert_eq!(
+        tasks,
+        THREADS + 1,
+        "threads of multicore (main + {THREADS})"
+    );
+
+    let clients: Vec<_> = (0..CONNS)
+        .map(|i| {
+            thread::spawn(move || {
+                let mut c = Conn::open(port);
+                let deadline = Instant::now() + Duration::from_secs(20);
+                let mut served = 0;
+                for j in 0..PER_CONN {
+                    let path = if (i + j) % 10 == 0 { "/big" } else { "/" };
+                    c.send(&keep_alive_get(path)).unwrap();
+                    let (status, _, body) = c
+                        .read_response(deadline)
+                        .unwrap_or_else(|e| panic!("connection {i} request {j}: {e}"));
+                    assert_eq!(status, 200, "connection {i} request {j} {path}");
+                    if path == "/" {
+                        assert_eq!(body, common::HELLO);
+                    } else {
+                        assert_eq!(body.len(), 1 << 20, "/big length");
+                    }
+                    served += 1;
+                }
+                served
+            })
+        })
+        .collect();
+    let served: usize = clients
+        .into_iter()
+        .map(|t| t.join().expect("client thread"))
+        .sum();
+    assert_eq!(served, CONNS * PER_CONN);
+
+    let status = p.interrupt();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "multicore exit: {}; stderr:\n{}",
+        common::describe_status(status),
+        p.stderr_text()
+    );
+}
+
+/// server.c: `GET /stats?format=text` in nginx stub_status form, consistent
+/// with the JSON form and with the connections the test holds open; HEAD
+/// wherever GET is allowed.
+#[test]
+fn server_stub_status_and_head() {
+    let server = common::Server::start(&[]);
+    let port = server.port;
+
+    // Two idle keep-alive clients.
+    let mut idle: Vec<Conn> = (0..2).map(|_| Conn::open(port)).collect();
+    for c in &mut idle {
+        c.send(&keep_alive_get("/")).unwrap();
+        let (status, _, body) = c
+            .read_response(Instant::now() + Duration::from_secs(2))
+            .unwrap();
+        assert_eq!((status, body.as_slice()), (200, common::HELLO));
+    }
+
+    let (status, headers, body) = common::get(port, "/stats?format=text");
+    let text = body_text(&body);
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(common::header(&headers, "content-type"), Some("text/plain"));
+    let lines: Vec<&str> = text.split('\n').collect();
+    let num = |s: &str| -> u64 {
+        s.parse()
+            .unwrap_or_else(|_| panic!("not a number {s:?} in {text:?}"))
+    };
+    assert_eq!(lines.len(), 5, "{text:?}");
+    assert_eq!(lines[4], "", "a final newline: {text:?}");
+    let active = num(lines[0]
+        .strip_prefix("Active connections: ")
+        .and_then(|r| r.strip_suffix(' '))
+        .unwrap_or_else(|| panic!("line 1: {text:?}")));
+    assert_eq!(lines[1], "server accepts handled requests");
+    let counts: Vec<u64> = lines[2]
+        .strip_prefix(' ')
+        .and_then(|r| r.strip_suffix(' '))
+        .unwrap_or_else(|| panic!("line 3: {text:?}"))
+        .split(' ')
+        .map(num)
+        .collect();
+    assert_eq!(counts.len(), 3, "{text:?}");
+    let states: Vec<u64> = lines[3]
+        .strip_suffix(' ')
+        .unwrap_or_else(|| panic!("line 4: {text:?}"))
+        .split(' ')
+        .collect::<Vec<_>>()
+        .chunks(2)
+        .zip(["Reading:", "Writing:", "Waiting:"])
+        .map(|(pair, name)| {
+            assert_eq!(pair[0], name, "{text:?}");
+            num(pair[1])
+        })
+        .collect();
+    eprintln!("stub_status:\n{text}");
+    // This request plus the two idle clients.
+    assert_eq!(active, server.baseline_active + 2, "{text:?}");
+    assert_eq!(
+        states,
+        [0, 1, active - 1],
+        "Reading/Writing/Waiting: {text:?}"
+    );
+    assert_eq!(
+        counts[0], counts[1],
+        "accepts == handled without fd exhaustion"
+    );
+    assert!(counts[1] >= 3 && counts[2] >= counts[1], "{text:?}");
+    // The JSON form, one request (and one connection) later, agrees.
+    let json = server.stats();
+    assert_eq!(common::stat(&json, "accepted"), counts[1] + 1);
+    assert_eq!(common::stat(&json, "requests"), counts[2] + 1);
+    let (status, _, _) = common::get(port, "/stats?format=xml");
+    assert_eq!(status, 400, "unknown format");
+
+    // HEAD: the GET head (Content-Length included), no body; the
+    // connection goes on with the next pipelined request.
+    let mut c = Conn::open(port);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    c.send(b"HEAD /big HTTP/1.1\r\nHost: x\r\n\r\nHEAD /chunked?size=5000 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (status, headers) = c.read_head(deadline).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(common::header(&headers, "content-length"), Some("1048576"));
+    let (status, _) = c.read_head(deadline).unwrap();
+    assert_eq!(status, 200, "HEAD /chunked");
+    let (status, _, body) = c.read_response(deadline).unwrap();
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, common::HELLO),
+        "GET after HEADs"
+    );
+    c.expect_eof(deadline)
+        .expect("no body bytes after the HEAD responses");
+    let mut c = Conn::open(port);
+    c.send(b"HEAD /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (status, headers) = c.read_head(deadline).unwrap();
+    c.expect_eof(deadline).expect("no body after a HEAD 405");
+    assert_eq!(status, 405);
+    assert_eq!(common::header(&headers, "allow"), Some("POST"));
+    drop(idle);
+    let status = server.stop();
+    assert_eq!(status.code(), Some(0));
+}
+
+/// multiprocess: workers do not outlive a supervisor that is killed
+/// outright (PR_SET_PDEATHSIG), so nothing keeps serving unsupervised.
+#[test]
+fn multiprocess_workers_stop_when_the_supervisor_dies() {
+    let mut cmd = Command::new(example("multiprocess"));
+    cmd.args(["--port", "0", "--host", "127.0.0.1", "--workers", "2"]);
+    let mut p = Program::start("multiprocess", cmd);
+    let workers = children_of(p.pid);
+    assert_eq!(workers.len(), 2, "workers: {workers:?}");
+    worker_pid(p.port).unwrap_or_else(|e| panic!("{e}"));
+    p.signal(libc::SIGKILL);
+    assert!(
+        p.wait_exit(Duration::from_secs(5)).is_some(),
+        "SIGKILL did not end the supervisor"
+    );
+    let mut left = workers.clone();
+    let gone = wait_until(Duration::from_secs(10), || {
+        left = workers
+            .iter()
+            .copied()
+            .filter(|&w| process_exists(w))
+            .collect();
+        left.is_empty()
+    });
+    assert!(
+        gone,
+        "workers {left:?} still run 10 s after their supervisor was killed"
+    );
+    assert!(
+        common::try_connect(p.port).is_err(),
+        "something still listens on port {}",
+        p.port
+    );
+}
