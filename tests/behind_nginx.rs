@@ -11,7 +11,6 @@
 //! Fails (never skips) without nginx: install nginx-light (.ci/run does).
 
 mod common;
-mod cprog;
 
 use std::fs;
 use std::net::TcpListener;
@@ -23,8 +22,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{close_wait_count, describe_status, fd_count, wait_child, wait_until, Conn, Server};
-use cprog::{run_ok, TempDir};
+use common::{
+    close_wait_count, describe_status, fd_count, run_ok, wait_child, wait_until, Conn, Server,
+    TempDir,
+};
 
 const CLIENTS: usize = 4;
 const PER_CLIENT: usize = 300;

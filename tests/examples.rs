@@ -12,7 +12,6 @@
 //!   wherever GET is, head only.
 
 mod common;
-mod cprog;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -21,8 +20,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{try_get, wait_until, Conn};
-use cprog::{children_of, example, process_exists, Program};
+use common::{children_of, example, process_exists, try_get, wait_until, Conn, Program};
 
 fn keep_alive_get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").into_bytes()

@@ -10,7 +10,6 @@
 //! Fails (never skips) when make, cc, pkg-config, ldd or readelf is missing.
 
 mod common;
-mod cprog;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -19,9 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use cprog::{
-    clean_build_env, ctest_target, require_tool, run, run_ok, BuildLock, Program, TempDir,
-};
+use common::{ctest_target, make_in, require_tool, run, run_ok, BuildLock, Program, TempDir};
 
 const CMD_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -86,13 +83,9 @@ fn dirs_under(dir: &Path) -> BTreeSet<String> {
 }
 
 fn make(args: &[String]) -> Output {
-    let mut cmd = Command::new("make");
-    clean_build_env(&mut cmd)
-        .arg("-C")
-        .arg(common::repo_root())
-        .args(args)
-        .arg(format!("CARGO_TARGET_DIR={}", ctest_target().display()));
-    run_ok(&mut cmd, cprog::BUILD_TIMEOUT)
+    let mut cmd = make_in(&common::repo_root());
+    cmd.args(args);
+    run_ok(&mut cmd, common::BUILD_TIMEOUT)
 }
 
 fn same_bytes(a: &Path, b: &Path) {

@@ -9,7 +9,6 @@
 //! function; the child-process checks do not touch this process's logger.
 
 mod common;
-mod cprog;
 
 use std::ffi::CStr;
 use std::io::{Read, Write};
@@ -273,7 +272,7 @@ fn server_stderr(env: Option<&str>) -> (String, u16) {
         Some(v) => cmd.env("CONNECTION_LOG", v),
         None => cmd.env_remove("CONNECTION_LOG"),
     };
-    let mut p = cprog::Program::start("server", cmd);
+    let mut p = common::Program::start("server", cmd);
     let mut c = common::Conn::open(p.port);
     let local = c.stream.local_addr().unwrap().port();
     c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();

@@ -5,13 +5,12 @@
 //! would not find), nothing extra (Rust internals leaking into the ABI).
 
 mod common;
-mod cprog;
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::process::Command;
 
-use cprog::{cargo_bin, clean_build_env, ctest_target, require_tool, run_ok, BuildLock};
+use common::{cargo_bin, clean_build_env, ctest_target, require_tool, run_ok, BuildLock};
 
 /// Function names declared in the header. Comments, preprocessor lines
 /// (and the C++-only `extern "C"` lines) and brace blocks (struct and enum
@@ -153,7 +152,7 @@ fn shared_library_exports_exactly_the_header_functions() {
         .args(["build", "--release"])
         .current_dir(&root)
         .env("CARGO_TARGET_DIR", &target);
-    run_ok(&mut cmd, cprog::BUILD_TIMEOUT);
+    run_ok(&mut cmd, common::BUILD_TIMEOUT);
 
     let header_path = root.join("include").join("connection.h");
     let header = fs::read_to_string(&header_path)

@@ -6,7 +6,6 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -17,47 +16,9 @@ fn make_target(target: &str, tool: &str) -> String {
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // Builds the example (and serialises with other test binaries).
     server_binary();
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{tool} is not installed: apt-get install {tool} (.ci/run does)"
-    );
-    let root = repo_root();
-    let ctest_target = root.join("target").join("ctest");
-    let mut cmd = Command::new("make");
-    cmd.arg("-C")
-        .arg(root.join("c-examples"))
-        .arg(format!("CARGO_TARGET_DIR={}", ctest_target.display()))
-        .arg(target)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for var in [
-        "MAKEFLAGS",
-        "MFLAGS",
-        "MAKELEVEL",
-        "CARGO_MAKEFLAGS",
-        "CARGO_TARGET_DIR",
-    ] {
-        cmd.env_remove(var);
-    }
-    let child = cmd.spawn().expect("run make");
-    let pid = child.id() as i32;
-    let waiter = std::thread::spawn(move || child.wait_with_output());
-    let deadline = std::time::Instant::now() + Duration::from_secs(600);
-    while !waiter.is_finished() {
-        if std::time::Instant::now() > deadline {
-            send_signal(pid, libc::SIGKILL);
-            panic!("make {target} did not finish within 10 minutes");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = waiter.join().unwrap().expect("make output");
+    require_tool(tool, "--version", tool);
+    let out = run(&mut make_examples(&[target]), Duration::from_secs(600))
+        .unwrap_or_else(|e| panic!("make {target}: {e}"));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -1,253 +1,48 @@
 //! Shared helpers for the integration tests: build the C example server once,
-//! run it as a child process, talk HTTP/1.1 to it over 127.0.0.1 and look at
-//! the process from /proc and `ss`.
+//! run it and other programs as child processes, talk HTTP/1.1 to them over
+//! 127.0.0.1 and look at the processes from /proc and `ss`.
 //!
-//! Every wait in here is bounded; nothing sleeps without a deadline.
+//! Every wait in here is bounded; nothing sleeps without a deadline, and
+//! every child is cleaned up in Drop, also when a test fails.
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+mod build;
+mod process;
+
+pub use build::*;
+pub use process::*;
+
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::fs;
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::process::{Command, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How long building the example (a nested `cargo build` + `cc`) may take.
-const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
-/// How long the server may take to print its `listening on` line.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the server may take to exit after SIGINT.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the example server may take to exit after SIGINT.
+const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the server's fd count may take to come back down after a round.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_millis(2500);
 /// Default bound for one probe request.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Bound for connect() on loopback.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How much of the server's stderr is kept for diagnostics.
-const STDERR_KEEP: usize = 64 * 1024;
 
 pub const HELLO: &[u8] = b"Hello, World!";
-
-// ---------------------------------------------------------------------------
-// Building the example
-// ---------------------------------------------------------------------------
-
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Path of `c-examples/server`, built once per test binary (and serialised
-/// across test processes by an flock on `target/ctest-build.lock`).
-pub fn server_binary() -> &'static Path {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match BUILT.get_or_init(build_example) {
-        Ok(path) => path,
-        Err(msg) => panic!("building the example server failed:\n{msg}"),
-    }
-}
-
-fn build_example() -> Result<PathBuf, String> {
-    let root = repo_root();
-    let target = root.join("target");
-    fs::create_dir_all(&target).map_err(|e| format!("mkdir {}: {e}", target.display()))?;
-    let lock_path = target.join("ctest-build.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| format!("open {}: {e}", lock_path.display()))?;
-    lock_exclusive(&lock, BUILD_TIMEOUT)
-        .map_err(|e| format!("flock {}: {e}", lock_path.display()))?;
-
-    // A separate target dir, so the nested cargo never waits on the lock held
-    // by the outer `cargo test`.
-    let ctest_target = target.join("ctest");
-    let log_path = target.join("ctest-build.log");
-    let log = File::create(&log_path).map_err(|e| format!("create {}: {e}", log_path.display()))?;
-    let log2 = log.try_clone().map_err(|e| e.to_string())?;
-    let mut cmd = Command::new("make");
-    cmd.arg("-C")
-        .arg(root.join("c-examples"))
-        .arg(format!("CARGO_TARGET_DIR={}", ctest_target.display()))
-        .current_dir(&root)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2)
-        .process_group(0);
-    for var in [
-        "MAKEFLAGS",
-        "MFLAGS",
-        "MAKELEVEL",
-        "CARGO_MAKEFLAGS",
-        "CARGO_TARGET_DIR",
-    ] {
-        cmd.env_remove(var);
-    }
-    let mut child = cmd.spawn().map_err(|e| format!("spawn make: {e}"))?;
-    let status = match wait_child(&mut child, BUILD_TIMEOUT) {
-        Some(status) => status,
-        None => {
-            // SAFETY: kill(2) on the process group we created for make.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-            let _ = child.wait();
-            return Err(format!(
-                "make did not finish within {BUILD_TIMEOUT:?}; log {}:\n{}",
-                log_path.display(),
-                tail(&fs::read(&log_path).unwrap_or_default(), 8000)
-            ));
-        }
-    };
-    let output = fs::read(&log_path).unwrap_or_default();
-    if !status.success() {
-        return Err(format!(
-            "`make -C c-examples CARGO_TARGET_DIR={}` failed ({}):\n{}",
-            ctest_target.display(),
-            describe_status(status),
-            tail(&output, 8000)
-        ));
-    }
-    let bin = root.join("c-examples").join("server");
-    if !bin.is_file() {
-        return Err(format!(
-            "make succeeded but {} does not exist:\n{}",
-            bin.display(),
-            tail(&output, 4000)
-        ));
-    }
-    Ok(bin)
-    // `lock` is released when it is dropped here.
-}
-
-fn lock_exclusive(file: &File, timeout: Duration) -> io::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        // SAFETY: flock(2) on an fd we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::WouldBlock && err.raw_os_error() != Some(libc::EINTR) {
-            return Err(err);
-        }
-        if Instant::now() >= deadline {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "lock still held by another test process",
-            ));
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Processes
-// ---------------------------------------------------------------------------
-
-/// `try_wait` in a loop until `timeout`; `None` if the child is still running.
-pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) => {}
-            Err(e) => panic!("waitpid({}): {e}", child.id()),
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-pub fn describe_status(status: ExitStatus) -> String {
-    if let Some(code) = status.code() {
-        format!("exit code {code}")
-    } else if let Some(sig) = status.signal() {
-        let name = match sig {
-            libc::SIGPIPE => " (SIGPIPE)",
-            libc::SIGSEGV => " (SIGSEGV)",
-            libc::SIGABRT => " (SIGABRT)",
-            libc::SIGKILL => " (SIGKILL)",
-            libc::SIGINT => " (SIGINT)",
-            libc::SIGBUS => " (SIGBUS)",
-            _ => "",
-        };
-        format!(
-            "killed by signal {sig}{name}{}",
-            if status.core_dumped() {
-                ", core dumped"
-            } else {
-                ""
-            }
-        )
-    } else {
-        format!("{status:?}")
-    }
-}
-
-pub fn send_signal(pid: i32, sig: i32) {
-    // SAFETY: kill(2) on a child we spawned and have not reaped yet.
-    unsafe { libc::kill(pid, sig) };
-}
-
-/// Last `max` bytes of `bytes`, lossily as text.
-pub fn tail(bytes: &[u8], max: usize) -> String {
-    let start = bytes.len().saturating_sub(max);
-    String::from_utf8_lossy(&bytes[start..]).into_owned()
-}
-
-/// Resets, in a child about to exec, what a test harness may have changed:
-/// SIGPIPE and SIGINT back to SIG_DFL, empty signal mask, optional
-/// RLIMIT_NOFILE. Only async-signal-safe calls.
-pub fn reset_child_signals(cmd: &mut Command, nofile: Option<u64>) {
-    // SAFETY: the closure runs between fork and exec and only calls
-    // async-signal-safe functions (signal, sigemptyset, sigprocmask, setrlimit).
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::signal(libc::SIGPIPE, libc::SIG_DFL) == libc::SIG_ERR {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::signal(libc::SIGINT, libc::SIG_DFL) == libc::SIG_ERR {
-                return Err(io::Error::last_os_error());
-            }
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            if libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if let Some(n) = nofile {
-                let lim = libc::rlimit {
-                    rlim_cur: n as libc::rlim_t,
-                    rlim_max: n as libc::rlim_t,
-                };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-}
 
 // ---------------------------------------------------------------------------
 // The example server
 // ---------------------------------------------------------------------------
 
+/// The example server (`c-examples/server`) as a `Program` named "server".
 pub struct Server {
-    child: Child,
+    program: Program,
     pub port: u16,
     pub pid: i32,
-    status: Option<ExitStatus>,
-    stderr: Arc<Mutex<Vec<u8>>>,
     /// Open fds once the server has answered a first request and settled.
     pub baseline_fds: usize,
     /// `active_connections` reported by /stats on the otherwise idle server
@@ -263,102 +58,21 @@ impl Server {
 
     /// As `start`, with RLIMIT_NOFILE (soft and hard) set to `nofile`.
     pub fn start_with(args: &[&str], nofile: Option<u64>) -> Server {
-        let bin = server_binary();
-        let mut cmd = Command::new(bin);
+        let mut cmd = Command::new(server_binary());
         cmd.args(["--port", "0", "--host", "127.0.0.1"])
             .args(args)
-            .current_dir(repo_root())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        reset_child_signals(&mut cmd, nofile);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {} {args:?}: {e}", bin.display()));
-        let pid = child.id() as i32;
-
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        {
-            let mut pipe = child.stderr.take().expect("stderr pipe");
-            let keep = Arc::clone(&stderr);
-            thread::spawn(move || {
-                let mut buf = [0u8; 8192];
-                loop {
-                    match pipe.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            let mut k = keep.lock().unwrap_or_else(|p| p.into_inner());
-                            k.extend_from_slice(&buf[..n]);
-                            if k.len() > 2 * STDERR_KEEP {
-                                let cut = k.len() - STDERR_KEEP;
-                                k.drain(..cut);
-                            }
-                        }
-                    }
-                }
-            });
-        }
-        let (tx, rx) = mpsc::channel::<String>();
-        {
-            let pipe = child.stdout.take().expect("stdout pipe");
-            thread::spawn(move || {
-                // Keep draining stdout for the server's whole life so it never
-                // blocks on a full pipe.
-                let mut reader = BufReader::new(pipe);
-                let mut line = Vec::new();
-                loop {
-                    line.clear();
-                    match reader.read_until(b'\n', &mut line) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            let _ = tx.send(String::from_utf8_lossy(&line).trim_end().to_owned());
-                        }
-                    }
-                }
-            });
-        }
-
-        let deadline = Instant::now() + START_TIMEOUT;
-        let mut seen = Vec::new();
-        let port = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(addr) = line.strip_prefix("listening on ") {
-                        let port = addr
-                            .trim()
-                            .rsplit(':')
-                            .next()
-                            .and_then(|p| p.parse::<u16>().ok())
-                            .unwrap_or_else(|| panic!("cannot parse port from {line:?}"));
-                        break port;
-                    }
-                    seen.push(line);
-                }
-                Err(e) => {
-                    let status = wait_child(&mut child, Duration::from_millis(100));
-                    if status.is_none() {
-                        send_signal(pid, libc::SIGKILL);
-                        let _ = wait_child(&mut child, Duration::from_secs(5));
-                    }
-                    thread::sleep(Duration::from_millis(50));
-                    let err = tail(&stderr.lock().unwrap_or_else(|p| p.into_inner()), 4000);
-                    panic!(
-                        "server {args:?} did not print `listening on` within {START_TIMEOUT:?} ({e:?}); \
-                         status: {}; stdout: {seen:?}; stderr:\n{err}",
-                        status.map(describe_status).unwrap_or_else(|| "still running, killed".into())
-                    );
-                }
-            }
-        };
-        assert_ne!(port, 0, "server reported port 0");
-
+            .current_dir(repo_root());
+        let program = Program::start_with(
+            &format!("server {args:?}"),
+            cmd,
+            nofile,
+            SERVER_STOP_TIMEOUT,
+        );
+        let (pid, port) = (program.pid, program.port);
         let mut server = Server {
-            child,
+            program,
             port,
             pid,
-            status: None,
-            stderr,
             baseline_fds: 0,
             baseline_active: 0,
         };
@@ -377,26 +91,17 @@ impl Server {
     }
 
     pub fn stderr_tail(&self) -> String {
-        tail(&self.stderr.lock().unwrap_or_else(|p| p.into_inner()), 6000)
+        tail(self.program.stderr_text().as_bytes(), 6000)
     }
 
     /// `Some(status)` once the server has exited.
     pub fn exit_status(&mut self) -> Option<ExitStatus> {
-        if self.status.is_none() {
-            self.status = self.child.try_wait().expect("waitpid");
-        }
-        self.status
+        self.program.exit_status()
     }
 
     /// Panics (with the exit status and stderr) if the server has exited.
     pub fn assert_alive(&mut self, context: &str) {
-        if let Some(status) = self.exit_status() {
-            panic!(
-                "{context}: the server exited: {}; stderr:\n{}",
-                describe_status(status),
-                self.stderr_tail()
-            );
-        }
+        self.program.assert_alive(context);
     }
 
     pub fn fd_count(&self) -> usize {
@@ -451,51 +156,7 @@ impl Server {
     /// SIGINT, then wait (bounded) for the exit status. Panics if the server
     /// does not exit in time (it is then SIGKILLed).
     pub fn stop(mut self) -> ExitStatus {
-        if let Some(status) = self.exit_status() {
-            return status;
-        }
-        send_signal(self.pid, libc::SIGINT);
-        match wait_child(&mut self.child, STOP_TIMEOUT) {
-            Some(status) => {
-                self.status = Some(status);
-                status
-            }
-            None => {
-                send_signal(self.pid, libc::SIGKILL);
-                self.status = wait_child(&mut self.child, Duration::from_secs(5));
-                panic!(
-                    "server did not exit within {STOP_TIMEOUT:?} of SIGINT (killed); stderr:\n{}",
-                    self.stderr_tail()
-                );
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            eprintln!(
-                "---- server pid {} port {} stderr (tail) ----\n{}\n----",
-                self.pid,
-                self.port,
-                self.stderr_tail()
-            );
-        }
-        if self.exit_status().is_some() {
-            return;
-        }
-        send_signal(self.pid, libc::SIGINT);
-        if let Some(status) = wait_child(&mut self.child, STOP_TIMEOUT) {
-            self.status = Some(status);
-            return;
-        }
-        eprintln!(
-            "server pid {} ignored SIGINT for {STOP_TIMEOUT:?}; SIGKILL",
-            self.pid
-        );
-        send_signal(self.pid, libc::SIGKILL);
-        self.status = wait_child(&mut self.child, Duration::from_secs(5));
+        self.program.interrupt()
     }
 }
 
@@ -597,34 +258,6 @@ pub fn ss_lines(port: u16) -> Vec<String> {
     )
     .map(|o| o.lines().skip(1).map(str::to_owned).collect())
     .unwrap_or_default()
-}
-
-/// Runs a short command and returns its stdout; bounded by `timeout`.
-pub fn run_capture(cmd: &mut Command, timeout: Duration) -> io::Result<String> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut pipe = child.stdout.take().expect("stdout pipe");
-    let reader = thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = pipe.read_to_end(&mut s);
-        s
-    });
-    let status = match wait_child(&mut child, timeout) {
-        Some(s) => s,
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "command timed out"));
-        }
-    };
-    let out = reader.join().unwrap_or_default();
-    if !status.success() {
-        return Err(io::Error::other(describe_status(status)));
-    }
-    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 // ---------------------------------------------------------------------------

@@ -1,18 +1,11 @@
-//! Helpers for the tests that drive C programs and system tools other than
-//! the example server that `common::Server` runs (install.rs, symbols.rs,
-//! logging.rs, examples.rs, behind_nginx.rs): a child process with captured
-//! output that prints `listening on HOST:PORT`, bounded command runs, the
-//! shared build lock, required tools, and temporary directories. Every
-//! wait is bounded, and every guard cleans up in Drop, also when a test
-//! fails.
-//!
-//! A test file using this declares `mod common;` and `mod cprog;`.
-#![allow(dead_code)]
+//! Child processes for the tests: bounded waits, bounded command runs,
+//! programs that print `listening on HOST:PORT` (run in their own process
+//! group, cleaned up in Drop also when a test fails), temporary directories
+//! and a look at /proc.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,78 +13,105 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::common::{describe_status, repo_root, reset_child_signals, tail, wait_child};
-
-/// How long a nested `cargo build --release` (or `make install`) may take.
-pub const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
 /// How long a program may take to print `listening on`.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a program may take to exit after SIGINT.
+/// How long a `Program` may take to exit after SIGINT (unless started with
+/// another bound).
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How much of a program's stderr is kept.
+const STDERR_KEEP: usize = 256 * 1024;
 
-/// The cargo target dir the tests build in (the one tests/common uses), so
-/// a nested cargo never waits on the lock of the outer `cargo test`.
-pub fn ctest_target() -> PathBuf {
-    repo_root().join("target").join("ctest")
-}
-
-/// The cargo the outer `cargo test` runs (it sets $CARGO), else `cargo`.
-pub fn cargo_bin() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
-}
-
-/// Removes what the outer cargo/make puts in the environment that would
-/// change a nested make or cargo run (jobserver fds, target dir).
-pub fn clean_build_env(cmd: &mut Command) -> &mut Command {
-    for var in [
-        "MAKEFLAGS",
-        "MFLAGS",
-        "MAKELEVEL",
-        "CARGO_MAKEFLAGS",
-        "CARGO_TARGET_DIR",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-/// The exclusive flock on `target/ctest-build.lock` that tests/common takes
-/// while it builds in target/ctest: whoever holds it may build there and
-/// read the build's outputs without another test process rebuilding them
-/// underneath.
-pub struct BuildLock {
-    _file: File,
-}
-
-impl BuildLock {
-    pub fn acquire() -> BuildLock {
-        let target = repo_root().join("target");
-        fs::create_dir_all(&target).unwrap_or_else(|e| panic!("mkdir {}: {e}", target.display()));
-        let path = target.join("ctest-build.lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-        let deadline = Instant::now() + BUILD_TIMEOUT;
-        loop {
-            // SAFETY: flock(2) on an fd we own.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                return BuildLock { _file: file };
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::WouldBlock && err.raw_os_error() != Some(libc::EINTR) {
-                panic!("flock {}: {err}", path.display());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} still locked by another test process after {BUILD_TIMEOUT:?}",
-                path.display()
-            );
-            thread::sleep(Duration::from_millis(100));
+/// `try_wait` in a loop until `timeout`; `None` if the child is still running.
+pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) => {}
+            Err(e) => panic!("waitpid({}): {e}", child.id()),
         }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(10));
     }
+}
+
+pub fn describe_status(status: ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        format!("exit code {code}")
+    } else if let Some(sig) = status.signal() {
+        let name = match sig {
+            libc::SIGPIPE => " (SIGPIPE)",
+            libc::SIGSEGV => " (SIGSEGV)",
+            libc::SIGABRT => " (SIGABRT)",
+            libc::SIGKILL => " (SIGKILL)",
+            libc::SIGINT => " (SIGINT)",
+            libc::SIGBUS => " (SIGBUS)",
+            _ => "",
+        };
+        format!(
+            "killed by signal {sig}{name}{}",
+            if status.core_dumped() {
+                ", core dumped"
+            } else {
+                ""
+            }
+        )
+    } else {
+        format!("{status:?}")
+    }
+}
+
+pub fn send_signal(pid: i32, sig: i32) {
+    // SAFETY: kill(2) on a child we spawned and have not reaped yet.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// Last `max` bytes of `bytes`, lossily as text.
+pub fn tail(bytes: &[u8], max: usize) -> String {
+    let start = bytes.len().saturating_sub(max);
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
+}
+
+/// Resets, in a child about to exec, what a test harness may have changed:
+/// SIGPIPE and SIGINT back to SIG_DFL, empty signal mask, optional
+/// RLIMIT_NOFILE. Only async-signal-safe calls.
+pub fn reset_child_signals(cmd: &mut Command, nofile: Option<u64>) {
+    // SAFETY: the closure runs between fork and exec and only calls
+    // async-signal-safe functions (signal, sigemptyset, sigprocmask, setrlimit).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::signal(libc::SIGPIPE, libc::SIG_DFL) == libc::SIG_ERR {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::signal(libc::SIGINT, libc::SIG_DFL) == libc::SIG_ERR {
+                return Err(io::Error::last_os_error());
+            }
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            if libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if let Some(n) = nofile {
+                let lim = libc::rlimit {
+                    rlim_cur: n as libc::rlim_t,
+                    rlim_max: n as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// SIGKILL to the process group `pgid` (a child spawned with
+/// `process_group(0)` leads the group whose id is its pid).
+pub fn kill_group(pgid: i32) {
+    // SAFETY: kill(2) on a process group we created for a child.
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
 }
 
 /// Runs `cmd` to completion with stdout and stderr captured, killing its
@@ -121,9 +141,8 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Result<Output, String> {
     let status = match wait_child(&mut child, timeout) {
         Some(s) => s,
         None => {
-            // SAFETY: kill(2) on the process group we created.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-            let _ = child.wait();
+            kill_group(child.id() as i32);
+            let _ = wait_child(&mut child, Duration::from_secs(5));
             let err = err_reader.join().unwrap_or_default();
             return Err(format!(
                 "{what} did not finish within {timeout:?} (killed); stderr:\n{}",
@@ -151,6 +170,15 @@ pub fn run_ok(cmd: &mut Command, timeout: Duration) -> Output {
         );
     }
     out
+}
+
+/// Runs a short command and returns its stdout; bounded by `timeout`.
+pub fn run_capture(cmd: &mut Command, timeout: Duration) -> io::Result<String> {
+    let out = run(cmd, timeout).map_err(io::Error::other)?;
+    if !out.status.success() {
+        return Err(io::Error::other(describe_status(out.status)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Fails (never skips) when `program` cannot be run, naming the Debian
@@ -208,11 +236,10 @@ struct Captured {
     changed: Condvar,
 }
 
-const STDERR_KEEP: usize = 256 * 1024;
-
 /// A program that prints `listening on HOST:PORT` when it is ready, run in
-/// its own process group. Drop: SIGINT, then (after `STOP_TIMEOUT`) SIGKILL
-/// to the whole group, so no worker process it forked outlives the test.
+/// its own process group. Drop: SIGINT, then (after its stop timeout)
+/// SIGKILL to the whole group, so no worker process it forked outlives the
+/// test.
 pub struct Program {
     name: String,
     child: Child,
@@ -220,17 +247,29 @@ pub struct Program {
     pub port: u16,
     status: Option<ExitStatus>,
     out: Arc<Captured>,
+    stop_timeout: Duration,
 }
 
 impl Program {
     /// Spawns `cmd` (stdin null, stdout/stderr captured, signals reset,
     /// its own process group) and waits for `listening on HOST:PORT`.
-    pub fn start(name: &str, mut cmd: Command) -> Program {
+    pub fn start(name: &str, cmd: Command) -> Program {
+        Self::start_with(name, cmd, None, STOP_TIMEOUT)
+    }
+
+    /// As `start`, with RLIMIT_NOFILE (soft and hard) set to `nofile`, and
+    /// `stop_timeout` as the bound on exiting after a signal.
+    pub fn start_with(
+        name: &str,
+        mut cmd: Command,
+        nofile: Option<u64>,
+        stop_timeout: Duration,
+    ) -> Program {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        reset_child_signals(&mut cmd, None);
+        reset_child_signals(&mut cmd, nofile);
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {name} ({cmd:?}): {e}"));
@@ -287,6 +326,7 @@ impl Program {
             port: 0,
             status: None,
             out,
+            stop_timeout,
         };
         let line = program.wait_stdout(START_TIMEOUT, |l| l.starts_with("listening on "));
         let Some(line) = line else {
@@ -414,7 +454,7 @@ impl Program {
             return status;
         }
         self.signal(sig);
-        match wait_child(&mut self.child, STOP_TIMEOUT) {
+        match wait_child(&mut self.child, self.stop_timeout) {
             Some(status) => {
                 self.status = Some(status);
                 self.settle_output();
@@ -423,8 +463,9 @@ impl Program {
             None => {
                 self.kill_group();
                 panic!(
-                    "{} did not exit within {STOP_TIMEOUT:?} of signal {sig} (killed); stderr:\n{}",
+                    "{} did not exit within {:?} of signal {sig} (killed); stderr:\n{}",
                     self.name,
+                    self.stop_timeout,
                     tail(self.stderr_text().as_bytes(), 6000)
                 );
             }
@@ -467,10 +508,10 @@ impl Program {
         }
     }
 
-    /// SIGKILL to the whole process group, then reap the leader.
+    /// SIGKILL to the whole process group, then reap the leader. While any
+    /// member lives, the group id cannot be reused.
     fn kill_group(&mut self) {
-        // SAFETY: kill(2) on the process group created for this child.
-        unsafe { libc::kill(-self.pid, libc::SIGKILL) };
+        kill_group(self.pid);
         if self.status.is_none() {
             self.status = wait_child(&mut self.child, Duration::from_secs(5));
         }
@@ -490,31 +531,13 @@ impl Drop for Program {
         }
         if self.exit_status().is_none() {
             self.signal(libc::SIGINT);
-            if let Some(status) = wait_child(&mut self.child, STOP_TIMEOUT) {
+            if let Some(status) = wait_child(&mut self.child, self.stop_timeout) {
                 self.status = Some(status);
             }
         }
         // Whatever is left of its process group (forked workers) goes too.
-        // While any member lives, the group id cannot be reused.
-        // SAFETY: kill(2) on the process group created for this child.
-        unsafe { libc::kill(-self.pid, libc::SIGKILL) };
-        if self.status.is_none() {
-            self.status = wait_child(&mut self.child, Duration::from_secs(5));
-        }
+        self.kill_group();
     }
-}
-
-/// The path of a program that `make -C c-examples` builds (building it,
-/// with the example server, through tests/common if needed).
-pub fn example(name: &str) -> PathBuf {
-    let server = crate::common::server_binary();
-    let path = server.with_file_name(name);
-    assert!(
-        path.is_file(),
-        "{} was not built by `make -C c-examples` (is it in the Makefile's all target?)",
-        path.display()
-    );
-    path
 }
 
 /// Pids whose parent is `ppid` (from /proc/*/stat).
