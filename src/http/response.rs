@@ -48,10 +48,8 @@ pub fn status_allows_body(status: u16) -> bool {
 
 /// An HTTP token (RFC 9110 5.6.2).
 pub fn valid_header_name(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    static TOKEN_CHARS: [bool; 256] = super::alnum_and(b"!#$%&'*+-.^_`|~");
+    !name.is_empty() && name.iter().all(|&b| TOKEN_CHARS[b as usize])
 }
 
 /// Field content: visible ASCII, obs-text, SP and HTAB; never CR, LF, NUL

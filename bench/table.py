@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""table.py [--multicore] RESULTS.tsv - the report printed by bench/run.sh.
+
+Input lines: server<TAB>metric<TAB>round<TAB>value[<TAB>suspect], where
+suspect is 1 when other processes competed for the CPUs during that
+measurement.  For each metric and server the table shows the median over
+the clean rounds (over all rounds, marked †, if none was clean) and its
+ratio to nginx's median, then every round's value (suspect ones marked *).
+
+With --multicore it prints only the line for c-examples/multicore.
+"""
+
+import statistics
+import sys
+
+SERVERS = [
+    ("ours", "connection-core"),
+    ("nginx", "nginx (1 worker)"),
+    ("mhd", "libmicrohttpd"),
+    ("raw", "raw epoll (ceiling)"),
+]
+
+# metric key, label, format, better ("high" or "low")
+METRICS = [
+    ("a_rps", "(a) `GET /` keep-alive, 64 conns: req/s", "{:,.0f}", "high"),
+    ("b_rps", "(b) (a) pipelined 16 deep: req/s", "{:,.0f}", "high"),
+    ("c_mbps", "(c) `GET /big` 1 MiB, 16 conns: MB/s", "{:,.0f}", "high"),
+    ("d_rps", "(d) `Connection: close`, 64 conns: req/s", "{:,.0f}", "high"),
+    ("e_kib", "(e) RSS per idle keep-alive conn (10,000 held): KiB", "{:,.2f}", "low"),
+    ("e_rps", "(e) (a) beside 10,000 idle conns: req/s", "{:,.0f}", "high"),
+    ("f_us", "(f) server CPU per request in (a): µs", "{:,.2f}", "low"),
+    ("g_p50", "(g) latency p50 in (a): µs", "{:,.0f}", "low"),
+    ("g_p99", "(g) latency p99 in (a): µs", "{:,.0f}", "low"),
+]
+
+
+def load(path):
+    data = {}
+    for line in open(path):
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) not in (4, 5):
+            continue
+        server, metric, rnd, value = parts[:4]
+        suspect = len(parts) == 5 and parts[4] == "1"
+        try:
+            v = float(value)
+        except ValueError:
+            continue
+        data.setdefault((server, metric), []).append((int(rnd), v, suspect))
+    return data
+
+
+def median(vals):
+    """(median, all_suspect): clean rounds if there are any."""
+    clean = [v for _, v, s in vals if not s]
+    if clean:
+        return statistics.median(clean), False
+    return statistics.median(v for _, v, _ in vals), True
+
+
+def multicore(data):
+    med = {s: median(v)[0] for (s, m), v in data.items() if m == "b_rps"}
+    if "multi" not in med:
+        print("multicore: built, but no result (see the notes)")
+        return
+    line = ("multicore: (b) pipelined against c-examples/multicore, server and "
+            "wrk -t1 both unpinned: {:,.0f} req/s".format(med["multi"]))
+    for s, label in (("ours", "single-threaded connection-core"), ("nginx", "nginx")):
+        if s in med:
+            line += ", {:.2f}× {}".format(med["multi"] / med[s], label)
+    print(line)
+
+
+def main():
+    args = sys.argv[1:]
+    if args and args[0] == "--multicore":
+        multicore(load(args[1]))
+        return 0
+    data = load(args[0])
+    med = {k: median(v) for k, v in data.items()}
+
+    out = []
+    out.append("| Scenario | " + " | ".join(label for _, label in SERVERS) + " |")
+    out.append("|---|" + "---:|" * len(SERVERS))
+    any_dagger = False
+    for key, label, fmt, better in METRICS:
+        cells = []
+        base = med.get(("nginx", key), (None, False))[0]
+        for s, _ in SERVERS:
+            m, dirty = med.get((s, key), (None, False))
+            if m is None:
+                cells.append("—")
+                continue
+            cell = fmt.format(m)
+            if base:
+                cell += " ({:.2f}×)".format(m / base)
+            if dirty:
+                cell += " †"
+                any_dagger = True
+            cells.append(cell)
+        arrow = "higher is better" if better == "high" else "lower is better"
+        out.append("| {} <sub>{}</sub> | {} |".format(label, arrow, " | ".join(cells)))
+    print("\n".join(out))
+    print()
+    print("Medians over the rounds in which nothing else competed for the CPUs; "
+          "(×) is the ratio to nginx's median." +
+          (" † = every round of this cell was contended (see the notes)." if any_dagger else ""))
+
+    print()
+    print("Per-round values (round:value, * = other processes competed for the CPUs):")
+    print()
+    for key, label, fmt, _ in METRICS:
+        parts = []
+        for s, name in SERVERS:
+            vals = sorted(data.get((s, key), []))
+            if vals:
+                parts.append("{} {}".format(s, " ".join(
+                    "{}:{}{}".format(r, fmt.format(v), "*" if sus else "") for r, v, sus in vals)))
+        if parts:
+            print("- {} — {}".format(key, "; ".join(parts)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
