@@ -717,6 +717,20 @@ impl Core {
         }
     }
 
+    /// After a burst of connections (10,000 silent ones, say) has gone,
+    /// gives the slab's and the timers' memory back, so memory returns to
+    /// where it was rather than staying at the peak.
+    fn shrink_if_mostly_empty(&mut self) {
+        const KEEP: usize = 1024;
+        let capacity = self.conns.capacity();
+        if capacity > KEEP && self.conns.len() * 4 < capacity {
+            self.conns.shrink(KEEP);
+            self.timers.shrink(self.conns.slot_count(), KEEP);
+            self.ready.shrink_to(64);
+            self.ready_scratch.shrink_to(64);
+        }
+    }
+
     fn expire_timers(&mut self) {
         while let Some((index, kind)) = self.timers.pop_expired(self.now) {
             let Some(c) = self.conns.at_index(index) else {
@@ -1682,6 +1696,7 @@ impl Core {
             (*core).tick();
             (*core).expire_timers();
             Core::run_cleanups(core);
+            (*core).shrink_if_mostly_empty();
         }
         // SAFETY: short borrow.
         let me = unsafe { &mut *core };

@@ -31,6 +31,9 @@ pub struct Slab<T> {
     slots: Vec<Slot<T>>,
     free: Vec<u32>,
     len: usize,
+    /// Generation for slots created anew after `shrink` dropped some: above
+    /// every generation a dropped slot had, so no old token can match.
+    fresh_generation: u32,
 }
 
 impl<T> Slab<T> {
@@ -39,6 +42,7 @@ impl<T> Slab<T> {
             slots: Vec::with_capacity(capacity),
             free: Vec::with_capacity(capacity),
             len: 0,
+            fresh_generation: 0,
         }
     }
 
@@ -55,7 +59,7 @@ impl<T> Slab<T> {
     pub fn next_token(&self) -> Token {
         match self.free.last() {
             Some(&i) => Token::new(i, self.slots[i as usize].generation),
-            None => Token::new(self.slots.len() as u32, 0),
+            None => Token::new(self.slots.len() as u32, self.fresh_generation),
         }
     }
 
@@ -64,7 +68,7 @@ impl<T> Slab<T> {
         match self.free.pop() {
             Some(i) => self.slots[i as usize].value = Some(value),
             None => self.slots.push(Slot {
-                generation: 0,
+                generation: self.fresh_generation,
                 value: Some(value),
             }),
         }
@@ -105,6 +109,31 @@ impl<T> Slab<T> {
         Some(value)
     }
 
+    /// Number of slots (live or free): every index is below it.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Gives back memory after a burst: drops the free slots at the end and
+    /// shrinks the vectors, keeping at least `keep` slots of capacity.
+    pub fn shrink(&mut self, keep: usize) {
+        while let Some(last) = self.slots.last() {
+            if last.value.is_some() {
+                break;
+            }
+            self.fresh_generation = self.fresh_generation.max(last.generation.wrapping_add(1));
+            self.slots.pop();
+        }
+        let n = self.slots.len() as u32;
+        self.free.retain(|&i| i < n);
+        self.slots.shrink_to(keep.max(self.slots.len()));
+        self.free.shrink_to(keep.max(self.free.len()));
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slots.capacity()
+    }
+
     /// Tokens of every live value (for shutdown).
     pub fn tokens(&self) -> Vec<Token> {
         self.slots
@@ -131,5 +160,26 @@ mod tests {
         assert_eq!(slab.remove(a), None);
         assert_eq!(slab.get(b), Some(&"b"));
         assert_eq!(slab.len(), 1);
+    }
+
+    #[test]
+    fn shrinking_never_revives_an_old_token() {
+        let mut slab = Slab::with_capacity(0);
+        let tokens: Vec<Token> = (0..100).map(|i| slab.insert(i)).collect();
+        for &t in &tokens[1..] {
+            slab.remove(t);
+        }
+        slab.shrink(0);
+        assert_eq!(slab.slot_count(), 1);
+        assert!(slab.capacity() < 100);
+        let again = slab.insert(7);
+        assert_eq!(again.index(), 1);
+        assert_eq!(
+            slab.get(tokens[1]),
+            None,
+            "an old token for a dropped slot must not match"
+        );
+        assert_eq!(slab.get(again), Some(&7));
+        assert_eq!(slab.get(tokens[0]), Some(&0));
     }
 }

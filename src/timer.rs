@@ -113,6 +113,16 @@ impl Timers {
         self.tails[k] = index as u32;
     }
 
+    /// Drops the links of slots at or above `slots` (all unlinked: their
+    /// connections are closed) and gives the memory back.
+    pub fn shrink(&mut self, slots: usize, keep: usize) {
+        debug_assert!(self.links[slots.min(self.links.len())..]
+            .iter()
+            .all(|l| l.kind.is_none()));
+        self.links.truncate(slots);
+        self.links.shrink_to(keep.max(slots));
+    }
+
     /// The earliest deadline of any armed timer.
     pub fn next_deadline(&self) -> Option<u64> {
         self.heads
