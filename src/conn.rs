@@ -6,7 +6,7 @@
 use std::os::raw::c_void;
 
 use crate::error::ConnectionCloseReason;
-use crate::ffi::response::{ConnectionCleanup, ConnectionProducer, Response};
+use crate::ffi::response::{ConnectionCleanup, ConnectionProducer, Phase, Response};
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::request::{Head, HeaderSpan};
 use crate::slab::Token;
@@ -123,6 +123,23 @@ impl Conn {
 
     pub fn unprocessed_input(&self) -> usize {
         self.input.len() - self.consumed
+    }
+
+    /// Where the connection's response handle is (`Done` when it has none).
+    pub(crate) fn response_phase(&self) -> Phase {
+        if self.resp.is_null() {
+            Phase::Done
+        } else {
+            // SAFETY: a non-NULL `resp` came from Box::into_raw and is owned
+            // by this connection until it closes.
+            unsafe { (*self.resp).phase }
+        }
+    }
+
+    /// A response is in progress: the handler's, an open chunked one, or a
+    /// stream. No new request starts meanwhile.
+    pub fn responding(&self) -> bool {
+        self.stream.is_some() || self.response_phase() != Phase::Done
     }
 }
 

@@ -98,12 +98,21 @@ enum Next {
     Error(u16),
 }
 
-/// Raw body length of a finished chunked upload (0 for Content-Length ones,
-/// whose body bytes were all removed as they were delivered).
-fn up_raw_done(c: Option<&Conn>) -> usize {
-    c.and_then(|c| c.upload.as_ref())
-        .and_then(|u| u.raw_done)
-        .unwrap_or(0)
+/// The connection's output buffer, taken from the pool if it holds none
+/// (an idle connection gives its buffers back).
+fn with_buffer<'a>(buf: &'a mut Vec<u8>, pool: &mut BufferPool) -> &'a mut Vec<u8> {
+    if buf.capacity() == 0 {
+        *buf = pool.take();
+    }
+    buf
+}
+
+/// Status line, Date and (if configured) Server: how every response head
+/// starts, the library's own error responses included.
+fn start_head(out: &mut Vec<u8>, status: u16, date: &DateCache, server_line: &[u8]) {
+    push_status_line(out, status);
+    out.extend_from_slice(date.line());
+    out.extend_from_slice(server_line);
 }
 
 /// NUL-terminates every field of a parsed head in place: the byte after
@@ -672,11 +681,7 @@ impl Core {
             let Some(c) = self.conns.get_mut(token) else {
                 continue;
             };
-            // SAFETY: a non-NULL `resp` is owned by the connection.
-            let busy = c.pending_output() > 0
-                || c.stream.is_some()
-                || (!c.resp.is_null() && unsafe { (*c.resp).phase } == Phase::Chunked);
-            if busy {
+            if c.pending_output() > 0 || c.responding() {
                 c.close_after = Some(Reason::CONNECTION_CLOSE_SHUTDOWN);
             } else {
                 self.close(token, Reason::CONNECTION_CLOSE_SHUTDOWN);
@@ -694,8 +699,7 @@ impl Core {
         if c.lingering.is_some() {
             return;
         }
-        // SAFETY: a non-NULL `resp` is owned by the connection.
-        let app_open = !c.resp.is_null() && unsafe { (*c.resp).phase } == Phase::Chunked;
+        let app_open = c.response_phase() == Phase::Chunked;
         let (kind, deadline) = if c.pending_output() > 0 || c.stream.is_some() {
             (TimerKind::Send, self.now + self.limits.send_timeout_ms)
         } else if app_open {
@@ -876,10 +880,7 @@ impl Core {
             let Some(c) = self.conns.get_mut(token) else {
                 return Step::Idle;
             };
-            // SAFETY: a non-NULL `resp` is owned by the connection.
-            let responding = c.stream.is_some()
-                || (!c.resp.is_null() && unsafe { (*c.resp).phase } != Phase::Done);
-            if c.pending_output() == 0 && !responding {
+            if c.pending_output() == 0 && !c.responding() {
                 if let Some(reason) = c.close_after {
                     self.begin_close(token, reason);
                     return Step::Idle;
@@ -908,10 +909,9 @@ impl Core {
         let Some(c) = self.conns.get(token) else {
             return false;
         };
-        // SAFETY: a non-NULL `resp` is owned by the connection.
-        let responding =
-            c.stream.is_some() || (!c.resp.is_null() && unsafe { (*c.resp).phase } != Phase::Done);
-        !responding && c.close_after.is_none() && c.pending_output() < self.limits.output_high_water
+        !c.responding()
+            && c.close_after.is_none()
+            && c.pending_output() < self.limits.output_high_water
     }
 
     /// Whether reading more is useful now (backpressure: a connection that
@@ -928,9 +928,7 @@ impl Core {
     fn read_some(&mut self, token: Token) -> Option<usize> {
         let max_input = self.limits.max_header_bytes + self.limits.max_body_bytes + 2 * BUFFER_SIZE;
         let c = self.conns.get_mut(token)?;
-        if c.input.capacity() == 0 {
-            c.input = self.pool.take();
-        }
+        with_buffer(&mut c.input, &mut self.pool);
         if c.input.len() == c.input.capacity() {
             if c.consumed > 0 {
                 c.input.drain(..c.consumed);
@@ -1225,6 +1223,7 @@ impl Core {
         if up.delivered + piece as u64 > self.limits.max_body_bytes as u64 {
             return Next::Error(413);
         }
+        let raw_done = up.raw_done.unwrap_or(0);
         let headers = std::mem::take(&mut up.headers);
         if piece > 0 {
             self.fill_request(token, &head, Some(&headers), piece, id);
@@ -1232,7 +1231,7 @@ impl Core {
         } else {
             // Body complete: the handler runs with an empty body.
             self.fill_request(token, &head, Some(&headers), 0, id);
-            self.dispatch_len = head.len + up_raw_done(self.conns.get(token));
+            self.dispatch_len = head.len + raw_done;
             self.prepare_response(token, &head);
             if let Some(c) = self.conns.get_mut(token) {
                 c.upload = None;
@@ -1287,10 +1286,8 @@ impl Core {
         }
         if expect_continue && !c.sent_continue {
             c.sent_continue = true;
-            if c.output.capacity() == 0 {
-                c.output = self.pool.take();
-            }
-            c.output.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            with_buffer(&mut c.output, &mut self.pool)
+                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
         Next::NeedMore
     }
@@ -1329,20 +1326,14 @@ impl Core {
             return;
         };
         log::debug!("fd {}: rejecting request with {status}", c.fd);
-        if c.output.capacity() == 0 {
-            c.output = self.pool.take();
-        }
-        push_status_line(&mut c.output, status);
-        c.output.extend_from_slice(self.date.line());
-        c.output.extend_from_slice(&self.limits.server_line);
+        let out = with_buffer(&mut c.output, &mut self.pool);
+        start_head(out, status, &self.date, &self.limits.server_line);
         let body = crate::http::response::reason_phrase(status).as_bytes();
-        c.output.extend_from_slice(
-            b"Content-Type: text/plain\r\nConnection: close\r\nContent-Length: ",
-        );
-        push_decimal(&mut c.output, body.len() as u64 + 1);
-        c.output.extend_from_slice(b"\r\n\r\n");
-        c.output.extend_from_slice(body);
-        c.output.push(b'\n');
+        out.extend_from_slice(b"Content-Type: text/plain\r\nConnection: close\r\nContent-Length: ");
+        push_decimal(out, body.len() as u64 + 1);
+        out.extend_from_slice(b"\r\n\r\n");
+        out.extend_from_slice(body);
+        out.push(b'\n');
         c.close_after = Some(Reason::CONNECTION_CLOSE_PROTOCOL);
         c.upload = None;
         c.input.clear();
@@ -1368,13 +1359,8 @@ impl Core {
         }
         let raw_stream = kind != Body::Full && r.minor_version == 0;
         let closing = !r.keep_alive || r.app_close || stopping || raw_stream;
-        if c.output.capacity() == 0 {
-            c.output = self.pool.take();
-        }
-        let out = &mut c.output;
-        push_status_line(out, r.status);
-        out.extend_from_slice(self.date.line());
-        out.extend_from_slice(&self.limits.server_line);
+        let out = with_buffer(&mut c.output, &mut self.pool);
+        start_head(out, r.status, &self.date, &self.limits.server_line);
         out.extend_from_slice(&r.headers);
         match kind {
             Body::Full if r.status == 204 || r.status == 304 => {}
@@ -1747,10 +1733,6 @@ impl Core {
         sys::close(me.spare_fd);
         sys::close(me.notify_fd);
         // stop_fd belongs to the Connection struct; the Poller closes epoll.
-    }
-
-    pub fn stop_requested(&mut self) {
-        self.begin_shutdown();
     }
 
     // ----- responses (called from Response_*) ----------------------------

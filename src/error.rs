@@ -4,7 +4,7 @@
 //! releases; new codes are only ever appended.
 
 use std::io;
-use std::os::raw::{c_char, c_int};
+use std::os::raw::c_int;
 
 /// Success.
 pub const CONNECTION_OK: c_int = 0;
@@ -71,21 +71,28 @@ pub enum ConnectionCloseReason {
 }
 
 impl ConnectionCloseReason {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::CONNECTION_CLOSE_COMPLETED => "completed",
-            Self::CONNECTION_CLOSE_PEER_CLOSED => "peer_closed",
-            Self::CONNECTION_CLOSE_RESET => "reset",
-            Self::CONNECTION_CLOSE_TIMEOUT => "timeout",
-            Self::CONNECTION_CLOSE_SHUTDOWN => "shutdown",
-            Self::CONNECTION_CLOSE_ERROR => "error",
-            Self::CONNECTION_CLOSE_LIMIT => "limit",
-            Self::CONNECTION_CLOSE_PROTOCOL => "protocol",
-        }
+    /// Every reason, in value order (the value is the index).
+    const ALL: [ConnectionCloseReason; 8] = [
+        Self::CONNECTION_CLOSE_COMPLETED,
+        Self::CONNECTION_CLOSE_PEER_CLOSED,
+        Self::CONNECTION_CLOSE_RESET,
+        Self::CONNECTION_CLOSE_TIMEOUT,
+        Self::CONNECTION_CLOSE_SHUTDOWN,
+        Self::CONNECTION_CLOSE_ERROR,
+        Self::CONNECTION_CLOSE_LIMIT,
+        Self::CONNECTION_CLOSE_PROTOCOL,
+    ];
+
+    /// The reason with this C value, if any.
+    pub fn from_c(value: c_int) -> Option<Self> {
+        usize::try_from(value)
+            .ok()
+            .and_then(|i| Self::ALL.get(i).copied())
     }
 
-    pub(crate) fn name_c(self) -> *const c_char {
-        let s: &'static std::ffi::CStr = match self {
+    /// Lower-case name, NUL-terminated for C ("peer_closed", ...).
+    pub fn name_c(self) -> &'static std::ffi::CStr {
+        match self {
             Self::CONNECTION_CLOSE_COMPLETED => c"completed",
             Self::CONNECTION_CLOSE_PEER_CLOSED => c"peer_closed",
             Self::CONNECTION_CLOSE_RESET => c"reset",
@@ -94,8 +101,11 @@ impl ConnectionCloseReason {
             Self::CONNECTION_CLOSE_ERROR => c"error",
             Self::CONNECTION_CLOSE_LIMIT => c"limit",
             Self::CONNECTION_CLOSE_PROTOCOL => c"protocol",
-        };
-        s.as_ptr()
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.name_c().to_str().expect("names are ASCII")
     }
 }
 
@@ -133,5 +143,19 @@ pub fn from_io(err: &io::Error) -> c_int {
             CONNECTION_ERR_NO_MEMORY
         }
         _ => CONNECTION_ERR_SYSTEM,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConnectionCloseReason;
+
+    #[test]
+    fn every_reason_round_trips_through_its_c_value() {
+        for r in ConnectionCloseReason::ALL {
+            assert_eq!(ConnectionCloseReason::from_c(r as i32), Some(r));
+        }
+        assert_eq!(ConnectionCloseReason::from_c(8), None);
+        assert_eq!(ConnectionCloseReason::from_c(-1), None);
     }
 }

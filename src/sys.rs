@@ -335,18 +335,6 @@ pub fn set_nodelay(fd: Fd) {
     let _ = set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
 }
 
-/// Reads into `buf`. `Ok(0)` means the peer finished sending (FIN).
-pub fn recv(fd: Fd, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: the pointer and length describe a writable slice we own.
-        let ret = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
-        match cvt_size(ret) {
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-            other => return other,
-        }
-    }
-}
-
 /// Writes from `buf` with `MSG_NOSIGNAL`: a peer that is gone yields EPIPE
 /// or ECONNRESET here and never a SIGPIPE for the process.
 pub fn send(fd: Fd, buf: &[u8]) -> io::Result<usize> {

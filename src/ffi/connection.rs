@@ -41,6 +41,21 @@ unsafe fn live(conn: *const Connection) -> Result<*mut Core, c_int> {
     Ok(c._private_core as *mut Core)
 }
 
+/// Runs `f` on the live core of `conn` inside the panic guard; NULL or a
+/// dead handle returns its error code instead.
+///
+/// # Safety
+/// As for `live`.
+unsafe fn with_live(conn: *const Connection, f: impl FnOnce(*mut Core) -> c_int) -> c_int {
+    guard_int(|| {
+        // SAFETY: forwarded contract.
+        match unsafe { live(conn) } {
+            Ok(core) => f(core),
+            Err(code) => code,
+        }
+    })
+}
+
 /// Initialises `conn` with the defaults: listen on 0.0.0.0:8080, backlog
 /// SOMAXCONN. Same as `Connection_InitWith` with `ConnectionConfig_Default`.
 #[no_mangle]
@@ -107,16 +122,14 @@ pub unsafe extern "C" fn Connection_SetHandler(
     handler: ConnectionHandler,
     user: *mut c_void,
 ) -> c_int {
-    guard_int(|| {
-        // SAFETY: contract: NULL or a Connection.
-        let core = match unsafe { live(conn) } {
-            Ok(c) => c,
-            Err(code) => return code,
-        };
-        // SAFETY: live core; short borrow, no callback runs.
-        unsafe { (*core).set_handler(handler, user) };
-        CONNECTION_OK
-    })
+    // SAFETY: `conn` is NULL or a Connection (contract); `with_live` passes
+    // a live core, borrowed only for the call; no callback runs.
+    unsafe {
+        with_live(conn, |core| {
+            (*core).set_handler(handler, user);
+            CONNECTION_OK
+        })
+    }
 }
 
 /// Streams large request bodies instead of buffering them: a body whose
@@ -134,16 +147,14 @@ pub unsafe extern "C" fn Connection_SetBodyHandler(
     stream_above: usize,
     user: *mut c_void,
 ) -> c_int {
-    guard_int(|| {
-        // SAFETY: contract: NULL or a Connection.
-        let core = match unsafe { live(conn) } {
-            Ok(c) => c,
-            Err(code) => return code,
-        };
-        // SAFETY: live core; short borrow, no callback runs.
-        unsafe { (*core).set_body_handler(handler, stream_above, user) };
-        CONNECTION_OK
-    })
+    // SAFETY: `conn` is NULL or a Connection (contract); `with_live` passes
+    // a live core, borrowed only for the call; no callback runs.
+    unsafe {
+        with_live(conn, |core| {
+            (*core).set_body_handler(handler, stream_above, user);
+            CONNECTION_OK
+        })
+    }
 }
 
 /// Waits for events until the next timer deadline, handles one batch, and
@@ -164,18 +175,12 @@ pub unsafe extern "C" fn Connection_ProcessTimeout(
     conn: *mut Connection,
     timeout_ms: i32,
 ) -> c_int {
-    guard_int(|| {
-        if timeout_ms < -1 {
-            return CONNECTION_ERR_INVALID;
-        }
-        // SAFETY: contract: NULL or a Connection.
-        let core = match unsafe { live(conn) } {
-            Ok(c) => c,
-            Err(code) => return code,
-        };
-        // SAFETY: live core, not borrowed by us.
-        unsafe { Core::process(core, timeout_ms) }
-    })
+    if timeout_ms < -1 {
+        return CONNECTION_ERR_INVALID;
+    }
+    // SAFETY: `conn` is NULL or a Connection (contract); `with_live` passes
+    // a live core that nothing here borrows, as `process` requires.
+    unsafe { with_live(conn, |core| Core::process(core, timeout_ms)) }
 }
 
 /// Runs the loop until `Connection_Stop`, then lets in-flight responses
@@ -251,27 +256,17 @@ pub unsafe extern "C" fn Connection_Destroy(conn: *mut Connection) {
 /// library: do not close it. Returns the fd or a negative error.
 #[no_mangle]
 pub unsafe extern "C" fn Connection_Fd(conn: *const Connection) -> c_int {
-    guard_int(|| {
-        // SAFETY: contract: NULL or a Connection.
-        match unsafe { live(conn) } {
-            // SAFETY: live core; short borrow.
-            Ok(core) => unsafe { (*core).epoll_fd() },
-            Err(code) => code,
-        }
-    })
+    // SAFETY: `conn` is NULL or a Connection (contract); `with_live` passes
+    // a live core, read only for the call.
+    unsafe { with_live(conn, |core| (*core).epoll_fd()) }
 }
 
 /// The bound TCP port (useful with port 0), or a negative error.
 #[no_mangle]
 pub unsafe extern "C" fn Connection_Port(conn: *const Connection) -> c_int {
-    guard_int(|| {
-        // SAFETY: contract: NULL or a Connection.
-        match unsafe { live(conn) } {
-            // SAFETY: live core; short borrow.
-            Ok(core) => unsafe { (*core).port() as c_int },
-            Err(code) => code,
-        }
-    })
+    // SAFETY: `conn` is NULL or a Connection (contract); `with_live` passes
+    // a live core, read only for the call.
+    unsafe { with_live(conn, |core| (*core).port() as c_int) }
 }
 
 /// Copies the counters into `*out`. Returns 0, `CONNECTION_ERR_NULL` or
@@ -281,19 +276,17 @@ pub unsafe extern "C" fn Connection_GetStats(
     conn: *const Connection,
     out: *mut ConnectionStats,
 ) -> c_int {
-    guard_int(|| {
-        if out.is_null() {
-            return CONNECTION_ERR_NULL;
-        }
-        // SAFETY: contract: NULL or a Connection.
-        let core = match unsafe { live(conn) } {
-            Ok(c) => c,
-            Err(code) => return code,
-        };
-        // SAFETY: live core (short borrow); `out` is writable (contract).
-        unsafe { out.write((*core).stats()) };
-        CONNECTION_OK
-    })
+    if out.is_null() {
+        return CONNECTION_ERR_NULL;
+    }
+    // SAFETY: `conn` is NULL or a Connection and `out` is writable
+    // (contract); `with_live` passes a live core, read only for the call.
+    unsafe {
+        with_live(conn, |core| {
+            out.write((*core).stats());
+            CONNECTION_OK
+        })
+    }
 }
 
 /// A static, NUL-terminated description of a return code; never NULL,
@@ -308,19 +301,7 @@ pub extern "C" fn Connection_StrError(code: c_int) -> *const c_char {
 /// "limit", "protocol"), or "unknown". Never NULL.
 #[no_mangle]
 pub extern "C" fn Connection_CloseReasonName(reason: c_int) -> *const c_char {
-    use ConnectionCloseReason::*;
-    let all = [
-        CONNECTION_CLOSE_COMPLETED,
-        CONNECTION_CLOSE_PEER_CLOSED,
-        CONNECTION_CLOSE_RESET,
-        CONNECTION_CLOSE_TIMEOUT,
-        CONNECTION_CLOSE_SHUTDOWN,
-        CONNECTION_CLOSE_ERROR,
-        CONNECTION_CLOSE_LIMIT,
-        CONNECTION_CLOSE_PROTOCOL,
-    ];
-    match all.iter().find(|r| **r as c_int == reason) {
-        Some(r) => r.name_c(),
-        None => c"unknown".as_ptr(),
-    }
+    ConnectionCloseReason::from_c(reason)
+        .map_or(c"unknown", |r| r.name_c())
+        .as_ptr()
 }
