@@ -413,13 +413,7 @@ fn nginx_fails_over_with_no_failed_request() {
     // With nginx gone, its idle upstream connections are closed too: B is
     // back to exactly its baseline, no CLOSE_WAIT, no active connection.
     b.assert_settled("after nginx exited");
-    let status = b.stop();
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "backend B exit: {}",
-        describe_status(status)
-    );
+    b.stop_cleanly("backend B");
     assert!(
         common::try_connect(listen).is_err(),
         "something still listens on nginx's port {listen}"

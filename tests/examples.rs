@@ -412,8 +412,7 @@ fn server_stub_status_and_head() {
     assert_eq!(status, 405);
     assert_eq!(common::header(&headers, "allow"), Some("POST"));
     drop(idle);
-    let status = server.stop();
-    assert_eq!(status.code(), Some(0));
+    server.stop_cleanly("server");
 }
 
 /// multiprocess: workers do not outlive a supervisor that is killed

@@ -65,6 +65,15 @@ fn take_records() -> Vec<Record> {
     std::mem::take(&mut *RECORDS.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
+/// The close record of the client whose local port is `local`.
+fn close_record(records: &[Record], local: u16) -> &Record {
+    let want = format!("closed 127.0.0.1:{local} (fd ");
+    records
+        .iter()
+        .find(|r| r.message.starts_with(&want))
+        .unwrap_or_else(|| panic!("no record starting {want:?}; got {records:#?}"))
+}
+
 fn set_logger(level: c_int) -> c_int {
     // SAFETY: a valid callback; the user pointer is only compared.
     unsafe { Connection_SetLogger(Some(on_log), &USER_TAG as *const u8 as *mut c_void, level) }
@@ -165,11 +174,7 @@ fn logger_callback_levels_and_off() {
     // 1. DEBUG: the close of a client that resets, and of one that sends FIN.
     let local = client_round(&mut conn, Leave::Reset);
     let records = take_records();
-    let want = format!("closed 127.0.0.1:{local} (fd ");
-    let close = records
-        .iter()
-        .find(|r| r.message.starts_with(&want))
-        .unwrap_or_else(|| panic!("no record starting {want:?}; got {records:#?}"));
+    let close = close_record(&records, local);
     assert!(
         close.message.ends_with("): reset"),
         "the close of a client that reset: {close:?}"
@@ -196,11 +201,7 @@ fn logger_callback_levels_and_off() {
     );
     let local = client_round(&mut conn, Leave::Fin);
     let records = take_records();
-    let want = format!("closed 127.0.0.1:{local} (fd ");
-    let close = records
-        .iter()
-        .find(|r| r.message.starts_with(&want))
-        .unwrap_or_else(|| panic!("no record starting {want:?}; got {records:#?}"));
+    let close = close_record(&records, local);
     assert!(
         close.message.ends_with("): peer_closed"),
         "the close of a client that sent FIN: {close:?}"

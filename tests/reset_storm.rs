@@ -82,11 +82,5 @@ fn reset_storm() {
         ROUNDS * CLIENTS,
         sorted(&st)
     );
-    let status = server.stop();
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "server after SIGINT: {}",
-        describe_status(status)
-    );
+    server.stop_cleanly("server");
 }

@@ -158,6 +158,18 @@ impl Server {
     pub fn stop(mut self) -> ExitStatus {
         self.program.interrupt()
     }
+
+    /// `stop`, and the server must exit 0 (its graceful path: drain,
+    /// Connection_Destroy). `who` names it in the failure message.
+    pub fn stop_cleanly(self, who: &str) {
+        let status = self.stop();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{who} after SIGINT: {} (expected exit code 0)",
+            describe_status(status)
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
