@@ -18,7 +18,11 @@
 #   PORT_OURS=18080 PORT_NGINX=18081 PORT_MHD=18082 PORT_RAW=18083 PORT_MULTI=18084
 #   CONNS=64 PIPELINE=16 BIG_CONNS=16 CLOSE_CONNS=64 IDLE_CONNS=10000
 #   SERVER_CPU=1 CLIENT_CPU=0
-#   SERVERS="ours nginx mhd raw"   SCENARIOS="a b c d e"   (f, g come from a)
+#   SERVERS="ours nginx mhd raw"   SCENARIOS="a b c d e i"   (f, g come from a)
+#             i = instructions (callgrind) and system calls (strace -c) per
+#             request in (a): deterministic, so measured in round 1 only;
+#             skipped with a note if valgrind or strace is missing.
+#   I_DURATION=3 seconds of load for (i) (the server runs ~50x slower)
 #   OURS_ARGS="--max-connections 20000 --idle-timeout-ms 600000"
 #   NOFILE=65536 (ulimit -n wanted; falls back to the hard limit)
 #   KEEP_TMP=1 keeps the temp dir (server logs, wrk outputs) and prints it.
@@ -60,7 +64,8 @@ IDLE_CONNS=${IDLE_CONNS:-10000}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
 SERVERS=${SERVERS:-"ours nginx mhd raw"}
-SCENARIOS=${SCENARIOS:-"a b c d e"}
+SCENARIOS=${SCENARIOS:-"a b c d e i"}
+I_DURATION=${I_DURATION:-3}
 OURS_ARGS=${OURS_ARGS:-"--max-connections 20000 --idle-timeout-ms 600000"}
 NOFILE=${NOFILE:-65536}
 KEEP_TMP=${KEEP_TMP:-0}
@@ -74,7 +79,7 @@ log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 for v in FOREIGN_LIMIT ROUNDS DURATION WARMUP CONNS PIPELINE BIG_CONNS CLOSE_CONNS IDLE_CONNS \
-    PORT_OURS PORT_NGINX PORT_MHD PORT_RAW PORT_MULTI SERVER_CPU CLIENT_CPU; do
+    PORT_OURS PORT_NGINX PORT_MHD PORT_RAW PORT_MULTI SERVER_CPU CLIENT_CPU I_DURATION; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, got '${!v}'"
 done
 ((ROUNDS >= 1 && DURATION >= 1)) || die "ROUNDS and DURATION must be >= 1"
@@ -236,8 +241,16 @@ http {
     }
 }
 EOF
+# For (i), one process: valgrind cannot be reached in a forked worker that
+# has changed its user, and with master_process off nginx runs the same
+# event loop in the process it started as.
+sed 's/^master_process on;/master_process off;/' "$NGX/nginx.conf" >"$NGX/nginx-single.conf"
 NGINX_CMD=(nginx -p "$NGX" -c "$NGX/nginx.conf")
-nginx -h 2>&1 | grep -q -- '-e filename' && NGINX_CMD+=(-e "$NGX/error.log")
+NGINX_SINGLE_CMD=(nginx -p "$NGX" -c "$NGX/nginx-single.conf")
+if nginx -h 2>&1 | grep -q -- '-e filename'; then
+    NGINX_CMD+=(-e "$NGX/error.log")
+    NGINX_SINGLE_CMD+=(-e "$NGX/error.log")
+fi
 "${NGINX_CMD[@]}" -t >"$NGX/test.log" 2>&1 || {
     cat "$NGX/test.log" >&2
     die "nginx rejected the generated config"
@@ -271,6 +284,14 @@ cpu_ticks() { # utime + stime
     echo $((f[11] + f[12]))
 }
 
+cpu_split() { # "utime stime"
+    local s f
+    s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    s=${s##*) }
+    read -ra f <<<"$s"
+    echo "${f[11]} ${f[12]}"
+}
+
 utime_ticks() {
     local s f
     s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
@@ -295,7 +316,8 @@ start_server() {
     ours) cmd=("$ROOT/c-examples/server" --host "$HOST" --port "$port")
         # shellcheck disable=SC2206 # word splitting intended
         cmd+=($OURS_ARGS) ;;
-    nginx) cmd=("${NGINX_CMD[@]}") ;;
+    nginx) cmd=("${NGINX_CMD[@]}")
+        [[ ${#SRV_WRAP[@]} -gt 0 ]] && cmd=("${NGINX_SINGLE_CMD[@]}") ;;
     mhd) cmd=("$BENCH_DIR/mhd_server" --host "$HOST" --port "$port"
         --max-connections $((IDLE_CONNS + 4 * CONNS + 1024))) ;;
     raw) cmd=("$BENCH_DIR/raw_epoll" --host "$HOST" --port "$port") ;;
@@ -305,6 +327,8 @@ start_server() {
         note "port $port is already in use; $name skipped (set PORT_* to free ports)"
         return 1
     fi
+    # SRV_WRAP: a command to run the server under (valgrind for (i)).
+    cmd=(${SRV_WRAP[@]+"${SRV_WRAP[@]}"} "${cmd[@]}")
     if [[ $pin == 1 ]]; then
         taskset -c "$SERVER_CPU" "${cmd[@]}" >"$SRV_LOG" 2>&1 &
     else
@@ -327,7 +351,7 @@ start_server() {
         return 1
     fi
     SRV_MPID=$SRV_PID
-    if [[ $name == nginx ]]; then
+    if [[ $name == nginx && ${#SRV_WRAP[@]} -eq 0 ]]; then
         SRV_MPID=
         for ((i = 0; i < 100; i++)); do
             w=$(children_of "$SRV_PID")
@@ -475,6 +499,10 @@ parse_wrk() {
     }
 }
 
+us_per() { # TICKS COUNT -> µs of CPU per item
+    awk -v t="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { printf "%.3f", t / hz * 1e6 / n }'
+}
+
 per_sec() { awk -v n="$1" -v us="$2" 'BEGIN { printf "%.1f", n * 1e6 / us }'; }
 
 warmup() { # PIN WRK-ARGS...
@@ -494,13 +522,18 @@ scenario_a() { # server round
     url="http://$HOST:$(port_of "$s")/"
     out=$TMP/wrk.$s.a.$r.out
     warmup 1 -c"$CONNS" "$url"
-    t0=$(cpu_ticks "$SRV_MPID")
+    t0=$(cpu_split "$SRV_MPID")
     run_wrk "$out" 1 "$DURATION" -c"$CONNS" -s "$TMP/report.lua" "$url" || return 0
-    t1=$(cpu_ticks "$SRV_MPID")
+    t1=$(cpu_split "$SRV_MPID")
     parse_wrk "$out" "round $r, $s, (a)" || return 0
     record "$s" a_rps "$r" "$(per_sec "$W_REQ" "$W_DUR")"
-    [[ -n $t0 && -n $t1 ]] && record "$s" f_us "$r" "$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$W_REQ" \
-        'BEGIN { printf "%.3f", t / hz * 1e6 / n }')"
+    if [[ -n $t0 && -n $t1 ]]; then
+        # (f) in full, and split into user and kernel time: the user part
+        # is the server's own code; the kernel part is mostly loopback TCP.
+        record "$s" f_us "$r" "$(us_per "$((${t1% *} + ${t1#* } - ${t0% *} - ${t0#* }))" "$W_REQ")"
+        record "$s" f_user_us "$r" "$(us_per "$((${t1% *} - ${t0% *}))" "$W_REQ")"
+        record "$s" f_sys_us "$r" "$(us_per "$((${t1#* } - ${t0#* }))" "$W_REQ")"
+    fi
     record "$s" g_p50 "$r" "$W_P50"
     record "$s" g_p99 "$r" "$W_P99"
 }
@@ -530,10 +563,15 @@ scenario_d() {
     url="http://$HOST:$(port_of "$s")/"
     out=$TMP/wrk.$s.d.$r.out
     warmup 1 -c"$CLOSE_CONNS" -H 'Connection: close' "$url"
+    t0=$(cpu_ticks "$SRV_MPID")
     run_wrk "$out" 1 "$DURATION" -c"$CLOSE_CONNS" -H 'Connection: close' \
         -s "$TMP/report.lua" "$url" || return 0
+    t1=$(cpu_ticks "$SRV_MPID")
     parse_wrk "$out" "round $r, $s, (d)" || return 0
     record "$s" d_rps "$r" "$(per_sec "$W_REQ" "$W_DUR")"
+    # wrk's connect() is the bottleneck here, so also the server's side:
+    # CPU per connection (accept, read, answer, close).
+    [[ -n $t0 && -n $t1 ]] && record "$s" d_cpu_us "$r" "$(us_per $((t1 - t0)) "$W_REQ")"
 }
 
 # (e) RSS growth per idle keep-alive connection, then (a) beside them.
@@ -586,6 +624,57 @@ scenario_e() {
     fi
 }
 
+# (i) What (a) costs each server apart from the kernel's TCP work, counted
+# rather than timed, so the figures do not move with the machine's load:
+# user-space instructions per request (callgrind, counters zeroed after a
+# warm-up and dumped after the load) and system calls per request (strace
+# -c on a normal run).  The loop starts the server under callgrind.
+scenario_i() {
+    local s=$1 r=$2 url out dump n calls
+    url="http://$HOST:$(port_of "$s")/"
+    out=$TMP/wrk.$s.i.$r.callgrind.out
+    MEASURED=0
+    run_wrk "$TMP/warmup.out" 1 1 -c"$CONNS" "$url" || true
+    # callgrind_control exits 0 even when it finds no such process.
+    if ! callgrind_control -z "$SRV_MPID" 2>&1 | grep -q 'OK'; then
+        note "(i) $s: callgrind_control -z $SRV_MPID failed"
+        MEASURED=1
+        return 0
+    fi
+    run_wrk "$out" 1 "$I_DURATION" -c"$CONNS" -s "$TMP/report.lua" "$url" || true
+    MEASURED=1
+    callgrind_control -d "$SRV_MPID" >/dev/null 2>&1 || true
+    dump=$(ls -t "$TMP/cg/$s.$SRV_MPID".[0-9]* 2>/dev/null | head -n 1 || true)
+    if parse_wrk "$out" "(i) $s, callgrind" && [[ -n $dump ]]; then
+        n=$(awk '/^summary:/ { print $2 }' "$dump")
+        [[ -n $n ]] && record "$s" i_instr "$r" "$(awk -v i="$n" -v q="$W_REQ" 'BEGIN { printf "%.0f", i / q }')" 0
+    else
+        note "(i) $s: no callgrind dump"
+    fi
+    stop_server
+    SRV_WRAP=()
+    start_server "$s" 1 || return 0
+    out=$TMP/wrk.$s.i.$r.strace.out
+    run_wrk "$TMP/warmup.out" 1 1 -c"$CONNS" "$url" || true
+    strace -c -f -o "$TMP/strace.$s" -p "$SRV_MPID" 2>/dev/null &
+    local spid=$!
+    PIDS+=("$spid")
+    sleep 1 # attach (-f: every thread)
+    run_wrk "$out" 1 "$I_DURATION" -c"$CONNS" -s "$TMP/report.lua" "$url" || true
+    kill -INT "$spid" 2>/dev/null || true
+    wait "$spid" 2>/dev/null || true
+    forget_pid "$spid"
+    # columns: % time, seconds, usecs/call, calls, [errors,] syscall
+    calls=$(awk '$NF == "total" { print $4 }' "$TMP/strace.$s" 2>/dev/null || true)
+    if parse_wrk "$out" "(i) $s, strace" && [[ -n $calls ]]; then
+        record "$s" i_syscalls "$r" "$(awk -v c="$calls" -v q="$W_REQ" 'BEGIN { printf "%.3f", c / q }')" 0
+        # The strace summary, kept for the curious (KEEP_TMP=1).
+        log "  $s: $(awk -v q="$W_REQ" '$1 ~ /^[0-9.]+$/ && $NF != "total" { printf "%s %.3f/req  ", $NF, $4 / q }' "$TMP/strace.$s")"
+    else
+        note "(i) $s: no strace summary"
+    fi
+}
+
 # ---- main loop ---------------------------------------------------------
 
 # Is anything else running?  (Everything we started has exited by now.)
@@ -598,6 +687,11 @@ if ((IDLE_BUSY_PCT > FOREIGN_LIMIT)); then
     note "before the run other processes used ${IDLE_BUSY_PCT}% of a CPU (autogroup $AUTOGROUP)"
 fi
 
+HAVE_I=1
+for cmd in valgrind callgrind_control strace; do
+    command -v "$cmd" >/dev/null 2>&1 || HAVE_I=0
+done
+SRV_WRAP=()
 SRV_SEQ=0
 SRV_MPID=
 MEASURED=1
@@ -619,6 +713,17 @@ for ((r = 1; r <= ROUNDS; r++)); do
         for s in "${order[@]}"; do
             if [[ $s == raw && ($sc == c || $sc == d) ]]; then
                 continue # the raw loop only serves keep-alive GET /
+            fi
+            SRV_WRAP=()
+            if [[ $sc == i ]]; then
+                ((r == 1)) || continue # counts, not timings: one round is enough
+                if [[ $HAVE_I == 0 ]]; then
+                    [[ $s == "${order[0]}" ]] && note "(i) skipped: valgrind, callgrind_control or strace not found (apt-get install valgrind strace)"
+                    continue
+                fi
+                # nginx's worker runs as nobody: the dumps need a dir it can write
+                mkdir -p "$TMP/cg" && chmod 1777 "$TMP/cg"
+                SRV_WRAP=(valgrind --tool=callgrind -q "--callgrind-out-file=$TMP/cg/$s.%p")
             fi
             log "round $r/$ROUNDS: ($sc) $s"
             start_server "$s" 1 || continue

@@ -28,9 +28,14 @@ METRICS = [
     ("d_rps", "(d) `Connection: close`, 64 conns: req/s", "{:,.0f}", "high"),
     ("e_kib", "(e) RSS per idle keep-alive conn (10,000 held): KiB", "{:,.2f}", "low"),
     ("e_rps", "(e) (a) beside 10,000 idle conns: req/s", "{:,.0f}", "high"),
+    ("d_cpu_us", "(d) server CPU per connection: µs", "{:,.2f}", "low"),
     ("f_us", "(f) server CPU per request in (a): µs", "{:,.2f}", "low"),
+    ("f_user_us", "(f) of which user time: µs", "{:,.2f}", "low"),
+    ("f_sys_us", "(f) of which kernel time: µs", "{:,.2f}", "low"),
     ("g_p50", "(g) latency p50 in (a): µs", "{:,.0f}", "low"),
     ("g_p99", "(g) latency p99 in (a): µs", "{:,.0f}", "low"),
+    ("i_instr", "(i) user-space instructions per request in (a) (callgrind)", "{:,.0f}", "low"),
+    ("i_syscalls", "(i) system calls per request in (a) (strace -c)", "{:,.3f}", "low"),
 ]
 
 
