@@ -123,7 +123,32 @@ def main():
                     "{}:{}{}".format(r, fmt.format(v), "*" if sus else "") for r, v, sus in vals)))
         if parts:
             print("- {} — {}".format(key, "; ".join(parts)))
+    paired(data)
     return 0
+
+
+def paired(data):
+    """Ours over each other server, round by round. Within a round the
+    servers run one after the other, so a ratio taken there cancels most of
+    the drift between rounds; the median of these ratios is steadier than
+    the ratio of two medians."""
+    lines = []
+    for key, _, _, _ in METRICS:
+        ours = {r: v for r, v, sus in data.get(("ours", key), []) if not sus}
+        for s, _ in SERVERS[1:]:
+            theirs = {r: v for r, v, sus in data.get((s, key), []) if not sus}
+            rounds = sorted(r for r in ours if r in theirs and theirs[r])
+            if len(rounds) < 2:
+                continue
+            ratios = [ours[r] / theirs[r] for r in rounds]
+            lines.append("- {} ours ÷ {} — {}; median {:.2f}×".format(
+                key, s, " ".join("{}:{:.2f}".format(r, q) for r, q in zip(rounds, ratios)),
+                statistics.median(ratios)))
+    if lines:
+        print()
+        print("Paired ratios (ours ÷ another server in the same round, clean rounds only):")
+        print()
+        print("\n".join(lines))
 
 
 if __name__ == "__main__":
