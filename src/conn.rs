@@ -50,6 +50,9 @@ pub struct Conn {
     pub sent: usize,
     /// Edge-triggered readiness we have not yet read to EAGAIN.
     pub readable: bool,
+    /// The next read is the one tried right after accept; its outcome is
+    /// reported to `FirstRead`.
+    pub first_read_pending: bool,
     /// The last send hit EAGAIN; wait for EPOLLOUT.
     pub write_blocked: bool,
     /// recv returned 0: the peer will send nothing more.
@@ -97,6 +100,7 @@ impl Conn {
             output: Vec::new(),
             sent: 0,
             readable: true,
+            first_read_pending: false,
             write_blocked: false,
             peer_fin: false,
             registered: false,

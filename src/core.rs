@@ -22,6 +22,7 @@ use crate::error::*;
 use crate::ffi::request::Request;
 use crate::ffi::response::{ConnectionCleanup, ConnectionProducer, Phase, Response};
 use crate::ffi::stats::ConnectionStats;
+use crate::first_read::FirstRead;
 use crate::http::chunked::{ChunkedDecoder, Progress};
 use crate::http::date::DateCache;
 use crate::http::request::{parse_head, Framing, Head, HeaderSpan, Parsed};
@@ -146,6 +147,8 @@ pub struct Core {
     accept_retry_at: Option<u64>,
     /// Spare descriptor released to accept-and-close on EMFILE.
     spare_fd: Fd,
+    /// Whether new clients are read before they are added to epoll.
+    first_read: FirstRead,
     /// Written by `Connection_Stop` (async-signal-safe).
     stop_fd: Fd,
     /// Written when a response is advanced from outside the loop, so an
@@ -244,6 +247,7 @@ impl Core {
             listener,
             accept_paused: false,
             accept_retry_at: None,
+            first_read: FirstRead::new(),
             spare_fd: if listener >= 0 {
                 sys::open_spare_fd()
             } else {
@@ -480,7 +484,12 @@ impl Core {
     /// `Connection: close`) closed without ever being registered. Only a
     /// client that has to wait is added to the epoll set (`ensure_registered`).
     fn register(&mut self, fd: Fd, peer: sys::PeerAddr) {
-        let conn = Conn::new(self.conns.next_token(), fd, peer, self.now);
+        let mut conn = Conn::new(self.conns.next_token(), fd, peer, self.now);
+        // Read at once only while such first reads tend to find the
+        // request (first_read.rs); otherwise the client is added to epoll
+        // when it is first run, and the ADD reports the request.
+        conn.readable = self.first_read.should_try();
+        conn.first_read_pending = conn.readable;
         let token = self.conns.insert(conn);
         self.stats.accepted += 1;
         self.arm_timer(token);
@@ -954,7 +963,13 @@ impl Core {
             .saturating_sub(c.input.len())
             .max(1)
             .min(c.input.capacity() - c.input.len());
-        match self.io.recv(c.fd, &mut c.input, room) {
+        let result = self.io.recv(c.fd, &mut c.input, room);
+        if c.first_read_pending {
+            c.first_read_pending = false;
+            let would_block = matches!(&result, Err(e) if e.raw_os_error() == Some(libc::EAGAIN));
+            self.first_read.record(!would_block);
+        }
+        match result {
             Ok(0) => {
                 c.peer_fin = true;
                 c.readable = false;

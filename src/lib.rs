@@ -23,6 +23,7 @@ pub mod conn;
 pub mod core;
 pub mod error;
 pub mod ffi;
+pub mod first_read;
 pub mod harness;
 pub mod http;
 pub mod slab;
