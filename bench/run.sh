@@ -759,7 +759,7 @@ echo "## connection-core benchmark"
 echo
 echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "- machine: nproc=$(nproc), ${cpu_model:-unknown CPU}, kernel $(uname -r)"
-echo "- command: \`QUICK=$QUICK ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP $COMMAND_LINE\`"
+echo "- command: \`QUICK=$QUICK ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP SERVERS=\"$SERVERS\" SCENARIOS=\"$SCENARIOS\" $COMMAND_LINE\`"
 echo "- servers pinned to CPU $SERVER_CPU, wrk -t1 to CPU $CLIENT_CPU; ${DURATION}s per measurement after ${WARMUP}s warm-up, median of $ROUNDS round(s); ulimit -n $NOFILE; nice $NICE; autogroup $AUTOGROUP"
 echo "- code: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$([[ -z $(git -C "$ROOT" status --porcelain -- src include c-examples Cargo.toml 2>/dev/null) ]] || echo ' + uncommitted changes in src/, include/, c-examples/ or Cargo.toml')"
 echo "- $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2); $(nginx -v 2>&1 | sed 's/^nginx version: //'); $("$BENCH_DIR/mhd_server" --version); $(rustc --version 2>/dev/null || true)"
