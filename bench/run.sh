@@ -2,7 +2,7 @@
 # bench/run.sh - connection-core against nginx, libmicrohttpd and a raw epoll
 # loop, side by side, in one run.  See bench/README.md.
 #
-#   bench/run.sh                 3 rounds x 5 s per measurement
+#   bench/run.sh                 5 rounds x 5 s per measurement
 #   QUICK=1 bench/run.sh         1 round x 2 s, no warm-up (smoke test)
 #
 # Every server runs pinned to CPU $SERVER_CPU (1), wrk -t1 pinned to CPU
@@ -13,7 +13,7 @@
 # stderr.  Traffic goes to 127.0.0.1 only.
 #
 # Settings (environment):
-#   ROUNDS=3  DURATION=5 (seconds, "5s" accepted)  WARMUP=1 (seconds, 0 = none)
+#   ROUNDS=5  DURATION=5 (seconds, "5s" accepted)  WARMUP=1 (seconds, 0 = none)
 #   QUICK=1   -> ROUNDS=1 DURATION=2 WARMUP=0 unless set explicitly
 #   PORT_OURS=18080 PORT_NGINX=18081 PORT_MHD=18082 PORT_RAW=18083 PORT_MULTI=18084
 #   CONNS=64 PIPELINE=16 BIG_CONNS=16 CLOSE_CONNS=64 IDLE_CONNS=10000
@@ -46,7 +46,7 @@ if [[ $QUICK == 1 ]]; then
     DURATION=${DURATION:-2}
     WARMUP=${WARMUP:-0}
 fi
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5}
 DURATION=${DURATION%s}
 WARMUP=${WARMUP:-1}
@@ -571,7 +571,9 @@ scenario_d() {
     record "$s" d_rps "$r" "$(per_sec "$W_REQ" "$W_DUR")"
     # wrk's connect() is the bottleneck here, so also the server's side:
     # CPU per connection (accept, read, answer, close).
-    [[ -n $t0 && -n $t1 ]] && record "$s" d_cpu_us "$r" "$(us_per $((t1 - t0)) "$W_REQ")"
+    if [[ -n $t0 && -n $t1 ]]; then
+        record "$s" d_cpu_us "$r" "$(us_per $((t1 - t0)) "$W_REQ")"
+    fi
 }
 
 # (e) RSS growth per idle keep-alive connection, then (a) beside them.
@@ -636,14 +638,15 @@ scenario_i() {
     MEASURED=0
     run_wrk "$TMP/warmup.out" 1 1 -c"$CONNS" "$url" || true
     # callgrind_control exits 0 even when it finds no such process.
-    if ! callgrind_control -z "$SRV_MPID" 2>&1 | grep -q 'OK'; then
+    # Bounded: vgdb has to reach a process asleep in epoll_wait.
+    if ! timeout 30 callgrind_control -z "$SRV_MPID" 2>&1 | grep -q 'OK'; then
         note "(i) $s: callgrind_control -z $SRV_MPID failed"
         MEASURED=1
         return 0
     fi
     run_wrk "$out" 1 "$I_DURATION" -c"$CONNS" -s "$TMP/report.lua" "$url" || true
     MEASURED=1
-    callgrind_control -d "$SRV_MPID" >/dev/null 2>&1 || true
+    timeout 30 callgrind_control -d "$SRV_MPID" >/dev/null 2>&1 || true
     dump=$(ls -t "$TMP/cg/$s.$SRV_MPID".[0-9]* 2>/dev/null | head -n 1 || true)
     if parse_wrk "$out" "(i) $s, callgrind" && [[ -n $dump ]]; then
         n=$(awk '/^summary:/ { print $2 }' "$dump")
@@ -653,7 +656,10 @@ scenario_i() {
     fi
     stop_server
     SRV_WRAP=()
-    start_server "$s" 1 || return 0
+    if ! start_server "$s" 1; then
+        SRV_PID= # nothing left for the main loop to check or stop
+        return 0
+    fi
     out=$TMP/wrk.$s.i.$r.strace.out
     run_wrk "$TMP/warmup.out" 1 1 -c"$CONNS" "$url" || true
     strace -c -f -o "$TMP/strace.$s" -p "$SRV_MPID" 2>/dev/null &
@@ -733,6 +739,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
             fi
             RUN_LABEL="round $r, $s, ($sc)"
             "scenario_$sc" "$s" "$r"
+            [[ -n $SRV_PID ]] || continue # (i) could not restart it
             if ! alive "$SRV_PID"; then
                 note "round $r, $s, ($sc): the server died during the run"
             elif [[ $s == ours ]]; then

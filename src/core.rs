@@ -479,10 +479,11 @@ impl Core {
         outcome
     }
 
-    /// A new client is first run without epoll: its request has usually
-    /// arrived with the handshake, so it is read, answered and (with
-    /// `Connection: close`) closed without ever being registered. Only a
-    /// client that has to wait is added to the epoll set (`ensure_registered`).
+    /// A new client is first run without epoll. While first reads tend to
+    /// find the request (`FirstRead`), it is read at once, answered and
+    /// (with `Connection: close`) closed without ever being registered;
+    /// otherwise, or when it has to wait, it is added to the epoll set
+    /// (`ensure_registered`).
     fn register(&mut self, fd: Fd, peer: sys::PeerAddr) {
         let mut conn = Conn::new(self.conns.next_token(), fd, peer, self.now);
         // Read at once only while such first reads tend to find the

@@ -2,7 +2,7 @@
 //! the request (src/first_read.rs). After a run of clients that connect and
 //! say nothing, the core stops reading new clients before adding them to
 //! epoll; those clients must still be answered, whether their request was
-//! already there when they were accepted or came later.
+//! already there when they were accepted or came after the ADD.
 
 mod common;
 
@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 /// Silent clients: enough to use up what the start-up requests put in the
 /// score (at most 8, so at most 9 misses) and leave most of them untried.
-const SILENT: usize = 40;
+const SILENT: usize = 80;
 const ANSWER_LIMIT: Duration = Duration::from_secs(2);
 const CLIENTS: usize = 20;
+const LATE: usize = 10;
 
 fn wait_accepted(server: &Server, fds: usize, which: usize) {
     assert!(
@@ -63,13 +64,23 @@ fn silent_clients_turn_first_reads_off_and_clients_are_still_answered() {
         ask_hello(&mut c, port, i);
     }
 
+    // Clients that send only after the server has accepted them and, first
+    // reads being off, added them to epoll (it does so within microseconds
+    // of the accept; 20 ms is ample): the request arrives as an epoll event.
+    for i in 0..LATE {
+        let mut c = Conn::open(port);
+        wait_accepted(&server, server.baseline_fds + SILENT + 1, i);
+        std::thread::sleep(Duration::from_millis(20));
+        ask_hello(&mut c, port, SILENT + CLIENTS + i);
+    }
+
     let log = trace.finish();
     let firsts = first_calls(&log);
     assert!(
-        firsts.len() >= SILENT + CLIENTS,
+        firsts.len() >= SILENT + CLIENTS + LATE,
         "strace saw {} accepted clients, expected {}:\n{log}",
         firsts.len(),
-        SILENT + CLIENTS
+        SILENT + CLIENTS + LATE
     );
     let added = |calls: &[String]| calls.iter().filter(|c| c.as_str() == "epoll_ctl").count();
     // Tried: the first few (until the score is below zero, at most 9) and
@@ -83,14 +94,21 @@ fn silent_clients_turn_first_reads_off_and_clients_are_still_answered() {
     // Probes that find a request turn first reads back on, so only the
     // clients before that are sure to take the epoll path.
     let racing_added = added(&firsts[SILENT..SILENT + CLIENTS]);
+    let late_added = added(&firsts[SILENT + CLIENTS..]);
     assert!(
         racing_added >= 5,
         "only {racing_added} of {CLIENTS} requesting clients were added to epoll before a recv \
          (first calls {firsts:?})"
     );
+    assert!(
+        late_added >= LATE - 2,
+        "only {late_added} of {LATE} late clients were added to epoll before a recv \
+         (first calls {firsts:?})"
+    );
     eprintln!(
         "added to epoll before a recv: {silent_added} of {SILENT} silent clients, \
-         {racing_added} of {CLIENTS} requesting clients (all answered)"
+         {racing_added} of {CLIENTS} requesting clients, {late_added} of {LATE} clients \
+         that sent after the ADD (all answered)"
     );
 
     drop(silent);
@@ -117,6 +135,7 @@ impl Trace {
             .stderr(Stdio::null())
             .spawn()
             .expect("strace (apt-get install strace)");
+        let mut trace = Trace { child, path };
         // Attached once the kernel names a tracer for the server.
         let attached = wait_until(Duration::from_secs(10), || {
             std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|st| {
@@ -125,19 +144,40 @@ impl Trace {
                 })
             })
         });
-        assert!(attached, "strace did not attach to pid {pid}");
-        Trace { child, path }
+        if !attached {
+            let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+                .unwrap_or_else(|_| "absent".into());
+            let status = trace.child.try_wait().ok().flatten();
+            panic!(
+                "strace -p {pid} did not attach within 10 s (strace exit {status:?}; \
+                 kernel.yama.ptrace_scope {}): attaching needs root or CAP_SYS_PTRACE",
+                scope.trim()
+            );
+        }
+        trace
     }
 
+    /// Detaches (SIGINT makes strace flush its output) and returns the log.
     fn finish(mut self) -> String {
-        // SIGINT: strace detaches and flushes its output.
+        self.stop();
+        std::fs::read_to_string(&self.path).unwrap_or_default()
+    }
+
+    fn stop(&mut self) {
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
-        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+    }
+}
+
+impl Drop for Trace {
+    /// Also on a failed assertion: no strace left attached, no temp file.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.stop();
+        }
         let _ = std::fs::remove_file(&self.path);
-        text
     }
 }
 
