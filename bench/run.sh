@@ -276,14 +276,6 @@ children_of() {
 
 # /proc/PID/stat fields after "comm)": f[11] utime, f[12] stime (clock
 # ticks, all threads).  These print nothing if the process is gone.
-cpu_ticks() { # utime + stime
-    local s f
-    s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-    s=${s##*) }
-    read -ra f <<<"$s"
-    echo $((f[11] + f[12]))
-}
-
 cpu_split() { # "utime stime"
     local s f
     s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
@@ -292,12 +284,16 @@ cpu_split() { # "utime stime"
     echo "${f[11]} ${f[12]}"
 }
 
+cpu_ticks() { # utime + stime
+    local t
+    t=$(cpu_split "$1")
+    if [[ -n $t ]]; then echo $((${t% *} + ${t#* })); fi
+}
+
 utime_ticks() {
-    local s f
-    s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-    s=${s##*) }
-    read -ra f <<<"$s"
-    echo "${f[11]}"
+    local t
+    t=$(cpu_split "$1")
+    if [[ -n $t ]]; then echo "${t% *}"; fi
 }
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }

@@ -156,6 +156,13 @@ check_strace() {
     echo "strace: PASS"
 }
 
+# awk helpers for strace -f lines ("PID call(args) = result"), shared by the
+# checks below: the fd a call works on, and an accept that returned a client.
+STRACE_AWK='
+    function fd_of(s) { sub(/^[0-9]+ +[a-z0-9]+\(/, "", s); sub(/[,)].*$/, "", s); return s }
+    function accepted(line) { return line ~ /^[0-9]+ +(accept4?\(|<\.\.\. accept4? resumed>)/ && line ~ / = [0-9]+$/ }
+'
+
 # judge_strace_log LOG PEER_PORT - the checks on a finished trace (also
 # runnable by hand: bash check.sh strace-log strace.log 51916).
 judge_strace_log() {
@@ -179,9 +186,8 @@ judge_strace_log() {
     # 2. No write()/writev() to a client socket: track accepted fds until
     #    their close.  Any other write above fd 2 must be the 8-byte eventfd
     #    wake-up (Connection_Stop).
-    bad=$(awk '
-        function fd_of(s) { sub(/^[0-9]+ +[a-z0-9]+\(/, "", s); sub(/[,)].*$/, "", s); return s }
-        /^[0-9]+ +(accept4?\(|<\.\.\. accept4? resumed>)/ && / = [0-9]+$/ { client[$NF] = 1; next }
+    bad=$(awk "$STRACE_AWK"'
+        accepted($0) { client[$NF] = 1; next }
         /^[0-9]+ +close\(/ { delete client[fd_of($0)]; next }
         /^[0-9]+ +writev?\(/ {
             fd = fd_of($0)
@@ -202,9 +208,8 @@ judge_strace_log() {
     # 3. Every client fd that was added to epoll leaves it (EPOLL_CTL_DEL)
     #    before close(). (A client answered and closed before it ever had to
     #    wait is never added, and needs no DEL.)
-    bad=$(awk '
-        function fd_of(s) { sub(/^[0-9]+ +[a-z0-9]+\(/, "", s); sub(/[,)].*$/, "", s); return s }
-        /^[0-9]+ +(accept4?\(|<\.\.\. accept4? resumed>)/ && / = [0-9]+$/ { client[$NF] = 1; added[$NF] = 0; next }
+    bad=$(awk "$STRACE_AWK"'
+        accepted($0) { client[$NF] = 1; added[$NF] = 0; next }
         /EPOLL_CTL_ADD, [0-9]+,/ { split($0, p, "EPOLL_CTL_ADD, "); split(p[2], q, ","); if (q[1] in client) added[q[1]] = 1; next }
         /EPOLL_CTL_DEL, [0-9]+,/ { split($0, p, "EPOLL_CTL_DEL, "); split(p[2], q, ","); if (q[1] in client) added[q[1]] = 0; next }
         /^[0-9]+ +close\(/ { fd = fd_of($0); if ((fd in client) && added[fd]) print "line " NR ": fd " fd " closed while still in the epoll set"; delete client[fd]; delete added[fd] }

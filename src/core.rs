@@ -247,7 +247,7 @@ impl Core {
             listener,
             accept_paused: false,
             accept_retry_at: None,
-            first_read: FirstRead::new(),
+            first_read: FirstRead::default(),
             spare_fd: if listener >= 0 {
                 sys::open_spare_fd()
             } else {
@@ -486,9 +486,6 @@ impl Core {
     /// (`ensure_registered`).
     fn register(&mut self, fd: Fd, peer: sys::PeerAddr) {
         let mut conn = Conn::new(self.conns.next_token(), fd, peer, self.now);
-        // Read at once only while such first reads tend to find the
-        // request (first_read.rs); otherwise the client is added to epoll
-        // when it is first run, and the ADD reports the request.
         conn.readable = self.first_read.should_try();
         conn.first_read_pending = conn.readable;
         let token = self.conns.insert(conn);

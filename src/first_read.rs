@@ -23,7 +23,8 @@ const SCORE_LIMIT: i8 = 8;
 /// While not trying, every this many new clients are tried anyway.
 const PROBE_EVERY: u8 = 16;
 
-#[derive(Debug)]
+/// Starts at score 0: new clients are read at once until first reads miss.
+#[derive(Debug, Default)]
 pub struct FirstRead {
     /// Recent outcomes: try while it is >= 0.
     score: i8,
@@ -31,20 +32,7 @@ pub struct FirstRead {
     untried: u8,
 }
 
-impl Default for FirstRead {
-    fn default() -> Self {
-        FirstRead::new()
-    }
-}
-
 impl FirstRead {
-    pub fn new() -> FirstRead {
-        FirstRead {
-            score: 0,
-            untried: 0,
-        }
-    }
-
     /// Whether to read a new client before adding it to epoll.
     pub fn should_try(&mut self) -> bool {
         if self.score >= 0 {
@@ -78,7 +66,7 @@ mod tests {
 
     #[test]
     fn tries_while_first_reads_find_data() {
-        let mut f = FirstRead::new();
+        let mut f = FirstRead::default();
         for _ in 0..100 {
             assert!(f.should_try());
             f.record(true);
@@ -87,7 +75,7 @@ mod tests {
 
     #[test]
     fn stops_after_misses_but_keeps_probing() {
-        let mut f = FirstRead::new();
+        let mut f = FirstRead::default();
         // Misses push the score below zero: from then on only probes.
         let mut tried = 0;
         for _ in 0..160 {
@@ -102,7 +90,7 @@ mod tests {
 
     #[test]
     fn returns_to_trying_when_data_comes_back() {
-        let mut f = FirstRead::new();
+        let mut f = FirstRead::default();
         for _ in 0..50 {
             if f.should_try() {
                 f.record(false);
@@ -123,7 +111,7 @@ mod tests {
 
     #[test]
     fn one_hit_in_three_keeps_it_trying() {
-        let mut f = FirstRead::new();
+        let mut f = FirstRead::default();
         for i in 0..300 {
             assert!(f.should_try(), "stopped at {i}");
             f.record(i % 3 == 0);
