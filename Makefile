@@ -7,6 +7,8 @@
 #                             also INCLUDEDIR, LIBDIR, PKGCONFIGDIR)
 #   make uninstall            removes exactly the files `make install` wrote,
 #                             same variables; directories are left alone
+#   make header               refresh the committed include/connection.h from
+#                             the header the build generates (in OUT_DIR)
 #   make examples             the C examples (c-examples/Makefile)
 #   make print-version        what the version variables below resolve to
 #   make clean                the examples' outputs and cargo's target dir
@@ -71,13 +73,17 @@ LIBS_PRIVATE = -lutil -lrt -lpthread -lm -ldl
 # The .pc file's paths, relative to ${prefix} where they are under it.
 pc_path = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
 
-.PHONY: all build examples install uninstall print-version clean FORCE
+.PHONY: all build header examples install uninstall print-version clean FORCE
 
 all: build
 
 # cargo decides what is out of date.
 build:
 	$(CARGO) build --release
+
+# The build writes the header only into its OUT_DIR; copy the newest one.
+header: build
+	cp "$$(ls -t $(BUILD_DIR)/build/connection-core-*/out/include/connection.h | head -n 1)" $(HEADER)
 
 examples:
 	$(MAKE) -C c-examples

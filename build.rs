@@ -1,6 +1,9 @@
-//! Generates include/connection.h with cbindgen (pinned in Cargo.toml),
-//! then checks with the system C compiler (through `cc`) that the header
-//! compiles cleanly as C99 and as C++ with every warning an error.
+//! Generates the C header with cbindgen (pinned in Cargo.toml) into
+//! OUT_DIR — the build never writes into the source tree — and checks with
+//! the system C compiler (through `cc`) that it compiles cleanly as C99 and
+//! as C++ with every warning an error. The committed include/connection.h
+//! is compared with it by a test (tests/header.rs); `make header` refreshes
+//! the committed copy.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,9 +41,15 @@ fn main() {
         .with_config(config)
         .generate()
         .expect("cbindgen could not generate the header");
-    let header = root.join("include").join("connection.h");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let header = out.join("include").join("connection.h");
+    std::fs::create_dir_all(header.parent().expect("include/")).expect("create OUT_DIR/include");
     // write_to_file only rewrites the file when its content changed.
     bindings.write_to_file(&header);
+    println!(
+        "cargo:rustc-env=CONNECTION_GENERATED_HEADER={}",
+        header.display()
+    );
 
     check_header_compiles(&header);
 }

@@ -397,13 +397,15 @@ typedef void (*ConnectionCleanup)(void *user, enum ConnectionCloseReason reason)
 
 
 
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 /**
  * Fills `cfg` with the defaults (see `ConnectionConfig`'s field comments).
- * Returns 0 or `CONNECTION_ERR_NULL`.
+ * Returns 0 or `CONNECTION_ERR_NULL`. Any thread.
  */
 int ConnectionConfig_Default(struct ConnectionConfig *cfg);
 

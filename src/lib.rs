@@ -5,38 +5,32 @@
 //! never sees EPIPE, ECONNRESET or SIGPIPE: it answers requests, and when a
 //! client vanishes it is told once, through a cleanup callback.
 //!
-//! Map of the crate:
-//! * `ffi/` — the C API, one module per C-visible type (`Connection`,
-//!   `ConnectionConfig`, `Request`, `Response`, `ConnectionStats`);
-//! * `core` — the reactor: accept, read, dispatch, write, close, timers;
-//! * `conn` — one client's state; `slab` — generation-checked tokens;
-//!   `timer` — deadline lists; `buffer_pool` — reused buffers;
-//! * `http/` — request parsing and framing, response heads, Date;
-//! * `sys` — the only module that makes system calls;
-//! * `config`, `error` — settings and return codes.
+//! Layers, each using only those below it (ARCHITECTURE.md has the map):
+//! * `ffi/` — the C boundary: every exported function and C type;
+//! * `reactor/` — the event loop, connections, the HTTP exchange, timers;
+//! * `http/` — sans-IO HTTP/1.1: request heads, chunked bodies, responses;
+//! * `sys/` — the only code that makes system calls.
+//!
+//! `testing/` (feature `testing`: tests, fuzzing, examples) drives the
+//! reactor from memory; it is not part of what ships.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![allow(clippy::missing_safety_doc)] // the C contracts are in each doc comment
 
-pub mod buffer_pool;
-pub mod config;
-pub mod conn;
-pub mod core;
-pub mod error;
 pub mod ffi;
-pub mod first_read;
-pub mod harness;
 pub mod http;
-pub mod slab;
+pub mod reactor;
 pub mod sys;
-pub mod timer;
-pub mod transport;
+#[cfg(feature = "testing")]
+pub mod testing;
 
-pub use crate::config::ConnectionConfig;
-pub use crate::core::{ConnectionBodyHandler, ConnectionHandler};
-pub use crate::error::*;
 pub use crate::ffi::config::*;
 pub use crate::ffi::connection::*;
+pub use crate::ffi::error::*;
 pub use crate::ffi::logger::*;
 pub use crate::ffi::request::*;
 pub use crate::ffi::response::*;
 pub use crate::ffi::stats::*;
+/// The reactor's settings, under the name the tests and fuzz targets use.
+pub use crate::reactor::config;
+#[cfg(feature = "testing")]
+pub use crate::testing::harness;

@@ -150,7 +150,7 @@ fn decode_bytewise(raw: &[u8], max_body: usize, max_trailer: usize) -> Decoded {
 pub fn parse_head_target(data: &[u8]) {
     let limits = Limits::default();
     let mut headers = Vec::new();
-    let full = parse_head(data, &limits, &mut headers);
+    let full = parse_head(data, &limits.parse(), &mut headers);
     match &full {
         Parsed::Partial => assert!(data.len() <= limits.max_header_bytes),
         Parsed::Error(s) => assert!(HEAD_ERRORS.contains(s), "unexpected status {s}"),
@@ -162,7 +162,7 @@ pub fn parse_head_target(data: &[u8]) {
     if want != Summary::Partial {
         let mut scratch = Vec::new();
         for k in prefix_lengths(data.len()) {
-            let got = summarize(&parse_head(&data[..k], &limits, &mut scratch));
+            let got = summarize(&parse_head(&data[..k], &limits.parse(), &mut scratch));
             let consistent = match (&got, &want) {
                 (Summary::Partial, _) => true,
                 (Summary::Error(p), Summary::Error(f)) => split_statuses_agree(*p, *f),

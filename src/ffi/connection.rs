@@ -2,12 +2,35 @@
 
 use std::os::raw::{c_char, c_int, c_void};
 
+use super::config::{limits_from_config, ConnectionConfig};
+use super::error::*;
+use super::request::Request;
+use super::response::Response;
+use super::stats::ConnectionStats;
 use super::{guard, guard_int};
-use crate::config::{ConnectionConfig, Limits};
-use crate::core::{ConnectionBodyHandler, ConnectionHandler, Core};
-use crate::error::*;
-use crate::ffi::stats::ConnectionStats;
-use crate::sys;
+use crate::reactor::driver::{BodyFn, RequestFn};
+use crate::reactor::{EventLoop, LoopPtr};
+use crate::sys::eventfd;
+
+/// Request handler: answer through `resp` (see `Response_*`). `req` is
+/// borrowed for the duration of the call.
+pub type ConnectionHandler =
+    Option<unsafe extern "C" fn(req: *const Request, resp: *mut Response, user: *mut c_void)>;
+
+/// Streamed request body handler: called with each piece of a streamed
+/// body (`len` > 0) as it arrives, in order, before the request handler
+/// (which then sees an empty body). `req` and `data` are borrowed for the
+/// call; `Request_Id(req)` tells requests apart. Return 0 to go on, or an
+/// HTTP status 400..=599 to refuse the request (the library answers with
+/// it and closes the connection; the request handler is not called).
+pub type ConnectionBodyHandler = Option<
+    unsafe extern "C" fn(
+        req: *const Request,
+        data: *const u8,
+        len: usize,
+        user: *mut c_void,
+    ) -> c_int,
+>;
 
 const MAGIC_LIVE: u32 = 0x434f_4e4e; // "CONN"
 const MAGIC_DEAD: u32 = 0xdead_c0de;
@@ -30,7 +53,7 @@ pub struct Connection {
 ///
 /// # Safety
 /// `conn` is NULL or points to a `Connection` (initialised or not by us).
-unsafe fn live(conn: *const Connection) -> Result<*mut Core, c_int> {
+unsafe fn live(conn: *const Connection) -> Result<LoopPtr, c_int> {
     // SAFETY: contract: NULL or a readable Connection.
     let Some(c) = (unsafe { conn.as_ref() }) else {
         return Err(CONNECTION_ERR_NULL);
@@ -38,7 +61,9 @@ unsafe fn live(conn: *const Connection) -> Result<*mut Core, c_int> {
     if c._private_magic != MAGIC_LIVE || c._private_core.is_null() {
         return Err(CONNECTION_ERR_NOT_INITIALIZED);
     }
-    Ok(c._private_core as *mut Core)
+    // SAFETY: a live handle's core is a live loop (Init set it, Destroy
+    // clears it before freeing); callers hold no borrow of it.
+    unsafe { LoopPtr::new(c._private_core as *mut EventLoop) }.ok_or(CONNECTION_ERR_NOT_INITIALIZED)
 }
 
 /// Runs `f` on the live core of `conn` inside the panic guard; NULL or a
@@ -46,7 +71,7 @@ unsafe fn live(conn: *const Connection) -> Result<*mut Core, c_int> {
 ///
 /// # Safety
 /// As for `live`.
-unsafe fn with_live(conn: *const Connection, f: impl FnOnce(*mut Core) -> c_int) -> c_int {
+unsafe fn with_live(conn: *const Connection, f: impl FnOnce(LoopPtr) -> c_int) -> c_int {
     guard_int(|| {
         // SAFETY: forwarded contract.
         match unsafe { live(conn) } {
@@ -91,25 +116,18 @@ pub unsafe extern "C" fn Connection_InitWith(
         handle._private_stop_fd = -1;
         handle._private_magic = MAGIC_DEAD;
         // SAFETY: non-NULL config; its strings are NUL-terminated or NULL.
-        let limits = match unsafe { Limits::from_config(&*cfg) } {
+        let limits = match unsafe { limits_from_config(&*cfg) } {
             Ok(l) => l,
             Err(code) => return code,
         };
-        let stop_fd = match sys::eventfd() {
-            Ok(fd) => fd,
-            Err(e) => return from_io(&e),
-        };
-        match Core::create(limits, stop_fd) {
-            Ok(core) => {
-                handle._private_core = core as *mut c_void;
-                handle._private_stop_fd = stop_fd;
+        match EventLoop::create(limits) {
+            Ok(el) => {
+                handle._private_stop_fd = el.stop_fd();
+                handle._private_core = Box::into_raw(el) as *mut c_void;
                 handle._private_magic = MAGIC_LIVE;
                 CONNECTION_OK
             }
-            Err(code) => {
-                sys::close(stop_fd);
-                code
-            }
+            Err(e) => code(e),
         }
     })
 }
@@ -125,8 +143,17 @@ pub unsafe extern "C" fn Connection_SetHandler(
     // SAFETY: `conn` is NULL or a Connection (contract); `with_live` passes
     // a live core, borrowed only for the call; no callback runs.
     unsafe {
-        with_live(conn, |core| {
-            (*core).set_handler(handler, user);
+        with_live(conn, |lp| {
+            // SAFETY: a `Request*`/`Response*` is the reactor's `RequestView*`/
+            // `Reply*` (opaque handles), and the two function types differ
+            // only in pointee types: the same ABI.
+            let request = handler.map(|f| std::mem::transmute::<_, RequestFn>(f));
+            lp.with(|el| {
+                let mut h = el.handlers();
+                h.request = request;
+                h.request_user = user;
+                el.set_handlers(h);
+            });
             CONNECTION_OK
         })
     }
@@ -150,8 +177,16 @@ pub unsafe extern "C" fn Connection_SetBodyHandler(
     // SAFETY: `conn` is NULL or a Connection (contract); `with_live` passes
     // a live core, borrowed only for the call; no callback runs.
     unsafe {
-        with_live(conn, |core| {
-            (*core).set_body_handler(handler, stream_above, user);
+        with_live(conn, |lp| {
+            // SAFETY: as in `Connection_SetHandler`: same ABI.
+            let body = handler.map(|f| std::mem::transmute::<_, BodyFn>(f));
+            lp.with(|el| {
+                let mut h = el.handlers();
+                h.body = body;
+                h.body_user = user;
+                h.stream_above = stream_above;
+                el.set_handlers(h);
+            });
             CONNECTION_OK
         })
     }
@@ -180,7 +215,13 @@ pub unsafe extern "C" fn Connection_ProcessTimeout(
     }
     // SAFETY: `conn` is NULL or a Connection (contract); `with_live` passes
     // a live core that nothing here borrows, as `process` requires.
-    unsafe { with_live(conn, |core| Core::process(core, timeout_ms)) }
+    unsafe {
+        with_live(conn, |lp| match lp.process(timeout_ms) {
+            Ok(false) => CONNECTION_OK,
+            Ok(true) => CONNECTION_STOPPED,
+            Err(e) => code(e),
+        })
+    }
 }
 
 /// Runs the loop until `Connection_Stop`, then lets in-flight responses
@@ -215,7 +256,7 @@ pub unsafe extern "C" fn Connection_Stop(conn: *mut Connection) -> c_int {
     if magic != MAGIC_LIVE || fd < 0 {
         return CONNECTION_ERR_NOT_INITIALIZED;
     }
-    if sys::eventfd_signal(fd) {
+    if eventfd::signal_raw(fd) {
         CONNECTION_OK
     } else {
         CONNECTION_ERR_SYSTEM
@@ -231,12 +272,11 @@ pub unsafe extern "C" fn Connection_Stop(conn: *mut Connection) -> c_int {
 pub unsafe extern "C" fn Connection_Destroy(conn: *mut Connection) {
     guard((), || {
         // SAFETY: contract: NULL or a Connection.
-        let core = match unsafe { live(conn) } {
-            Ok(c) => c,
+        let lp = match unsafe { live(conn) } {
+            Ok(lp) => lp,
             Err(_) => return,
         };
-        // SAFETY: live core; short borrow.
-        if unsafe { (*core).in_callback } {
+        if lp.with(|el| el.in_callback()) {
             log::error!("Connection_Destroy called from inside a callback; ignored");
             return;
         }
@@ -244,10 +284,10 @@ pub unsafe extern "C" fn Connection_Destroy(conn: *mut Connection) {
         let handle = unsafe { &mut *conn };
         handle._private_core = std::ptr::null_mut();
         handle._private_magic = MAGIC_DEAD;
-        // SAFETY: we own the core and clear the handle before freeing it.
-        unsafe { Core::destroy(core) };
-        sys::close(handle._private_stop_fd);
         handle._private_stop_fd = -1;
+        // SAFETY: the loop came from Box::into_raw in Init; the handle no
+        // longer refers to it; no callback is running.
+        unsafe { lp.destroy() };
     })
 }
 
@@ -258,7 +298,7 @@ pub unsafe extern "C" fn Connection_Destroy(conn: *mut Connection) {
 pub unsafe extern "C" fn Connection_Fd(conn: *const Connection) -> c_int {
     // SAFETY: `conn` is NULL or a Connection (contract); `with_live` passes
     // a live core, read only for the call.
-    unsafe { with_live(conn, |core| (*core).epoll_fd()) }
+    unsafe { with_live(conn, |lp| lp.with(|el| el.epoll_fd())) }
 }
 
 /// The bound TCP port (useful with port 0), or a negative error.
@@ -266,7 +306,7 @@ pub unsafe extern "C" fn Connection_Fd(conn: *const Connection) -> c_int {
 pub unsafe extern "C" fn Connection_Port(conn: *const Connection) -> c_int {
     // SAFETY: `conn` is NULL or a Connection (contract); `with_live` passes
     // a live core, read only for the call.
-    unsafe { with_live(conn, |core| (*core).port() as c_int) }
+    unsafe { with_live(conn, |lp| lp.with(|el| el.port() as c_int)) }
 }
 
 /// Copies the counters into `*out`. Returns 0, `CONNECTION_ERR_NULL` or
@@ -282,8 +322,8 @@ pub unsafe extern "C" fn Connection_GetStats(
     // SAFETY: `conn` is NULL or a Connection and `out` is writable
     // (contract); `with_live` passes a live core, read only for the call.
     unsafe {
-        with_live(conn, |core| {
-            out.write((*core).stats());
+        with_live(conn, |lp| {
+            out.write(lp.with(|el| el.stats()).into());
             CONNECTION_OK
         })
     }

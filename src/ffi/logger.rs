@@ -13,8 +13,8 @@ use std::os::raw::{c_char, c_int, c_void};
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Once;
 
+use super::error::*;
 use super::guard_int;
-use crate::error::*;
 
 /// Log levels for `Connection_SetLogger`.
 pub const CONNECTION_LOG_OFF: c_int = 0;

@@ -1,14 +1,19 @@
-//! The C boundary. One module per C-visible type (as in hyper's ffi and
-//! rustls-ffi); every exported function body runs inside `guard`, so a
-//! panic becomes an error code (or NULL) instead of unwinding into C.
+//! The C boundary, the top layer. One module per C-visible type (as in
+//! hyper's ffi and rustls-ffi): every `#[no_mangle]` function and every
+//! `repr(C)` type lives here, wrapping the reactor's own types (`Request`
+//! over `RequestView`, `Response` over `Reply`), and `error.rs` maps the
+//! reactor's errors to C codes in one place. Every exported function body
+//! runs inside `guard`, so a panic becomes an error code (or NULL) instead
+//! of unwinding into C. Nothing below this folder imports it.
 
 use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::error::CONNECTION_ERR_PANIC;
+use error::CONNECTION_ERR_PANIC;
 
 pub mod config;
 pub mod connection;
+pub mod error;
 pub mod logger;
 pub mod request;
 pub mod response;

@@ -8,59 +8,40 @@
 
 use std::os::raw::{c_char, c_int};
 
+use super::error::*;
 use super::{guard, guard_int, guard_ptr};
-use crate::error::*;
-use crate::http::request::{HeaderSpan, Span};
+use crate::http::request::Span;
+use crate::reactor::RequestView;
 use crate::sys::PeerAddr;
 
 /// A parsed HTTP request, borrowed by the handler for the duration of the
 /// call. Opaque: use the `Request_*` accessors.
+// An opaque handle, as in rustls-ffi: a `*const Request` is the reactor's
+// `*const RequestView`, cast at this boundary.
 pub struct Request {
-    pub(crate) base: *const u8,
-    pub(crate) method: Span,
-    pub(crate) path: Span,
-    pub(crate) query: Span,
-    pub(crate) minor_version: u8,
-    pub(crate) headers: Vec<HeaderSpan>,
-    pub(crate) body: *const u8,
-    pub(crate) body_len: usize,
-    pub(crate) peer: PeerAddr,
-    pub(crate) id: u64,
+    _private: [u8; 0],
 }
 
-static EMPTY: [u8; 1] = [0];
+/// The view behind a handle; None for NULL.
+///
+/// # Safety
+/// `req` is NULL or a handle the library passed to a callback that is
+/// still running.
+unsafe fn view<'a>(req: *const Request) -> Option<View<'a>> {
+    // SAFETY: contract: a non-NULL handle is a live RequestView.
+    unsafe { (req as *const RequestView).as_ref() }.map(View)
+}
 
-impl Request {
-    pub(crate) fn new(max_headers: usize) -> Request {
-        Request {
-            base: EMPTY.as_ptr(),
-            method: Span::default(),
-            path: Span::default(),
-            query: Span::default(),
-            minor_version: 1,
-            headers: Vec::with_capacity(max_headers),
-            body: EMPTY.as_ptr(),
-            body_len: 0,
-            peer: PeerAddr::unspecified(),
-            id: 0,
-        }
-    }
+/// A request view with the accessors the C functions need.
+struct View<'a>(&'a RequestView);
 
+impl View<'_> {
     fn str_at(&self, span: Span) -> *const c_char {
-        if span.len == 0 {
-            return EMPTY.as_ptr() as *const c_char;
-        }
-        // SAFETY: spans were computed inside the buffer `base` points to,
-        // which stays alive and unmoved while the handler runs.
-        unsafe { self.base.add(span.start as usize) as *const c_char }
+        self.0.str_at(span) as *const c_char
     }
 
     fn bytes(&self, span: Span) -> &[u8] {
-        if span.len == 0 {
-            return &[];
-        }
-        // SAFETY: as in `str_at`; the span lies within the buffer.
-        unsafe { std::slice::from_raw_parts(self.base.add(span.start as usize), span.len as usize) }
+        self.0.bytes(span)
     }
 }
 
@@ -72,14 +53,14 @@ unsafe fn put_len(out: *mut usize, len: usize) {
     }
 }
 
-unsafe fn field(req: *const Request, len: *mut usize, pick: fn(&Request) -> Span) -> *const c_char {
+unsafe fn field(req: *const Request, len: *mut usize, pick: fn(&View) -> Span) -> *const c_char {
     guard_ptr(|| {
         // SAFETY: a non-NULL `req` comes from the library and is valid
         // during the handler (the documented contract).
-        let Some(r) = (unsafe { req.as_ref() }) else {
+        let Some(r) = (unsafe { view(req) }) else {
             return std::ptr::null();
         };
-        let span = pick(r);
+        let span = pick(&r);
         // SAFETY: `len` is NULL or writable (documented contract).
         unsafe { put_len(len, span.len as usize) };
         r.str_at(span)
@@ -91,7 +72,7 @@ unsafe fn field(req: *const Request, len: *mut usize, pick: fn(&Request) -> Span
 #[no_mangle]
 pub unsafe extern "C" fn Request_Method(req: *const Request, len: *mut usize) -> *const c_char {
     // SAFETY: forwarded contract of this function.
-    unsafe { field(req, len, |r| r.method) }
+    unsafe { field(req, len, |r| r.0.method) }
 }
 
 /// The request path without the query ("/user/register"), NUL-terminated,
@@ -101,13 +82,13 @@ pub unsafe extern "C" fn Request_Method(req: *const Request, len: *mut usize) ->
 pub unsafe extern "C" fn Request_Path(req: *const Request, len: *mut usize) -> *const c_char {
     static ROOT: [u8; 2] = *b"/\0";
     // SAFETY: a non-NULL `req` is valid during the handler (contract).
-    if unsafe { req.as_ref() }.is_some_and(|r| r.path.len == 0) {
+    if unsafe { view(req) }.is_some_and(|r| r.0.path.len == 0) {
         // SAFETY: `len` is NULL or writable (contract).
         unsafe { put_len(len, 1) };
         return ROOT.as_ptr() as *const c_char;
     }
     // SAFETY: forwarded contract of this function.
-    unsafe { field(req, len, |r| r.path) }
+    unsafe { field(req, len, |r| r.0.path) }
 }
 
 /// The query string without the '?' ("" when there is none),
@@ -115,7 +96,7 @@ pub unsafe extern "C" fn Request_Path(req: *const Request, len: *mut usize) -> *
 #[no_mangle]
 pub unsafe extern "C" fn Request_Query(req: *const Request, len: *mut usize) -> *const c_char {
     // SAFETY: forwarded contract of this function.
-    unsafe { field(req, len, |r| r.query) }
+    unsafe { field(req, len, |r| r.0.query) }
 }
 
 /// The value of the first header named `name` (compared case-insensitively),
@@ -129,7 +110,7 @@ pub unsafe extern "C" fn Request_Header(
 ) -> *const c_char {
     guard_ptr(|| {
         // SAFETY: documented contract: `req` from the library, valid now.
-        let Some(r) = (unsafe { req.as_ref() }) else {
+        let Some(r) = (unsafe { view(req) }) else {
             return std::ptr::null();
         };
         if name.is_null() {
@@ -137,7 +118,7 @@ pub unsafe extern "C" fn Request_Header(
         }
         // SAFETY: `name` is a NUL-terminated string (documented contract).
         let wanted = unsafe { std::ffi::CStr::from_ptr(name) }.to_bytes();
-        for h in &r.headers {
+        for h in &r.0.headers {
             if r.bytes(h.name).eq_ignore_ascii_case(wanted) {
                 // SAFETY: `len` is NULL or writable.
                 unsafe { put_len(len, h.value.len as usize) };
@@ -152,7 +133,7 @@ pub unsafe extern "C" fn Request_Header(
 #[no_mangle]
 pub unsafe extern "C" fn Request_HeaderCount(req: *const Request) -> usize {
     // SAFETY: documented contract: `req` from the library or NULL.
-    guard(0, || unsafe { req.as_ref() }.map_or(0, |r| r.headers.len()))
+    guard(0, || unsafe { view(req) }.map_or(0, |r| r.0.headers.len()))
 }
 
 /// Header field `index` (0-based, in arrival order). Each out-pointer may be
@@ -170,10 +151,10 @@ pub unsafe extern "C" fn Request_HeaderAt(
 ) -> c_int {
     guard_int(|| {
         // SAFETY: documented contract: `req` from the library or NULL.
-        let Some(r) = (unsafe { req.as_ref() }) else {
+        let Some(r) = (unsafe { view(req) }) else {
             return CONNECTION_ERR_NULL;
         };
-        let Some(h) = r.headers.get(index) else {
+        let Some(h) = r.0.headers.get(index) else {
             return CONNECTION_ERR_INVALID;
         };
         // SAFETY: each out-pointer is NULL or writable (documented contract).
@@ -198,14 +179,14 @@ pub unsafe extern "C" fn Request_HeaderAt(
 pub unsafe extern "C" fn Request_Body(req: *const Request, len: *mut usize) -> *const u8 {
     guard_ptr(|| {
         // SAFETY: documented contract: `req` from the library or NULL.
-        let Some(r) = (unsafe { req.as_ref() }) else {
+        let Some(r) = (unsafe { view(req) }) else {
             // SAFETY: `len` is NULL or writable.
             unsafe { put_len(len, 0) };
             return std::ptr::null();
         };
         // SAFETY: `len` is NULL or writable.
-        unsafe { put_len(len, r.body_len) };
-        r.body
+        unsafe { put_len(len, r.0.body_len) };
+        r.0.body
     })
 }
 
@@ -221,14 +202,14 @@ pub unsafe extern "C" fn Request_RemoteAddr(
 ) -> c_int {
     guard_int(|| {
         // SAFETY: documented contract: `req` from the library or NULL.
-        let Some(r) = (unsafe { req.as_ref() }) else {
+        let Some(r) = (unsafe { view(req) }) else {
             return CONNECTION_ERR_NULL;
         };
         if buf.is_null() {
             return CONNECTION_ERR_NULL;
         }
         let mut text = [0u8; 64];
-        let n = format_addr(&r.peer, &mut text);
+        let n = format_addr(&r.0.peer, &mut text);
         if n + 1 > cap {
             return CONNECTION_ERR_TOO_LARGE;
         }
@@ -257,8 +238,8 @@ fn format_addr(peer: &PeerAddr, out: &mut [u8; 64]) -> usize {
 pub unsafe extern "C" fn Request_Version(req: *const Request) -> c_int {
     guard_int(|| {
         // SAFETY: documented contract: `req` from the library or NULL.
-        match unsafe { req.as_ref() } {
-            Some(r) => 10 + r.minor_version as c_int,
+        match unsafe { view(req) } {
+            Some(r) => 10 + r.0.minor_version as c_int,
             None => CONNECTION_ERR_NULL,
         }
     })
@@ -270,5 +251,5 @@ pub unsafe extern "C" fn Request_Version(req: *const Request) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn Request_Id(req: *const Request) -> u64 {
     // SAFETY: documented contract: `req` from the library or NULL.
-    guard(0, || unsafe { req.as_ref() }.map_or(0, |r| r.id))
+    guard(0, || unsafe { view(req) }.map_or(0, |r| r.0.id))
 }

@@ -13,11 +13,11 @@
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int, c_void};
 
+use super::error::*;
 use super::guard_int;
-use crate::core::Core;
-use crate::error::*;
-use crate::http::response::{valid_header_name, valid_header_value};
-use crate::slab::Token;
+use crate::reactor::connection as driver_cleanup;
+use crate::reactor::driver;
+use crate::reactor::{Error, Reply};
 
 /// Pull-stream producer: write up to `cap` bytes of body into `buf` and
 /// return how many (> 0), 0 at the end of the body, or a negative value on
@@ -31,81 +31,30 @@ pub type ConnectionProducer =
 /// ended; the place to free `user`. It must not call `Connection_Process`,
 /// `Connection_Run` or `Connection_Destroy`.
 pub type ConnectionCleanup =
-    Option<unsafe extern "C" fn(user: *mut c_void, reason: crate::error::ConnectionCloseReason)>;
-
-/// Largest total size of the headers an application may add to one response.
-const MAX_APP_HEADER_BYTES: usize = 64 * 1024;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Phase {
-    /// No request is being answered through this handle.
-    Done,
-    /// The handler is running and has not answered yet.
-    Handler,
-    /// A chunked response is open; the application writes and ends it.
-    Chunked,
-    /// A pull stream owns the response.
-    Streaming,
-    /// The client went away while a chunked response was open; the handle
-    /// waits for `Response_End` to be freed.
-    Detached,
-}
+    Option<unsafe extern "C" fn(user: *mut c_void, reason: ConnectionCloseReason)>;
 
 /// A response being built for one request. Opaque: use `Response_*`.
+// A `*mut Response` is the reactor's `*mut Reply`, cast at this boundary.
 pub struct Response {
-    pub(crate) core: *mut Core,
-    pub(crate) token: Token,
-    pub(crate) phase: Phase,
-    pub(crate) status: u16,
-    /// Application headers, already serialised as `Name: value\r\n` lines.
-    pub(crate) headers: Vec<u8>,
-    pub(crate) head_method: bool,
-    pub(crate) keep_alive: bool,
-    pub(crate) minor_version: u8,
-    pub(crate) app_close: bool,
+    _private: [u8; 0],
 }
 
-impl Response {
-    pub(crate) fn new(core: *mut Core) -> Response {
-        Response {
-            core,
-            token: Token(u64::MAX),
-            phase: Phase::Done,
-            status: 200,
-            headers: Vec::new(),
-            head_method: false,
-            keep_alive: true,
-            minor_version: 1,
-            app_close: false,
-        }
-    }
-}
-
-/// Checks that `resp` may be used in `wanted` phase; returns the error code
-/// otherwise.
-///
-/// # Safety
-/// `resp` is NULL or a handle the library gave out and has not released.
-unsafe fn check(resp: *mut Response, wanted: Phase) -> Result<(), c_int> {
+/// The reply behind a C handle, or `CONNECTION_ERR_NULL`.
+fn reply(resp: *mut Response) -> Result<*mut Reply, c_int> {
     if resp.is_null() {
-        return Err(CONNECTION_ERR_NULL);
-    }
-    // SAFETY: non-NULL handles are live (function contract).
-    let phase = unsafe { (*resp).phase };
-    if phase == wanted {
-        Ok(())
-    } else if phase == Phase::Detached {
-        Err(CONNECTION_ERR_CLOSED)
+        Err(CONNECTION_ERR_NULL)
     } else {
-        Err(CONNECTION_ERR_STATE)
+        Ok(resp as *mut Reply)
     }
 }
 
-/// # Safety
-/// `resp` passed `check`, so it is live and its `core` pointer is valid.
-unsafe fn core_of(resp: *mut Response) -> *mut Core {
-    // SAFETY: see the function contract.
-    unsafe { (*resp).core }
+/// Runs `f` on the reply behind `resp` inside the panic guard; the
+/// reactor's result becomes a code.
+fn with_reply(resp: *mut Response, f: impl FnOnce(*mut Reply) -> Result<(), Error>) -> c_int {
+    guard_int(|| match reply(resp) {
+        Ok(r) => result_code(f(r)),
+        Err(code) => code,
+    })
 }
 
 /// Sets the status code (200 by default), 200..=599, before the response is
@@ -113,18 +62,9 @@ unsafe fn core_of(resp: *mut Response) -> *mut Core {
 /// `CONNECTION_ERR_STATE` (already answered) or `CONNECTION_ERR_CLOSED`.
 #[no_mangle]
 pub unsafe extern "C" fn Response_SetStatus(resp: *mut Response, status: c_int) -> c_int {
-    guard_int(|| {
-        // SAFETY: `resp` is NULL or a live handle (documented contract).
-        if let Err(code) = unsafe { check(resp, Phase::Handler) } {
-            return code;
-        }
-        if !(200..=599).contains(&status) {
-            return CONNECTION_ERR_INVALID;
-        }
-        // SAFETY: checked live above.
-        unsafe { (*resp).status = status as u16 };
-        CONNECTION_OK
-    })
+    // SAFETY: `resp` is NULL or a live handle (documented contract), not
+    // borrowed elsewhere during the call.
+    with_reply(resp, |r| unsafe { (*r).set_status(status) })
 }
 
 /// Adds a header line before the response is sent or begun. `name` must be
@@ -139,14 +79,10 @@ pub unsafe extern "C" fn Response_AddHeader(
     name: *const c_char,
     value: *const c_char,
 ) -> c_int {
-    guard_int(|| {
-        if name.is_null() || value.is_null() {
-            return CONNECTION_ERR_NULL;
-        }
-        // SAFETY: `resp` is NULL or a live handle (documented contract).
-        if let Err(code) = unsafe { check(resp, Phase::Handler) } {
-            return code;
-        }
+    if name.is_null() || value.is_null() {
+        return CONNECTION_ERR_NULL;
+    }
+    with_reply(resp, |r| {
         // SAFETY: both are NUL-terminated strings (documented contract).
         let (name, value) = unsafe {
             (
@@ -154,33 +90,9 @@ pub unsafe extern "C" fn Response_AddHeader(
                 CStr::from_ptr(value).to_bytes(),
             )
         };
-        if !valid_header_name(name) || !valid_header_value(value) {
-            return CONNECTION_ERR_HEADER;
-        }
-        for managed in [&b"content-length"[..], b"transfer-encoding", b"date"] {
-            if name.eq_ignore_ascii_case(managed) {
-                return CONNECTION_ERR_INVALID;
-            }
-        }
-        // SAFETY: checked live above; no other reference to it exists now.
-        let r = unsafe { &mut *resp };
-        if name.eq_ignore_ascii_case(b"connection") {
-            if value
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-            {
-                r.app_close = true;
-            }
-            return CONNECTION_OK;
-        }
-        if r.headers.len() + name.len() + value.len() + 4 > MAX_APP_HEADER_BYTES {
-            return CONNECTION_ERR_TOO_LARGE;
-        }
-        r.headers.extend_from_slice(name);
-        r.headers.extend_from_slice(b": ");
-        r.headers.extend_from_slice(value);
-        r.headers.extend_from_slice(b"\r\n");
-        CONNECTION_OK
+        // SAFETY: `r` is a live handle (documented contract), not borrowed
+        // elsewhere during the call.
+        unsafe { (*r).add_header(name, value) }
     })
 }
 
@@ -195,22 +107,18 @@ pub unsafe extern "C" fn Response_Send(
     body: *const c_void,
     len: usize,
 ) -> c_int {
-    guard_int(|| {
-        if body.is_null() && len > 0 {
-            return CONNECTION_ERR_NULL;
-        }
-        // SAFETY: `resp` is NULL or a live handle (documented contract).
-        if let Err(code) = unsafe { check(resp, Phase::Handler) } {
-            return code;
-        }
+    if body.is_null() && len > 0 {
+        return CONNECTION_ERR_NULL;
+    }
+    with_reply(resp, |r| {
         let body: &[u8] = if len == 0 {
             &[]
         } else {
             // SAFETY: the caller passes `len` readable bytes at `body`.
             unsafe { std::slice::from_raw_parts(body as *const u8, len) }
         };
-        // SAFETY: checked live; its core outlives every handle.
-        unsafe { Core::respond_full(core_of(resp), resp, body) }
+        // SAFETY: `r` is a live handle (documented contract).
+        unsafe { driver::respond_full(r, body) }
     })
 }
 
@@ -222,14 +130,8 @@ pub unsafe extern "C" fn Response_Send(
 /// `CONNECTION_ERR_STATE` or `CONNECTION_ERR_CLOSED`.
 #[no_mangle]
 pub unsafe extern "C" fn Response_BeginChunked(resp: *mut Response) -> c_int {
-    guard_int(|| {
-        // SAFETY: `resp` is NULL or a live handle (documented contract).
-        if let Err(code) = unsafe { check(resp, Phase::Handler) } {
-            return code;
-        }
-        // SAFETY: checked live; its core outlives every handle.
-        unsafe { Core::begin_chunked(core_of(resp), resp) }
-    })
+    // SAFETY: `resp` is NULL or a live handle (documented contract).
+    with_reply(resp, |r| unsafe { driver::begin_chunked(r) })
 }
 
 /// Queues one chunk (`len` bytes copied; 0 is a no-op) of an open chunked
@@ -243,21 +145,18 @@ pub unsafe extern "C" fn Response_WriteChunk(
     data: *const c_void,
     len: usize,
 ) -> c_int {
-    guard_int(|| {
-        if data.is_null() && len > 0 {
-            return CONNECTION_ERR_NULL;
-        }
-        // SAFETY: `resp` is NULL or a live handle (documented contract).
-        if let Err(code) = unsafe { check(resp, Phase::Chunked) } {
-            return code;
-        }
-        if len == 0 {
-            return CONNECTION_OK;
-        }
-        // SAFETY: the caller passes `len` readable bytes at `data`.
-        let data = unsafe { std::slice::from_raw_parts(data as *const u8, len) };
-        // SAFETY: checked live; its core outlives every handle.
-        unsafe { Core::write_chunk(core_of(resp), resp, data) }
+    if data.is_null() && len > 0 {
+        return CONNECTION_ERR_NULL;
+    }
+    with_reply(resp, |r| {
+        let data: &[u8] = if len == 0 {
+            &[]
+        } else {
+            // SAFETY: the caller passes `len` readable bytes at `data`.
+            unsafe { std::slice::from_raw_parts(data as *const u8, len) }
+        };
+        // SAFETY: `r` is a live handle (documented contract).
+        unsafe { driver::write_chunk(r, data) }
     })
 }
 
@@ -268,16 +167,8 @@ pub unsafe extern "C" fn Response_WriteChunk(
 /// chunked response).
 #[no_mangle]
 pub unsafe extern "C" fn Response_End(resp: *mut Response) -> c_int {
-    guard_int(|| {
-        // SAFETY: `resp` is NULL or a live handle (documented contract).
-        match unsafe { check(resp, Phase::Chunked) } {
-            // SAFETY: detached handles are live until released here.
-            Err(CONNECTION_ERR_CLOSED) => unsafe { Core::release_detached(core_of(resp), resp) },
-            Err(code) => code,
-            // SAFETY: checked live; its core outlives every handle.
-            Ok(()) => unsafe { Core::end_chunked(core_of(resp), resp) },
-        }
-    })
+    // SAFETY: `resp` is NULL or a live handle (documented contract).
+    with_reply(resp, |r| unsafe { driver::end_chunked(r) })
 }
 
 /// Hands the body to a pull stream: the library calls `producer(user, buf,
@@ -295,15 +186,20 @@ pub unsafe extern "C" fn Response_Stream(
     cleanup: ConnectionCleanup,
     user: *mut c_void,
 ) -> c_int {
-    guard_int(|| {
-        if producer.is_none() {
-            return CONNECTION_ERR_NULL;
-        }
-        // SAFETY: `resp` is NULL or a live handle (documented contract).
-        if let Err(code) = unsafe { check(resp, Phase::Handler) } {
-            return code;
-        }
-        // SAFETY: checked live; its core outlives every handle.
-        unsafe { Core::begin_stream(core_of(resp), resp, producer, cleanup, user) }
+    let Some(producer) = producer else {
+        return CONNECTION_ERR_NULL;
+    };
+    // SAFETY: a C function taking `ConnectionCloseReason` is called with
+    // `CloseReason::number()`, the same value in an int-sized argument: a C
+    // enum is passed as an int.
+    let cleanup = cleanup.map(|f| unsafe {
+        std::mem::transmute::<
+            unsafe extern "C" fn(*mut c_void, ConnectionCloseReason),
+            driver_cleanup::CleanupFn,
+        >(f)
+    });
+    // SAFETY: `resp` is NULL or a live handle (documented contract).
+    with_reply(resp, |r| unsafe {
+        driver::begin_stream(r, producer, cleanup, user)
     })
 }

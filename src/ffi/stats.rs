@@ -1,4 +1,7 @@
-//! `ConnectionStats`: counters for operators and tests.
+//! `ConnectionStats`: counters for operators and tests (the reactor's
+//! `Stats` in C form).
+
+use crate::reactor::Stats;
 
 /// A snapshot of a Connection's counters (`Connection_GetStats`). Every
 /// field is a running total since Init, except `active_connections`.
@@ -34,4 +37,25 @@ pub struct ConnectionStats {
     /// Times accept failed with EMFILE/ENFILE (the waiting client was
     /// accepted and closed through the reserved descriptor when possible).
     pub accept_fd_exhausted: u64,
+}
+
+impl From<Stats> for ConnectionStats {
+    fn from(s: Stats) -> Self {
+        ConnectionStats {
+            active_connections: s.active_connections,
+            accepted: s.accepted,
+            requests: s.requests,
+            responses: s.responses,
+            closed_completed: s.closed_completed,
+            closed_peer: s.closed_peer,
+            closed_reset: s.closed_reset,
+            closed_timeout: s.closed_timeout,
+            closed_limit: s.closed_limit,
+            closed_protocol: s.closed_protocol,
+            closed_shutdown: s.closed_shutdown,
+            closed_error: s.closed_error,
+            accept_paused: s.accept_paused,
+            accept_fd_exhausted: s.accept_fd_exhausted,
+        }
+    }
 }

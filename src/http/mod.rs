@@ -7,6 +7,35 @@ pub mod date;
 pub mod request;
 pub mod response;
 
+/// Most headers a request may carry, whatever the configuration says: the
+/// parser uses a fixed array of this size on the stack (no allocation per
+/// request).
+pub const MAX_HEADERS_CAP: usize = 128;
+
+/// The parser's own limits (a subset of the server's configuration).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParseLimits {
+    /// Longest request line, CRLF excluded; longer gets 414.
+    pub max_request_line: usize,
+    /// Largest header section, request line included; larger gets 431.
+    pub max_header_bytes: usize,
+    /// Most header fields (at most `MAX_HEADERS_CAP`); more gets 431.
+    pub max_headers: usize,
+    /// Largest body a Content-Length may announce; larger gets 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        ParseLimits {
+            max_request_line: 8192,
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
 /// A byte-class table: ASCII letters and digits plus `extra`. Built at
 /// compile time, so a per-byte check on the hot path is one load.
 pub(crate) const fn alnum_and(extra: &[u8]) -> [bool; 256] {

@@ -5,7 +5,7 @@
 //! Results are offsets into the caller's buffer, not borrowed slices, so
 //! the connection can keep its buffer and re-use the parse later.
 
-use crate::config::{Limits, MAX_HEADERS_CAP};
+use super::{ParseLimits, MAX_HEADERS_CAP};
 
 /// A byte range `start..start+len` in the request buffer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -77,7 +77,7 @@ const KNOWN_METHODS: [&str; 8] = [
 ];
 
 /// Parses the head at the start of `buf`, filling `headers` with spans.
-pub fn parse_head(buf: &[u8], limits: &Limits, headers: &mut Vec<HeaderSpan>) -> Parsed {
+pub fn parse_head(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) -> Parsed {
     headers.clear();
     // Leading empty lines before a request line are ignored (RFC 9112 2.2),
     // but only a few, so they cannot be used to stall the parser.
@@ -353,7 +353,7 @@ mod tests {
     use super::*;
 
     fn parse(raw: &[u8]) -> Parsed {
-        let limits = Limits::default();
+        let limits = ParseLimits::default();
         let mut headers = Vec::new();
         parse_head(raw, &limits, &mut headers)
     }

@@ -105,6 +105,16 @@ pub fn chunk_size_line(len: usize) -> [u8; 10] {
     line
 }
 
+/// The last chunk of a chunked body, with an empty trailer section.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// Appends `data` framed as one chunk (size line, data, CRLF).
+pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    out.extend_from_slice(&chunk_size_line(data.len()));
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

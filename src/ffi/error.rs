@@ -1,10 +1,13 @@
-//! Return codes and close reasons shared by every C-visible function.
+//! Return codes and close reasons shared by every C-visible function, and
+//! the one place where the reactor's errors become C codes.
 //!
 //! Codes are plain `#define`s with fixed values so they never shift between
 //! releases; new codes are only ever appended.
 
 use std::io;
 use std::os::raw::c_int;
+
+use crate::reactor::{CloseReason, Error};
 
 /// Success.
 pub const CONNECTION_OK: c_int = 0;
@@ -133,6 +136,34 @@ pub fn message(code: c_int) -> &'static std::ffi::CStr {
     }
 }
 
+/// The code for a reactor error.
+pub fn code(err: Error) -> c_int {
+    match err {
+        Error::Invalid => CONNECTION_ERR_INVALID,
+        Error::Closed => CONNECTION_ERR_CLOSED,
+        Error::State => CONNECTION_ERR_STATE,
+        Error::WouldBlock => CONNECTION_ERR_WOULD_BLOCK,
+        Error::Busy => CONNECTION_ERR_BUSY,
+        Error::Header => CONNECTION_ERR_HEADER,
+        Error::TooLarge => CONNECTION_ERR_TOO_LARGE,
+        Error::Io(e) => from_io(&e),
+    }
+}
+
+/// 0 or the code for a reactor error.
+pub fn result_code(result: Result<(), Error>) -> c_int {
+    match result {
+        Ok(()) => CONNECTION_OK,
+        Err(e) => code(e),
+    }
+}
+
+impl From<CloseReason> for ConnectionCloseReason {
+    fn from(reason: CloseReason) -> Self {
+        Self::ALL[reason.number() as usize]
+    }
+}
+
 /// Maps a set-up failure (socket, bind, listen, epoll) to a code.
 pub fn from_io(err: &io::Error) -> c_int {
     match err.raw_os_error() {
@@ -149,6 +180,15 @@ pub fn from_io(err: &io::Error) -> c_int {
 #[cfg(test)]
 mod tests {
     use super::ConnectionCloseReason;
+
+    #[test]
+    fn every_reactor_reason_has_the_c_value_of_the_same_name() {
+        for r in crate::reactor::CloseReason::ALL {
+            let c = ConnectionCloseReason::from(r);
+            assert_eq!(c as i32, r.number());
+            assert_eq!(c.name(), r.name());
+        }
+    }
 
     #[test]
     fn every_reason_round_trips_through_its_c_value() {

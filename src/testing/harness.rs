@@ -5,12 +5,119 @@
 
 use std::os::raw::c_void;
 
-use crate::config::Limits;
-use crate::core::Core;
+use crate::ffi::connection::{ConnectionBodyHandler, ConnectionHandler};
+use crate::ffi::error::ConnectionCloseReason;
 use crate::ffi::request::*;
 use crate::ffi::response::*;
 use crate::ffi::stats::ConnectionStats;
-use crate::transport::{Memory, MemorySocket};
+use crate::reactor::acceptor::Acceptor;
+use crate::reactor::driver::{BodyFn, RequestFn};
+use crate::reactor::event_loop::LISTENER;
+use crate::reactor::io::{Io, Memory};
+use crate::reactor::slab::Token;
+use crate::reactor::{EventLoop, Limits, LoopPtr};
+use crate::sys::{AsRawFd, EventFd, PeerAddr, Poller};
+
+/// An event loop with no listener whose connections live in `memory`, and
+/// whose clock moves only through `advance_clock`.
+pub struct MemoryLoop {
+    lp: LoopPtr,
+    memory: Memory,
+}
+
+impl MemoryLoop {
+    pub fn new(limits: Limits, memory: Memory) -> MemoryLoop {
+        memory.clock_ms.set(1_000_000);
+        let poller = Poller::new(16).expect("epoll");
+        let el = EventLoop::build(
+            limits,
+            poller,
+            Acceptor::none(LISTENER.0),
+            Io::Memory(memory.clone()),
+        )
+        .expect("in-memory loop");
+        // SAFETY: just made from a live Box; freed only in Drop.
+        let lp = unsafe { LoopPtr::new(Box::into_raw(el)) }.expect("non-null");
+        MemoryLoop { lp, memory }
+    }
+
+    pub fn set_handlers(
+        &self,
+        handler: ConnectionHandler,
+        body: Option<(ConnectionBodyHandler, usize)>,
+    ) {
+        self.lp.with(|el| {
+            let mut h = el.handlers();
+            // SAFETY: a `Request*`/`Response*` is the reactor's view/reply
+            // pointer: the function types have the same ABI.
+            h.request = handler.map(|f| unsafe { std::mem::transmute::<_, RequestFn>(f) });
+            if let Some((body, above)) = body {
+                // SAFETY: as above.
+                h.body = body.map(|f| unsafe { std::mem::transmute::<_, BodyFn>(f) });
+                h.stream_above = above;
+            }
+            el.set_handlers(h);
+        });
+    }
+
+    /// Adds a connection; returns its token and the descriptor number under
+    /// which its `MemorySocket` is to be found.
+    pub fn attach(&self) -> (Token, i32) {
+        let fd = EventFd::new().expect("eventfd").into_fd();
+        let raw = fd.as_raw_fd();
+        self.memory.sockets.borrow_mut().entry(raw).or_default();
+        let token = self.lp.with(|el| {
+            let token = el.register(fd, PeerAddr::unspecified());
+            el.ready.clear();
+            if let Some(c) = el.conns.get_mut(token) {
+                c.socket.readable = true;
+                c.socket.first_read_pending = false;
+            }
+            token
+        });
+        (token, raw)
+    }
+
+    /// Tells a connection it is readable and writable, and runs it.
+    pub fn pump(&self, token: Token) {
+        let open = self.lp.with(|el| match el.conns.get_mut(token) {
+            Some(c) => {
+                c.socket.readable = true;
+                c.socket.write_blocked = false;
+                true
+            }
+            None => false,
+        });
+        if open {
+            self.lp.drive(token);
+        }
+    }
+
+    /// Moves the clock on and expires timers.
+    pub fn advance_clock(&self, ms: u64) {
+        self.memory.clock_ms.set(self.memory.clock_ms.get() + ms);
+        self.lp.with(|el| {
+            el.sh.tick();
+            el.expire_timers();
+        });
+        self.lp.run_cleanups();
+    }
+
+    pub fn is_open(&self, token: Token) -> bool {
+        self.lp.with(|el| el.is_open(token))
+    }
+
+    pub fn stats(&self) -> ConnectionStats {
+        self.lp.with(|el| el.stats()).into()
+    }
+}
+
+impl Drop for MemoryLoop {
+    fn drop(&mut self) {
+        // SAFETY: made from Box::into_raw in `new`; not used afterwards.
+        unsafe { self.lp.destroy() };
+    }
+}
 
 /// What one scripted exchange produced.
 #[derive(Debug, Default)]
@@ -147,7 +254,7 @@ unsafe extern "C" fn produce(user: *mut c_void, buf: *mut u8, cap: usize) -> isi
     }
 }
 
-unsafe extern "C" fn release(user: *mut c_void, _reason: crate::error::ConnectionCloseReason) {
+unsafe extern "C" fn release(user: *mut c_void, _reason: ConnectionCloseReason) {
     // SAFETY: made by Box::into_raw in the handler; cleanup runs once.
     drop(unsafe { Box::from_raw(user as *mut usize) });
 }
@@ -170,63 +277,59 @@ pub fn run_exchange_with(
     stream_above: Option<usize>,
 ) -> Outcome {
     let memory = Memory::default();
-    memory.sockets.borrow_mut().insert(
-        3,
-        MemorySocket {
-            send_cap,
-            ..Default::default()
-        },
+    let ml = MemoryLoop::new(limits, memory.clone());
+    ml.set_handlers(
+        Some(reference_handler),
+        stream_above.map(|above| {
+            (
+                Some(collect_body as unsafe extern "C" fn(_, _, _, _) -> _),
+                above,
+            )
+        }),
     );
-    let core = Core::new_in_memory(limits, memory.clone()).expect("in-memory core");
-    // SAFETY: the core is ours until destroy; no borrow is held across calls.
-    unsafe {
-        (*core).set_handler(Some(reference_handler), std::ptr::null_mut());
-        if let Some(above) = stream_above {
-            (*core).set_body_handler(Some(collect_body), above, std::ptr::null_mut());
-        }
-        let token = Core::attach_memory_conn(core, 3);
-        for piece in pieces {
-            memory
-                .sockets
-                .borrow_mut()
-                .get_mut(&3)
-                .unwrap()
-                .pending
-                .push_back(piece.to_vec());
-            Core::pump(core, token);
-            // A capped sender needs several writable turns to drain: pump
-            // while output keeps moving.
-            for _ in 0..4096 {
-                let before = memory.sockets.borrow()[&3].sent.len();
-                if !(*core).is_open(token) || before == 0 && send_cap == 0 {
-                    break;
-                }
-                Core::pump(core, token);
-                if memory.sockets.borrow()[&3].sent.len() == before {
-                    break;
-                }
-            }
-        }
-        if fin {
-            memory.sockets.borrow_mut().get_mut(&3).unwrap().fin = true;
-        }
-        for _ in 0..64 {
-            if !(*core).is_open(token) {
+    let (token, fd) = ml.attach();
+    memory.sockets.borrow_mut().get_mut(&fd).unwrap().send_cap = send_cap;
+    for piece in pieces {
+        memory
+            .sockets
+            .borrow_mut()
+            .get_mut(&fd)
+            .unwrap()
+            .pending
+            .push_back(piece.to_vec());
+        ml.pump(token);
+        // A capped sender needs several writable turns to drain: pump
+        // while output keeps moving.
+        for _ in 0..4096 {
+            let before = memory.sockets.borrow()[&fd].sent.len();
+            if !ml.is_open(token) || before == 0 && send_cap == 0 {
                 break;
             }
-            Core::pump(core, token);
+            ml.pump(token);
+            if memory.sockets.borrow()[&fd].sent.len() == before {
+                break;
+            }
         }
-        let closed = !(*core).is_open(token);
-        let stats = (*core).stats();
-        Core::destroy(core);
-        let sockets = memory.sockets.borrow();
-        let s = &sockets[&3];
-        Outcome {
-            sent: s.sent.clone(),
-            closed,
-            shut_write: s.shut_write,
-            stats,
+    }
+    if fin {
+        memory.sockets.borrow_mut().get_mut(&fd).unwrap().fin = true;
+    }
+    for _ in 0..64 {
+        if !ml.is_open(token) {
+            break;
         }
+        ml.pump(token);
+    }
+    let closed = !ml.is_open(token);
+    let stats = ml.stats();
+    drop(ml);
+    let sockets = memory.sockets.borrow();
+    let s = &sockets[&fd];
+    Outcome {
+        sent: s.sent.clone(),
+        closed,
+        shut_write: s.shut_write,
+        stats,
     }
 }
 

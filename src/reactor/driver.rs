@@ -1,0 +1,397 @@
+//! Calling application code soundly.
+//!
+//! The one invariant: **no `&mut EventLoop` is alive while application
+//! code runs.** A handler may call back into the library (a response call
+//! reaches the loop through the reply's owner pointer), and that call
+//! borrows the loop mutably itself; if the driver still held a borrow, the
+//! two would alias. So the loop is held as a raw pointer, `LoopPtr`, and
+//! every use of it is a short borrow (`LoopPtr::with`) that ends before the
+//! next application call (`LoopPtr::call_app`). The objects the application
+//! holds pointers to (the request view, reply handles) live in their own
+//! allocations, outside the loop, so those short borrows never invalidate
+//! them.
+
+use std::os::raw::c_void;
+use std::ptr::NonNull;
+
+use super::connection::{CleanupFn, ProducerFn, State, Stream};
+use super::error::{CloseReason, Error};
+use super::event_loop::EventLoop;
+use super::exchange::{self, Body};
+use super::progress::Step;
+use super::reply::{Phase, Reply};
+use super::request::RequestView;
+use super::slab::Token;
+use super::transfer::{self, Flush};
+use crate::http::response::push_chunk;
+
+/// Request handler (C calling convention: the application supplies it).
+pub type RequestFn =
+    unsafe extern "C" fn(req: *const RequestView, reply: *mut Reply, user: *mut c_void);
+/// Streamed-body handler: 0 to go on, or an HTTP status to refuse.
+pub type BodyFn = unsafe extern "C" fn(
+    req: *const RequestView,
+    data: *const u8,
+    len: usize,
+    user: *mut c_void,
+) -> i32;
+
+/// The application's callbacks and their user pointers.
+#[derive(Clone, Copy)]
+pub struct Handlers {
+    pub request: Option<RequestFn>,
+    pub request_user: *mut c_void,
+    pub body: Option<BodyFn>,
+    pub body_user: *mut c_void,
+    /// Content-Length above which bodies go to `body` (chunked ones always).
+    pub stream_above: usize,
+}
+
+impl Default for Handlers {
+    fn default() -> Self {
+        Handlers {
+            request: None,
+            request_user: std::ptr::null_mut(),
+            body: None,
+            body_user: std::ptr::null_mut(),
+            stream_above: 0,
+        }
+    }
+}
+
+/// A live event loop, held as a raw pointer (see the module doc).
+#[derive(Clone, Copy)]
+pub struct LoopPtr(NonNull<EventLoop>);
+
+impl LoopPtr {
+    /// # Safety
+    /// `el` points to a live loop that stays live while this `LoopPtr` (or
+    /// a copy) is used, and the caller holds no borrow of it.
+    pub unsafe fn new(el: *mut EventLoop) -> Option<LoopPtr> {
+        NonNull::new(el).map(LoopPtr)
+    }
+
+    /// Borrows the loop for `f` only. `f` must not call application code
+    /// nor `with` again.
+    pub fn with<R>(self, f: impl FnOnce(&mut EventLoop) -> R) -> R {
+        // SAFETY: the loop is live (constructor contract), and no other
+        // borrow is alive: drivers borrow only inside `with`, never across
+        // `call_app`, and `f` neither nests `with` nor calls the application.
+        f(unsafe { &mut *self.0.as_ptr() })
+    }
+
+    /// Runs application code with no borrow of the loop alive, marked as
+    /// "in a callback" so re-entry into the loop is refused.
+    pub fn call_app<R>(self, f: impl FnOnce() -> R) -> R {
+        self.with(|el| el.in_callback = true);
+        let result = f();
+        self.with(|el| el.in_callback = false);
+        result
+    }
+
+    /// Runs queued stream cleanups.
+    pub fn run_cleanups(self) {
+        while let Some((cleanup, user, reason)) = self.with(|el| el.cleanups.pop()) {
+            // SAFETY: the application registered this callback for `user`.
+            self.call_app(|| unsafe { cleanup(user, reason.number()) });
+        }
+    }
+
+    /// Moves one connection along, calling the handler, body handler and
+    /// producers as it asks for them.
+    pub fn drive(self, token: Token) {
+        loop {
+            match self.with(|el| el.step(token)) {
+                Step::Idle => {
+                    self.with(|el| el.ensure_registered(token));
+                    break;
+                }
+                Step::Dispatch { len } => {
+                    let (handlers, view, reply) = self.with(|el| {
+                        let reply = el
+                            .conns
+                            .get(token)
+                            .map_or(std::ptr::null_mut(), |c| c.reply);
+                        (el.handlers, el.view as *const RequestView, reply)
+                    });
+                    if let Some(handler) = handlers.request {
+                        // SAFETY: the application's handler, with pointers
+                        // that stay valid for the duration of the call.
+                        self.call_app(|| unsafe { handler(view, reply, handlers.request_user) });
+                    } else {
+                        // No handler: every request gets a 404.
+                        self.with(|el| {
+                            if let Some(c) = el.conns.get_mut(token) {
+                                // SAFETY: the connection's own reply handle.
+                                unsafe { (*c.reply).status = 404 };
+                                let _ =
+                                    exchange::compose(c, &mut el.sh, b"Not Found\n", Body::Full);
+                            }
+                        });
+                    }
+                    self.with(|el| el.end_dispatch(token, len));
+                }
+                Step::BodyPiece { len } => {
+                    let (handlers, view) =
+                        self.with(|el| (el.handlers, el.view as *const RequestView));
+                    let verdict = match handlers.body {
+                        // SAFETY: the request view and its body piece stay
+                        // valid for the call.
+                        Some(f) => self
+                            .call_app(|| unsafe { f(view, (*view).body, len, handlers.body_user) }),
+                        None => 0,
+                    };
+                    self.with(|el| {
+                        if let Some(c) = el.conns.get_mut(token) {
+                            exchange::end_body_piece(c, &mut el.sh, len, verdict);
+                        }
+                    });
+                }
+                Step::Produce {
+                    producer,
+                    user,
+                    buf,
+                    cap,
+                } => {
+                    // SAFETY: `buf` has `cap` writable bytes reserved in the
+                    // connection's output, which nothing else touches during
+                    // the call (the stream's handle refuses all calls).
+                    let n = self.call_app(|| unsafe { producer(user, buf, cap) });
+                    self.with(|el| el.end_produce(token, n, cap));
+                }
+            }
+            self.run_cleanups();
+        }
+        self.run_cleanups();
+    }
+
+    /// Waits for one batch of events (at most `timeout_ms`, -1 = until the
+    /// next timer) and handles it. Ok(true) once a stop has drained.
+    pub fn process(self, timeout_ms: i32) -> Result<bool, Error> {
+        let n = self.with(|el| {
+            if el.in_callback {
+                return Err(Error::Busy);
+            }
+            if el.sh.stopping && el.conns.is_empty() {
+                return Ok(None);
+            }
+            el.sh.tick();
+            let budget = el.wait_budget(timeout_ms);
+            let n = el.poller.wait(budget).inspect_err(|e| {
+                log::error!("epoll_wait: {e}");
+            })?;
+            el.sh.tick();
+            Ok(Some(n))
+        })?;
+        let Some(n) = n else {
+            return Ok(true);
+        };
+        for i in 0..n {
+            if let Some(token) = self.with(|el| {
+                let ev = el.poller.event(i);
+                el.handle_event(ev)
+            }) {
+                self.drive(token);
+            }
+            self.run_cleanups();
+        }
+        // Connections with leftover work.
+        let count = self.with(|el| {
+            std::mem::swap(&mut el.ready, &mut el.ready_scratch);
+            el.ready_scratch.len()
+        });
+        for i in 0..count {
+            let token = self.with(|el| el.ready_scratch[i]);
+            self.drive(token);
+        }
+        self.with(|el| {
+            el.ready_scratch.clear();
+            el.sh.tick();
+            el.expire_timers();
+        });
+        self.run_cleanups();
+        self.with(|el| el.shrink_if_mostly_empty());
+        let overdue = self
+            .with(|el| el.sh.stopping && !el.conns.is_empty() && el.sh.now >= el.drain_deadline);
+        if overdue {
+            self.with(|el| {
+                log::warn!(
+                    "drain deadline passed; closing {} connections",
+                    el.conns.len()
+                );
+                el.close_all();
+            });
+            self.run_cleanups();
+        }
+        Ok(self.with(|el| el.sh.stopping && el.conns.is_empty()))
+    }
+
+    /// Closes everything (cleanups get SHUTDOWN) and frees the loop.
+    ///
+    /// # Safety
+    /// The loop came from `Box::into_raw`, no callback is running, and
+    /// neither this pointer nor a copy is used afterwards.
+    pub unsafe fn destroy(self) {
+        let tokens = self.with(|el| el.conns.tokens());
+        for token in tokens {
+            self.with(|el| el.close(token, CloseReason::Shutdown));
+            self.run_cleanups();
+        }
+        // SAFETY: we own the loop (function contract).
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
+// ----- responses: what the application's Reply calls do ------------------
+
+/// The loop a live reply belongs to.
+fn owner(reply: &Reply) -> LoopPtr {
+    // SAFETY: replies are created by a live loop with its own address, and
+    // every reply is freed before (or with) its loop.
+    unsafe { LoopPtr::new(reply.owner) }.expect("a reply always has its loop")
+}
+
+/// Answers with a complete response.
+///
+/// # Safety
+/// `reply` is a live handle given out by the library, not borrowed elsewhere.
+pub unsafe fn respond_full(reply: *mut Reply, body: &[u8]) -> Result<(), Error> {
+    // SAFETY: contract.
+    let r = unsafe { &*reply };
+    r.check(Phase::Handler)?;
+    let token = r.token;
+    owner(r).with(|el| {
+        let c = el.conns.get_mut(token).ok_or(Error::Closed)?;
+        exchange::compose(c, &mut el.sh, body, Body::Full)
+    })
+}
+
+/// Starts a chunked response.
+///
+/// # Safety
+/// As for `respond_full`.
+pub unsafe fn begin_chunked(reply: *mut Reply) -> Result<(), Error> {
+    // SAFETY: contract.
+    let r = unsafe { &*reply };
+    r.check(Phase::Handler)?;
+    let token = r.token;
+    owner(r).with(|el| {
+        let c = el.conns.get_mut(token).ok_or(Error::Closed)?;
+        exchange::compose(c, &mut el.sh, &[], Body::Chunked)
+    })
+}
+
+/// Queues one chunk of an open chunked response.
+///
+/// # Safety
+/// As for `respond_full`.
+pub unsafe fn write_chunk(reply: *mut Reply, data: &[u8]) -> Result<(), Error> {
+    // SAFETY: contract.
+    let r = unsafe { &*reply };
+    r.check(Phase::Chunked)?;
+    if data.is_empty() {
+        return Ok(());
+    }
+    let (token, head, raw) = (r.token, r.head_method, r.minor_version == 0);
+    let lp = owner(r);
+    lp.with(|el| {
+        let high_water = el.sh.limits.output_high_water;
+        let c = el.conns.get_mut(token).ok_or(Error::Closed)?;
+        if head {
+            return Ok(());
+        }
+        if c.output.len() >= high_water {
+            return Err(Error::WouldBlock);
+        }
+        let out = c.output.writer(&mut el.sh.pool);
+        if raw {
+            out.extend_from_slice(data);
+        } else {
+            push_chunk(out, data);
+        }
+        Ok::<(), Error>(())
+    })?;
+    advance_from_app(lp, token)
+}
+
+/// Ends an open chunked response, or frees a detached one.
+///
+/// # Safety
+/// As for `respond_full`; `reply` is not used afterwards.
+pub unsafe fn end_chunked(reply: *mut Reply) -> Result<(), Error> {
+    // SAFETY: contract.
+    let r = unsafe { &*reply };
+    let lp = owner(r);
+    match r.check(Phase::Chunked) {
+        Err(Error::Closed) => {
+            lp.with(|el| el.sh.replies.release_detached(reply));
+            return Err(Error::Closed);
+        }
+        Err(e) => return Err(e),
+        Ok(()) => {}
+    }
+    let (token, head, raw) = (r.token, r.head_method, r.minor_version == 0);
+    lp.with(|el| {
+        let c = el.conns.get_mut(token).ok_or(Error::Closed)?;
+        exchange::finish_response(c, &mut el.sh, !head && !raw);
+        Ok::<(), Error>(())
+    })?;
+    advance_from_app(lp, token)
+}
+
+/// Hands the body to a pull stream.
+///
+/// # Safety
+/// As for `respond_full`.
+pub unsafe fn begin_stream(
+    reply: *mut Reply,
+    producer: ProducerFn,
+    cleanup: Option<CleanupFn>,
+    user: *mut c_void,
+) -> Result<(), Error> {
+    // SAFETY: contract.
+    let r = unsafe { &*reply };
+    r.check(Phase::Handler)?;
+    let (token, head, raw) = (r.token, r.head_method, r.minor_version == 0);
+    owner(r).with(|el| {
+        let c = el.conns.get_mut(token).ok_or(Error::Closed)?;
+        exchange::compose(c, &mut el.sh, &[], Body::Stream)?;
+        // A HEAD response has no body: the stream is over before it starts.
+        c.state = State::Streaming(Stream {
+            producer,
+            cleanup,
+            user,
+            eof: head,
+            raw,
+        });
+        Ok(())
+    })
+}
+
+/// After a chunk or the end was queued: inside a callback the loop will
+/// flush when the callback returns; outside (the application writing on
+/// its own schedule), write now and let the loop finish the rest.
+fn advance_from_app(lp: LoopPtr, token: Token) -> Result<(), Error> {
+    let closed = lp.with(|el| {
+        if el.in_callback {
+            return Some(false);
+        }
+        el.sh.tick();
+        let c = el.conns.get_mut(token)?;
+        if !c.socket.write_blocked {
+            if let Flush::Failed(reason) = transfer::flush(c, &mut el.sh) {
+                el.close(token, reason);
+                return None;
+            }
+        }
+        el.arm_timer(token);
+        el.ready.push(token);
+        el.notify.signal();
+        Some(false)
+    });
+    if closed.is_none() {
+        lp.run_cleanups();
+        return Err(Error::Closed);
+    }
+    Ok(())
+}

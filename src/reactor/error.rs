@@ -1,0 +1,86 @@
+//! The reactor's errors and close reasons, in Rust terms. The C boundary
+//! maps each to its fixed C value in one place (`ffi/error.rs`).
+
+use std::io;
+
+/// Why a call on the loop or on a response failed.
+#[derive(Debug)]
+pub enum Error {
+    /// An argument is out of range.
+    Invalid,
+    /// The client of this response is gone.
+    Closed,
+    /// The call does not fit the object's state (e.g. answered twice).
+    State,
+    /// The output queue is above its high-water mark; nothing was queued.
+    WouldBlock,
+    /// Not allowed from inside a callback.
+    Busy,
+    /// A header name or value is not valid HTTP.
+    Header,
+    /// Too large for its limit.
+    TooLarge,
+    /// A system call failed while setting up.
+    Io(io::Error),
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Error {
+        Error::Io(e)
+    }
+}
+
+/// Why a connection (or a pull stream) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The response (or stream) was written completely.
+    Completed,
+    /// The peer finished sending (FIN) and was answered, or closed idle.
+    PeerClosed,
+    /// The peer reset the connection (RST, ECONNRESET, EPIPE).
+    Reset,
+    /// A header, body, idle, send or linger timeout expired.
+    Timeout,
+    /// Stop or Destroy.
+    Shutdown,
+    /// A local failure (unexpected errno, producer error).
+    Error,
+    /// An idle keep-alive connection closed to make room at the limit.
+    Limit,
+    /// A malformed or over-limit request answered with 4xx/5xx.
+    Protocol,
+}
+
+impl CloseReason {
+    /// Every reason, in the order of their stable numbers.
+    pub const ALL: [CloseReason; 8] = [
+        CloseReason::Completed,
+        CloseReason::PeerClosed,
+        CloseReason::Reset,
+        CloseReason::Timeout,
+        CloseReason::Shutdown,
+        CloseReason::Error,
+        CloseReason::Limit,
+        CloseReason::Protocol,
+    ];
+
+    /// The stable number of this reason (its index in `ALL`), which the C
+    /// boundary publishes.
+    pub fn number(self) -> i32 {
+        self as i32
+    }
+
+    /// Lower-case name, as in logs ("peer_closed").
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseReason::Completed => "completed",
+            CloseReason::PeerClosed => "peer_closed",
+            CloseReason::Reset => "reset",
+            CloseReason::Timeout => "timeout",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::Error => "error",
+            CloseReason::Limit => "limit",
+            CloseReason::Protocol => "protocol",
+        }
+    }
+}

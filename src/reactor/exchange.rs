@@ -1,0 +1,381 @@
+//! The HTTP exchange on one connection (muduo's `http/HttpContext` and
+//! `HttpResponse`): parse the next request out of the input buffer, point
+//! the `RequestView` at it, stream a body to the body handler piece by
+//! piece, and serialise response heads, bodies and the library's own error
+//! responses into the output buffer. No system calls, no callbacks: each
+//! function takes the connection and returns what happened.
+
+use super::connection::{BodyWait, Conn, State, Upload};
+use super::error::{CloseReason, Error};
+use super::reply::{Phase, Reply};
+use super::request::RequestView;
+use super::shared::Shared;
+use crate::http::chunked::{ChunkedDecoder, Progress};
+use crate::http::request::{parse_head, Framing, Head, HeaderSpan, Parsed};
+use crate::http::response::{
+    push_decimal, push_status_line, reason_phrase, status_allows_body, LAST_CHUNK,
+};
+
+/// What parsing the next request gave.
+pub enum Next {
+    NeedMore,
+    /// A complete request is in the view; `len` bytes of input (head and
+    /// raw body) belong to it.
+    Dispatch {
+        len: usize,
+    },
+    /// A piece of a streamed body, `len` bytes, is in the view.
+    BodyPiece {
+        len: usize,
+    },
+    Error(u16),
+}
+
+/// How a response's body is sent.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    Full,
+    Chunked,
+    Stream,
+}
+
+/// Status line, Date and (if configured) Server: how every response head
+/// starts, the library's own error responses included.
+fn start_head(out: &mut Vec<u8>, status: u16, sh: &Shared) {
+    push_status_line(out, status);
+    out.extend_from_slice(sh.date.line());
+    out.extend_from_slice(&sh.limits.server_line);
+}
+
+/// NUL-terminates every field of a parsed head in place: the byte after
+/// each one is a delimiter (space, '?', ':', CR or OWS) no longer needed.
+fn terminate_fields(buf: &mut [u8], head: &Head, headers: &[HeaderSpan]) {
+    buf[head.method.end()] = 0;
+    if let Some(mark) = head.query_mark {
+        buf[mark as usize] = 0;
+        buf[head.query.end()] = 0;
+    } else {
+        buf[head.path.end()] = 0;
+    }
+    for h in headers {
+        buf[h.name.end()] = 0;
+        buf[h.value.end()] = 0;
+    }
+}
+
+/// Parses the next buffered request. `stream_above` is Some when a body
+/// handler takes bodies above that size (and all chunked ones).
+pub fn parse_next(
+    c: &mut Conn,
+    sh: &mut Shared,
+    view: &mut RequestView,
+    stream_above: Option<usize>,
+) -> Next {
+    if matches!(c.state, State::Uploading(_)) {
+        return continue_upload(c, sh, view);
+    }
+    if c.input.is_empty() {
+        return Next::NeedMore;
+    }
+    let start = c.input.read_pos();
+    let head = match parse_head(
+        &c.input.storage()[start..],
+        &sh.parse_limits,
+        &mut sh.header_spans,
+    ) {
+        Parsed::Partial => return Next::NeedMore,
+        Parsed::Error(status) => return Next::Error(status),
+        Parsed::Complete(head) => head,
+    };
+    let streamed = stream_above.is_some_and(|above| match head.framing {
+        Framing::None => false,
+        Framing::Length(n) => n > above as u64,
+        Framing::Chunked => true,
+    });
+    if streamed {
+        // The body goes to the body handler piece by piece; the head stays
+        // in the buffer (NUL-terminated once) until the request is done.
+        terminate_fields(&mut c.input.storage_mut()[start..], &head, &sh.header_spans);
+        c.state = State::Uploading(Box::new(Upload {
+            head,
+            headers: sh.header_spans.clone(),
+            remaining: match head.framing {
+                Framing::Length(n) => n,
+                _ => 0,
+            },
+            decoder: ChunkedDecoder::default(),
+            raw_done: None,
+            delivered: 0,
+            id: sh.take_request_id(),
+            wait: BodyWait::default(),
+        }));
+        return continue_upload(c, sh, view);
+    }
+    let body_start = start + head.len;
+    let (body_len, total) = match head.framing {
+        Framing::None => (0, head.len),
+        Framing::Length(n) => {
+            let n = n as usize;
+            if c.input.storage().len() - body_start < n {
+                return await_body(c, sh, head.expect_continue);
+            }
+            (n, head.len + n)
+        }
+        Framing::Chunked => {
+            let max_body = sh.limits.max_body_bytes;
+            let max_trailer = sh.limits.max_header_bytes;
+            let wait = match &mut c.state {
+                State::Receiving(Some(wait)) => wait,
+                state => state_receiving_body(state),
+            };
+            let decoder = wait.chunked.get_or_insert_with(ChunkedDecoder::default);
+            let input = c.input.storage_mut();
+            match decoder.decode(&mut input[body_start..], max_body, max_trailer) {
+                Err(status) => return Next::Error(status),
+                Ok(Progress::NeedMore) => {
+                    // All raw input was decoded in place; drop it.
+                    input.truncate(body_start + decoder.decoded());
+                    return await_body(c, sh, head.expect_continue);
+                }
+                Ok(Progress::Done { decoded, consumed }) => (decoded, head.len + consumed),
+            }
+        }
+    };
+    terminate_fields(&mut c.input.storage_mut()[start..], &head, &sh.header_spans);
+    let id = sh.take_request_id();
+    view.fill(
+        &c.input.storage()[start..],
+        &head,
+        &sh.header_spans,
+        body_len,
+        c.peer,
+        id,
+    );
+    begin_reply(c, sh, &head);
+    Next::Dispatch { len: total }
+}
+
+/// Makes the state "head in, body arriving" and returns its wait record.
+fn state_receiving_body(state: &mut State) -> &mut BodyWait {
+    *state = State::Receiving(Some(Box::default()));
+    match state {
+        State::Receiving(Some(wait)) => wait,
+        _ => unreachable!("just set"),
+    }
+}
+
+/// Readies the connection's reply handle for a new request: the
+/// application answers from now on.
+fn begin_reply(c: &mut Conn, sh: &mut Shared, head: &Head) {
+    c.state = State::Answering;
+    if c.reply.is_null() {
+        c.reply = sh.replies.take();
+    }
+    // SAFETY: `c.reply` is owned by the connection and not borrowed
+    // elsewhere (no application code runs during this step).
+    let r = unsafe { &mut *c.reply };
+    r.token = c.token;
+    r.phase = Phase::Handler;
+    r.status = 200;
+    r.headers.clear();
+    r.head_method = head.is_head_method;
+    r.keep_alive = head.keep_alive && !sh.stopping;
+    r.minor_version = head.minor_version;
+    r.app_close = false;
+    sh.stats.requests += 1;
+}
+
+/// Next move of a request whose body is streamed to the body handler:
+/// deliver what has arrived, or dispatch once the body is complete.
+fn continue_upload(c: &mut Conn, sh: &mut Shared, view: &mut RequestView) -> Next {
+    let max_trailer = sh.limits.max_header_bytes;
+    let State::Uploading(up) = &mut c.state else {
+        return Next::NeedMore;
+    };
+    let head = up.head;
+    let body_start = c.input.read_pos() + head.len;
+    let input = c.input.storage_mut();
+    let piece = match head.framing {
+        Framing::Length(_) => {
+            let available = (input.len() - body_start) as u64;
+            let n = available.min(up.remaining) as usize;
+            if n == 0 && up.remaining > 0 {
+                return await_body(c, sh, head.expect_continue);
+            }
+            n
+        }
+        _ if up.raw_done.is_some() => 0,
+        _ => match up
+            .decoder
+            .decode(&mut input[body_start..], usize::MAX, max_trailer)
+        {
+            Err(status) => return Next::Error(status),
+            Ok(Progress::NeedMore) => {
+                let decoded = up.decoder.decoded();
+                input.truncate(body_start + decoded);
+                if decoded == 0 {
+                    return await_body(c, sh, head.expect_continue);
+                }
+                decoded
+            }
+            Ok(Progress::Done { decoded, consumed }) => {
+                // After the decoded piece is removed, the raw body ends
+                // `consumed - decoded` bytes past the head.
+                up.raw_done = Some(consumed - decoded);
+                decoded
+            }
+        },
+    };
+    if up.delivered + piece as u64 > sh.limits.max_body_bytes as u64 {
+        return Next::Error(413);
+    }
+    let start = c.input.read_pos();
+    view.fill(
+        &c.input.storage()[start..],
+        &head,
+        &up.headers,
+        piece,
+        c.peer,
+        up.id,
+    );
+    if piece > 0 {
+        return Next::BodyPiece { len: piece };
+    }
+    // Body complete: the handler runs with an empty body.
+    let len = head.len + up.raw_done.unwrap_or(0);
+    begin_reply(c, sh, &head);
+    Next::Dispatch { len }
+}
+
+/// The body handler took `n` bytes (or refused them with `verdict`, an
+/// HTTP status): drop them from the buffer.
+pub fn end_body_piece(c: &mut Conn, sh: &mut Shared, n: usize, verdict: i32) {
+    if verdict != 0 {
+        let status = if (400..=599).contains(&verdict) {
+            verdict as u16
+        } else {
+            500
+        };
+        reject(c, sh, status);
+        return;
+    }
+    let body_start = c.input.read_pos();
+    let State::Uploading(up) = &mut c.state else {
+        return;
+    };
+    let body_start = body_start + up.head.len;
+    let input = c.input.storage_mut();
+    input.copy_within(body_start + n.., body_start);
+    input.truncate(input.len() - n);
+    up.delivered += n as u64;
+    match up.head.framing {
+        Framing::Length(_) => up.remaining -= n as u64,
+        _ => up.decoder.forget_decoded(),
+    }
+}
+
+/// A complete head whose body is still arriving: maybe send 100 Continue.
+fn await_body(c: &mut Conn, sh: &mut Shared, expect_continue: bool) -> Next {
+    let wait = match &mut c.state {
+        State::Uploading(up) => &mut up.wait,
+        State::Receiving(Some(wait)) => wait,
+        state => state_receiving_body(state),
+    };
+    if !wait.awaiting {
+        wait.awaiting = true;
+        c.timer_dirty = true;
+    }
+    if expect_continue && !wait.sent_continue {
+        wait.sent_continue = true;
+        c.output
+            .append(&mut sh.pool, b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    Next::NeedMore
+}
+
+/// Queues a canned error response and closes after it.
+pub fn reject(c: &mut Conn, sh: &mut Shared, status: u16) {
+    log::debug!("fd {}: rejecting request with {status}", c.raw_fd());
+    let out = c.output.writer(&mut sh.pool);
+    start_head(out, status, sh);
+    let body = reason_phrase(status).as_bytes();
+    out.extend_from_slice(b"Content-Type: text/plain\r\nConnection: close\r\nContent-Length: ");
+    push_decimal(out, body.len() as u64 + 1);
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
+    out.push(b'\n');
+    c.close_after = Some(CloseReason::Protocol);
+    c.await_next_request();
+    c.input.clear();
+    sh.stats.responses += 1;
+}
+
+/// Serialises the head (and a full body) of the connection's current
+/// response into its output.
+pub fn compose(c: &mut Conn, sh: &mut Shared, body: &[u8], kind: Body) -> Result<(), Error> {
+    // SAFETY: `c.reply` is owned by the connection; the application does
+    // not touch it while this runs (it is the caller, or not running).
+    let r: &mut Reply = unsafe { &mut *c.reply };
+    let allows_body = status_allows_body(r.status);
+    if kind != Body::Full && !allows_body {
+        return Err(Error::Invalid);
+    }
+    let raw_stream = kind != Body::Full && r.minor_version == 0;
+    let closing = !r.keep_alive || r.app_close || sh.stopping || raw_stream;
+    let out = c.output.writer(&mut sh.pool);
+    start_head(out, r.status, sh);
+    out.extend_from_slice(&r.headers);
+    match kind {
+        Body::Full if r.status == 204 || r.status == 304 => {}
+        Body::Full => {
+            out.extend_from_slice(b"Content-Length: ");
+            push_decimal(out, body.len() as u64);
+            out.extend_from_slice(b"\r\n");
+        }
+        _ if raw_stream => {}
+        _ => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+    }
+    if closing {
+        out.extend_from_slice(b"Connection: close\r\n\r\n");
+    } else if r.minor_version == 0 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
+    } else {
+        out.extend_from_slice(b"\r\n");
+    }
+    if kind == Body::Full && allows_body && !r.head_method {
+        out.extend_from_slice(body);
+    }
+    if closing {
+        c.close_after = Some(if sh.stopping {
+            CloseReason::Shutdown
+        } else {
+            CloseReason::Completed
+        });
+    }
+    r.phase = match kind {
+        Body::Full => Phase::Done,
+        Body::Chunked => Phase::Chunked,
+        Body::Stream => Phase::Streaming,
+    };
+    if kind == Body::Full {
+        sh.stats.responses += 1;
+        c.await_next_request();
+    }
+    Ok(())
+}
+
+/// Ends the current chunked or streamed response: the last chunk (unless
+/// HEAD or HTTP/1.0), the handle done, the connection free for the next
+/// request.
+pub fn finish_response(c: &mut Conn, sh: &mut Shared, last_chunk: bool) {
+    if last_chunk {
+        c.output.append(&mut sh.pool, LAST_CHUNK);
+    }
+    if !c.reply.is_null() {
+        // SAFETY: `c.reply` is owned by the connection.
+        unsafe { (*c.reply).phase = Phase::Done };
+    }
+    c.await_next_request();
+    c.timer_dirty = true;
+    sh.stats.responses += 1;
+}

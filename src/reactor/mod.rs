@@ -1,0 +1,42 @@
+//! The reactor: accepting, one connection's state machine, the HTTP
+//! exchange, timers and counters (muduo's `net/` split). It uses `sys` and
+//! `http` below it and knows nothing of the C boundary above it.
+//!
+//! * `event_loop` — the loop: epoll, the connection table, closing, timers
+//! * `driver` — calling application code soundly (`LoopPtr`), responses
+//! * `progress` — one connection's step: read, parse, write, close, wait
+//! * `exchange` — the HTTP exchange: parse into the view, compose replies
+//! * `transfer` — moving one connection's bytes, every errno decided
+//! * `acceptor` — the listening socket
+//! * `connection` — one client: socket flags, buffers, `State`
+//! * `reply`, `request` — what the application holds while it answers
+//! * `buffer`, `buffer_pool`, `slab`, `timers`, `first_read`, `shared`,
+//!   `stats`, `config`, `error`, `io` — the pieces those are made of
+
+pub mod acceptor;
+pub mod buffer;
+pub mod buffer_pool;
+pub mod config;
+pub mod connection;
+pub mod driver;
+pub mod error;
+pub mod event_loop;
+pub mod exchange;
+pub mod first_read;
+pub mod io;
+pub mod progress;
+pub mod reply;
+pub mod request;
+pub mod shared;
+pub mod slab;
+pub mod stats;
+pub mod timers;
+pub mod transfer;
+
+pub use config::Limits;
+pub use driver::{Handlers, LoopPtr};
+pub use error::{CloseReason, Error};
+pub use event_loop::EventLoop;
+pub use reply::Reply;
+pub use request::RequestView;
+pub use stats::Stats;

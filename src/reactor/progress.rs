@@ -1,0 +1,318 @@
+//! One connection's progress: read, parse, write, close or wait, as far as
+//! it can go without application code (`EventLoop::step`), and what the
+//! loop does once application code has returned.
+
+use std::os::raw::c_void;
+
+use super::connection::{ProducerFn, State};
+use super::error::CloseReason;
+use super::event_loop::EventLoop;
+use super::exchange::{self, Body, Next};
+use super::reply::Phase;
+use super::slab::Token;
+use super::timers::TimerKind;
+use super::transfer::{self, Flush, Read};
+use crate::http::response::chunk_size_line;
+
+/// Bytes one connection may read per turn before others get theirs.
+const READ_BUDGET: usize = 256 * 1024;
+/// Largest piece a stream producer is asked for.
+const PRODUCE_MAX: usize = 64 * 1024;
+
+/// What a connection needs from application code next.
+pub enum Step {
+    Idle,
+    /// A request is in the view; `len` input bytes belong to it.
+    Dispatch {
+        len: usize,
+    },
+    /// A piece of a streamed body, `len` bytes, is in the view.
+    BodyPiece {
+        len: usize,
+    },
+    Produce {
+        producer: ProducerFn,
+        user: *mut c_void,
+        buf: *mut u8,
+        cap: usize,
+    },
+}
+
+impl EventLoop {
+    /// Advances a connection as far as it can go without application code;
+    /// returns what it needs from application code next.
+    pub(crate) fn step(&mut self, token: Token) -> Step {
+        let mut read_budget = READ_BUDGET;
+        loop {
+            let high_water = self.sh.limits.output_high_water;
+            let Some(c) = self.conns.get_mut(token) else {
+                return Step::Idle;
+            };
+            if c.lingering().is_some() {
+                if c.socket.readable {
+                    if let Some(reason) = transfer::linger_read(c, &mut self.sh, &mut self.scratch)
+                    {
+                        self.close(token, reason);
+                    }
+                }
+                return Step::Idle;
+            }
+
+            // 1. A stream wants refilling, or has finished.
+            if let State::Streaming(stream) = &c.state {
+                let pending = c.output.len();
+                if !stream.eof && pending < high_water.div_ceil(2) {
+                    let cap = (high_water - pending).clamp(1, PRODUCE_MAX);
+                    let frame = if stream.raw { 0 } else { 10 };
+                    let (producer, user) = (stream.producer, stream.user);
+                    let out = c.output.writer(&mut self.sh.pool);
+                    out.reserve(frame + cap + 2);
+                    // SAFETY: reserve guaranteed `frame + cap` bytes of
+                    // capacity past len; the producer writes into them.
+                    let buf = unsafe { out.as_mut_ptr().add(out.len() + frame) };
+                    return Step::Produce {
+                        producer,
+                        user,
+                        buf,
+                        cap,
+                    };
+                }
+                if stream.eof && pending == 0 {
+                    if let Some(cleanup) = stream.cleanup {
+                        self.cleanups
+                            .push((cleanup, stream.user, CloseReason::Completed));
+                    }
+                    exchange::finish_response(c, &mut self.sh, false);
+                    continue;
+                }
+            }
+
+            // 2. The next request, if the connection may start one.
+            if self.can_start_request(token) {
+                let stream_above = self.handlers.body.map(|_| self.handlers.stream_above);
+                let c = self.conns.get_mut(token).expect("checked above");
+                // SAFETY: the view is the loop's own allocation; no
+                // application code holds it during a step.
+                let view = unsafe { &mut *self.view };
+                match exchange::parse_next(c, &mut self.sh, view, stream_above) {
+                    Next::Dispatch { len } => return Step::Dispatch { len },
+                    Next::BodyPiece { len } => return Step::BodyPiece { len },
+                    Next::Error(status) => {
+                        exchange::reject(c, &mut self.sh, status);
+                        continue;
+                    }
+                    Next::NeedMore => {}
+                }
+            }
+
+            // 3. Read more.
+            let wants_input = self.wants_input(token);
+            let c = self.conns.get_mut(token).expect("still open");
+            if c.socket.readable && wants_input {
+                if read_budget == 0 {
+                    self.ready.push(token);
+                } else {
+                    match transfer::read_some(c, &mut self.sh, &mut self.first_read) {
+                        Read::Data(n) => {
+                            read_budget = read_budget.saturating_sub(n);
+                            continue;
+                        }
+                        Read::Nothing => {}
+                        Read::Full => {
+                            exchange::reject(c, &mut self.sh, 413);
+                        }
+                        Read::Failed(reason) => {
+                            self.close(token, reason);
+                            return Step::Idle;
+                        }
+                    }
+                }
+            }
+
+            // 4. Write what is queued.
+            let c = self.conns.get_mut(token).expect("still open");
+            if !c.output.is_empty() && !c.socket.write_blocked {
+                match transfer::flush(c, &mut self.sh) {
+                    Flush::Done => {
+                        c.output.clear();
+                        continue;
+                    }
+                    Flush::Blocked => {}
+                    Flush::Failed(reason) => {
+                        self.close(token, reason);
+                        return Step::Idle;
+                    }
+                }
+            }
+
+            // 5. Nothing more to do now: close, or wait with the right timer.
+            let c = self.conns.get_mut(token).expect("still open");
+            if c.output.is_empty() && !c.responding() {
+                if let Some(reason) = c.close_after {
+                    self.begin_close(token, reason);
+                    return Step::Idle;
+                }
+                if c.socket.peer_fin {
+                    // Everything the client sent has been answered; what is
+                    // left (if anything) is an incomplete request.
+                    self.close(token, CloseReason::PeerClosed);
+                    return Step::Idle;
+                }
+                if c.input.is_empty() {
+                    // Idle: hand the buffers back so an idle connection
+                    // costs only its `Conn`.
+                    c.input.release(&mut self.sh.pool);
+                    c.output.release(&mut self.sh.pool);
+                }
+            }
+            self.arm_timer(token);
+            return Step::Idle;
+        }
+    }
+
+    fn can_start_request(&self, token: Token) -> bool {
+        let Some(c) = self.conns.get(token) else {
+            return false;
+        };
+        !c.responding()
+            && c.close_after.is_none()
+            && c.output.len() < self.sh.limits.output_high_water
+    }
+
+    /// Whether reading more is useful now (backpressure: a connection that
+    /// is answering, over its high-water mark or closing reads nothing).
+    fn wants_input(&self, token: Token) -> bool {
+        let Some(c) = self.conns.get(token) else {
+            return false;
+        };
+        !c.socket.peer_fin && self.can_start_request(token)
+    }
+
+    /// The last response is out: half-close and linger (so the client reads
+    /// the response rather than an RST caused by its unread input), or close
+    /// at once when the client already sent FIN.
+    fn begin_close(&mut self, token: Token, reason: CloseReason) {
+        let Some(c) = self.conns.get_mut(token) else {
+            return;
+        };
+        // Linger only when the client may still be sending (unread input, an
+        // error response, or a request we did not read to the end): closing
+        // with unread data makes the kernel send an RST that can destroy the
+        // response in flight. Otherwise close at once, as nginx does.
+        let may_send_more = reason == CloseReason::Protocol
+            || !c.input.is_empty()
+            || c.socket.readable
+            || c.socket.rdhup && !c.socket.peer_fin;
+        if c.socket.peer_fin || !may_send_more {
+            self.close(token, reason);
+            return;
+        }
+        self.sh.io.shutdown_write(c.raw_fd());
+        c.state = State::Lingering {
+            reason,
+            discarded: 0,
+        };
+        c.socket.readable = true;
+        c.output.release(&mut self.sh.pool);
+        let deadline = self.sh.now + self.sh.limits.linger_timeout_ms;
+        self.timers.arm(token.index(), TimerKind::Linger, deadline);
+        if let Some(reason) = transfer::linger_read(c, &mut self.sh, &mut self.scratch) {
+            self.close(token, reason);
+        }
+    }
+
+    /// Puts the connection in the timer list its state calls for.
+    pub(crate) fn arm_timer(&mut self, token: Token) {
+        let now = self.sh.now;
+        let limits = &self.sh.limits;
+        let Some(c) = self.conns.get_mut(token) else {
+            return;
+        };
+        if c.lingering().is_some() {
+            return;
+        }
+        let app_open = matches!(c.state, State::Answering)
+            // SAFETY: an answering connection has its reply handle.
+            && unsafe { (*c.reply).phase } == Phase::Chunked;
+        let (kind, deadline) = if !c.output.is_empty() || matches!(c.state, State::Streaming(_)) {
+            (TimerKind::Send, now + limits.send_timeout_ms)
+        } else if app_open {
+            (TimerKind::AppWait, now + limits.idle_timeout_ms)
+        } else if c.awaiting_body() {
+            (TimerKind::Body, now + limits.body_timeout_ms)
+        } else if !c.input.is_empty() || c.requests_served == 0 {
+            (
+                TimerKind::Header,
+                c.request_start_ms + limits.header_timeout_ms,
+            )
+        } else {
+            (TimerKind::Idle, now + limits.idle_timeout_ms)
+        };
+        let index = token.index();
+        if c.timer_dirty || self.timers.kind(index) != Some(kind) {
+            c.timer_dirty = false;
+            self.timers.arm(index, kind, deadline);
+        }
+    }
+
+    /// The handler returned: consume the request, answer 500 if it did not.
+    pub(crate) fn end_dispatch(&mut self, token: Token, len: usize) {
+        let now = self.sh.now;
+        let Some(c) = self.conns.get_mut(token) else {
+            return;
+        };
+        c.input.consume(len);
+        c.requests_served += 1;
+        c.timer_dirty = true;
+        c.request_start_ms = now;
+        // SAFETY: the reply is owned by the connection; the handler returned.
+        let reply = unsafe { &mut *c.reply };
+        if reply.phase == Phase::Handler {
+            log::error!("application error: the handler returned without responding; sending 500");
+            reply.status = 500;
+            reply.headers.clear();
+            reply.app_close = true;
+            let _ = exchange::compose(c, &mut self.sh, b"Internal Server Error\n", Body::Full);
+        }
+    }
+
+    /// Stores what a stream producer returned.
+    pub(crate) fn end_produce(&mut self, token: Token, produced: isize, cap: usize) {
+        let Some(c) = self.conns.get_mut(token) else {
+            return;
+        };
+        let State::Streaming(stream) = &mut c.state else {
+            return;
+        };
+        if produced < 0 || produced as usize > cap {
+            log::warn!(
+                "fd {}: stream producer failed ({produced}); aborting",
+                c.raw_fd()
+            );
+            self.close(token, CloseReason::Error);
+            return;
+        }
+        let n = produced as usize;
+        let raw = stream.raw;
+        if n == 0 {
+            stream.eof = true;
+            if !raw {
+                c.output
+                    .append(&mut self.sh.pool, crate::http::response::LAST_CHUNK);
+            }
+            return;
+        }
+        let out = c.output.storage_mut();
+        if raw {
+            // SAFETY: the producer initialised `n <= cap` bytes right after len.
+            unsafe { out.set_len(out.len() + n) };
+        } else {
+            let at = out.len();
+            // SAFETY: the producer initialised `n <= cap` bytes after the 10
+            // reserved for the size line, which we now fill.
+            unsafe { out.set_len(at + 10 + n) };
+            out[at..at + 10].copy_from_slice(&chunk_size_line(n));
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! `Reply`: the handle the application answers one request through, and
+//! the rules for what may be done with it in each `Phase`.
+//!
+//! Replies are allocated once per connection and reused; the application
+//! gets a raw pointer. A reply whose client went away while the
+//! application still holds it (an open chunked response) is `Detached`: it
+//! stays allocated, refuses every call with `Error::Closed`, and is freed
+//! when the application ends it, or when the loop is destroyed.
+
+use super::error::Error;
+use super::event_loop::EventLoop;
+use super::slab::Token;
+use crate::http::response::{valid_header_name, valid_header_value};
+
+/// Largest total size of the headers an application may add to one response.
+const MAX_APP_HEADER_BYTES: usize = 64 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// No request is being answered through this handle.
+    Done,
+    /// The handler is running and has not answered yet.
+    Handler,
+    /// A chunked response is open; the application writes and ends it.
+    Chunked,
+    /// A pull stream owns the response.
+    Streaming,
+    /// The client went away while a chunked response was open; the handle
+    /// waits for the application's end call to be freed.
+    Detached,
+}
+
+pub struct Reply {
+    pub(crate) owner: *mut EventLoop,
+    pub(crate) token: Token,
+    pub(crate) phase: Phase,
+    pub(crate) status: u16,
+    /// Application headers, already serialised as `Name: value\r\n` lines.
+    pub(crate) headers: Vec<u8>,
+    pub(crate) head_method: bool,
+    pub(crate) keep_alive: bool,
+    pub(crate) minor_version: u8,
+    /// The application asked for `Connection: close`.
+    pub(crate) app_close: bool,
+}
+
+impl Reply {
+    pub(crate) fn new(owner: *mut EventLoop) -> Reply {
+        Reply {
+            owner,
+            token: Token(u64::MAX),
+            phase: Phase::Done,
+            status: 200,
+            headers: Vec::new(),
+            head_method: false,
+            keep_alive: true,
+            minor_version: 1,
+            app_close: false,
+        }
+    }
+
+    /// Whether the handle may be used in phase `wanted`.
+    pub fn check(&self, wanted: Phase) -> Result<(), Error> {
+        if self.phase == wanted {
+            Ok(())
+        } else if self.phase == Phase::Detached {
+            Err(Error::Closed)
+        } else {
+            Err(Error::State)
+        }
+    }
+
+    /// Sets the status (200..=599) while the handler has not answered.
+    pub fn set_status(&mut self, status: i32) -> Result<(), Error> {
+        self.check(Phase::Handler)?;
+        if !(200..=599).contains(&status) {
+            return Err(Error::Invalid);
+        }
+        self.status = status as u16;
+        Ok(())
+    }
+
+    /// Adds a header line while the handler has not answered. Framing
+    /// headers are the library's; `Connection: close` is honoured.
+    pub fn add_header(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
+        self.check(Phase::Handler)?;
+        if !valid_header_name(name) || !valid_header_value(value) {
+            return Err(Error::Header);
+        }
+        for managed in [&b"content-length"[..], b"transfer-encoding", b"date"] {
+            if name.eq_ignore_ascii_case(managed) {
+                return Err(Error::Invalid);
+            }
+        }
+        if name.eq_ignore_ascii_case(b"connection") {
+            if value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+            {
+                self.app_close = true;
+            }
+            return Ok(());
+        }
+        if self.headers.len() + name.len() + value.len() + 4 > MAX_APP_HEADER_BYTES {
+            return Err(Error::TooLarge);
+        }
+        self.headers.extend_from_slice(name);
+        self.headers.extend_from_slice(b": ");
+        self.headers.extend_from_slice(value);
+        self.headers.extend_from_slice(b"\r\n");
+        Ok(())
+    }
+}

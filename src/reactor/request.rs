@@ -1,0 +1,86 @@
+//! `RequestView`: one parsed request as the application sees it, pointing
+//! into the connection's input buffer (fields NUL-terminated in place), so
+//! nothing is copied per request. It lives in its own allocation, apart
+//! from the loop, so no borrow of the loop made while the application runs
+//! (a response call) can invalidate the application's pointer to it.
+
+use crate::http::request::{Head, HeaderSpan, Span};
+use crate::sys::PeerAddr;
+
+static EMPTY: [u8; 1] = [0];
+
+pub struct RequestView {
+    pub base: *const u8,
+    pub method: Span,
+    pub path: Span,
+    pub query: Span,
+    pub minor_version: u8,
+    pub headers: Vec<HeaderSpan>,
+    pub body: *const u8,
+    pub body_len: usize,
+    pub peer: PeerAddr,
+    pub id: u64,
+}
+
+impl RequestView {
+    pub fn new(max_headers: usize) -> RequestView {
+        RequestView {
+            base: EMPTY.as_ptr(),
+            method: Span::default(),
+            path: Span::default(),
+            query: Span::default(),
+            minor_version: 1,
+            headers: Vec::with_capacity(max_headers),
+            body: EMPTY.as_ptr(),
+            body_len: 0,
+            peer: PeerAddr::unspecified(),
+            id: 0,
+        }
+    }
+
+    /// Points the view at a request whose head starts at `buf[0]` (fields
+    /// already NUL-terminated); its body, `body_len` bytes, follows the head.
+    pub fn fill(
+        &mut self,
+        buf: &[u8],
+        head: &Head,
+        headers: &[HeaderSpan],
+        body_len: usize,
+        peer: PeerAddr,
+        id: u64,
+    ) {
+        self.base = buf.as_ptr();
+        self.method = head.method;
+        self.path = head.path;
+        self.query = head.query;
+        self.minor_version = head.minor_version;
+        self.headers.clear();
+        self.headers.extend_from_slice(headers);
+        self.body = if body_len == 0 {
+            EMPTY.as_ptr()
+        } else {
+            buf[head.len..].as_ptr()
+        };
+        self.body_len = body_len;
+        self.peer = peer;
+        self.id = id;
+    }
+
+    /// A NUL-terminated field (the static empty string for an empty one).
+    pub fn str_at(&self, span: Span) -> *const u8 {
+        if span.len == 0 {
+            return EMPTY.as_ptr();
+        }
+        // SAFETY: spans were computed inside the buffer `base` points to,
+        // which stays alive and unmoved while the application holds the view.
+        unsafe { self.base.add(span.start as usize) }
+    }
+
+    pub fn bytes(&self, span: Span) -> &[u8] {
+        if span.len == 0 {
+            return &[];
+        }
+        // SAFETY: as in `str_at`; the span lies within the buffer.
+        unsafe { std::slice::from_raw_parts(self.base.add(span.start as usize), span.len as usize) }
+    }
+}
