@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
-"""table.py [--multicore] RESULTS.tsv - the report printed by bench/run.sh.
+"""table.py [--multicore] RESULTS.tsv - the table in bench/run.sh's report.
 
-Input lines: server<TAB>metric<TAB>round<TAB>value[<TAB>suspect], where
+run.py calls print_table() and print_multicore(); on the command line it
+reads a results.tsv kept with KEEP_TMP=1.  Input lines: server<TAB>metric<TAB>round<TAB>value[<TAB>suspect], where
 suspect is 1 when other processes competed for the CPUs during that
 measurement.  For each metric and server the table shows the median over
 the clean rounds (over all rounds, marked †, if none was clean) and its
 ratio to nginx's median, then every round's value (suspect ones marked *).
 
 With --multicore it prints only the line for c-examples/multicore.
+
+The metric keys keep the old scenario letters (a_rps is keepalive's req/s,
+f_us its CPU per request, ...), so tables compare with bench/RESULTS.md.
 """
 
 import statistics
@@ -22,20 +26,20 @@ SERVERS = [
 
 # metric key, label, format, better ("high" or "low")
 METRICS = [
-    ("a_rps", "(a) `GET /` keep-alive, 64 conns: req/s", "{:,.0f}", "high"),
-    ("b_rps", "(b) (a) pipelined 16 deep: req/s", "{:,.0f}", "high"),
-    ("c_mbps", "(c) `GET /big` 1 MiB, 16 conns: MB/s", "{:,.0f}", "high"),
-    ("d_rps", "(d) `Connection: close`, 64 conns: req/s", "{:,.0f}", "high"),
-    ("e_kib", "(e) RSS per idle keep-alive conn (10,000 held): KiB", "{:,.2f}", "low"),
-    ("e_rps", "(e) (a) beside 10,000 idle conns: req/s", "{:,.0f}", "high"),
-    ("d_cpu_us", "(d) server CPU per connection: µs", "{:,.2f}", "low"),
-    ("f_us", "(f) server CPU per request in (a): µs", "{:,.2f}", "low"),
+    ("a_rps", "(a) keepalive: `GET /` keep-alive, 64 conns: req/s", "{:,.0f}", "high"),
+    ("b_rps", "(b) pipelined: (a), 16 requests per write: req/s", "{:,.0f}", "high"),
+    ("c_mbps", "(c) large_body: `GET /big` 1 MiB, 16 conns: MB/s", "{:,.0f}", "high"),
+    ("d_rps", "(d) connection_churn: `Connection: close`, 64 conns: req/s", "{:,.0f}", "high"),
+    ("e_kib", "(e) idle_connections: RSS per idle keep-alive conn (10,000 held): KiB", "{:,.2f}", "low"),
+    ("e_rps", "(e) idle_connections: (a) beside 10,000 idle conns: req/s", "{:,.0f}", "high"),
+    ("d_cpu_us", "(d) connection_churn: server CPU per connection: µs", "{:,.2f}", "low"),
+    ("f_us", "(f) keepalive: server CPU per request in (a): µs", "{:,.2f}", "low"),
     ("f_user_us", "(f) of which user time: µs", "{:,.2f}", "low"),
     ("f_sys_us", "(f) of which kernel time: µs", "{:,.2f}", "low"),
-    ("g_p50", "(g) latency p50 in (a): µs", "{:,.0f}", "low"),
-    ("g_p99", "(g) latency p99 in (a): µs", "{:,.0f}", "low"),
-    ("i_instr", "(i) user-space instructions per request in (a) (callgrind)", "{:,.0f}", "low"),
-    ("i_syscalls", "(i) system calls per request in (a) (strace -c)", "{:,.3f}", "low"),
+    ("g_p50", "(g) keepalive: latency p50 in (a): µs", "{:,.0f}", "low"),
+    ("g_p99", "(g) keepalive: latency p99 in (a): µs", "{:,.0f}", "low"),
+    ("i_instr", "(i) instructions_syscalls: user-space instructions per request in (a) (callgrind)", "{:,.0f}", "low"),
+    ("i_syscalls", "(i) instructions_syscalls: system calls per request in (a) (strace -c)", "{:,.3f}", "low"),
 ]
 
 
@@ -76,12 +80,12 @@ def multicore(data):
     print(line)
 
 
-def main():
-    args = sys.argv[1:]
-    if args and args[0] == "--multicore":
-        multicore(load(args[1]))
-        return 0
-    data = load(args[0])
+def print_multicore(path):
+    multicore(load(path))
+
+
+def print_table(path):
+    data = load(path)
     med = {k: median(v) for k, v in data.items()}
 
     out = []
@@ -124,7 +128,6 @@ def main():
         if parts:
             print("- {} — {}".format(key, "; ".join(parts)))
     paired(data)
-    return 0
 
 
 def paired(data):
@@ -149,6 +152,18 @@ def paired(data):
         print("Paired ratios (ours ÷ another server in the same round, clean rounds only):")
         print()
         print("\n".join(lines))
+
+
+def main():
+    args = sys.argv[1:]
+    if len(args) == 2 and args[0] == "--multicore":
+        print_multicore(args[1])
+    elif len(args) == 1:
+        print_table(args[0])
+    else:
+        print("usage: table.py [--multicore] RESULTS.tsv", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
