@@ -3,6 +3,8 @@
 //! both ways, with the function declarations parsed from
 //! include/connection.h. Nothing missing (a declared function the linker
 //! would not find), nothing extra (Rust internals leaking into the ABI).
+//! And neither release library carries the test support (the in-memory
+//! transport and the scripted harness).
 
 mod common;
 
@@ -208,6 +210,47 @@ fn shared_library_exports_exactly_the_header_functions() {
                 .any(|p| name.starts_with(p)),
             "exported symbol {name} is outside the API's prefixes"
         );
+    }
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn release_libraries_carry_no_test_support() {
+    let root = common::repo_root();
+    let target = ctest_target();
+    let _lock = BuildLock::acquire();
+    // What `make` builds and installs: no features.
+    let mut cmd = Command::new(cargo_bin());
+    clean_build_env(&mut cmd)
+        .args(["build", "--release"])
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", &target);
+    run_ok(&mut cmd, common::BUILD_TIMEOUT);
+    for name in ["libconnection_core.a", "libconnection_core.so"] {
+        let lib = target.join("release").join(name);
+        let bytes = fs::read(&lib).unwrap_or_else(|e| panic!("read {}: {e}", lib.display()));
+        // The release profile keeps line tables and symbol names (debug = 1):
+        // the loop's own source file must be named, or the check below
+        // proves nothing. (With LTO the .a keeps only the C API in its
+        // symbol table, so the names are looked for in the whole file.)
+        assert!(
+            contains(&bytes, "reactor/event_loop.rs"),
+            "{name}: no debug names of the library's own code"
+        );
+        // A build with the `testing` feature names these (checked once by
+        // hand: `cargo build --release --features testing` puts
+        // MemorySocket in both libraries).
+        for marker in ["MemorySocket", "testing/harness.rs", "run_exchange"] {
+            assert!(
+                !contains(&bytes, marker),
+                "{name} carries test support ({marker})"
+            );
+        }
     }
 }
 

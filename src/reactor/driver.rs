@@ -18,46 +18,13 @@ use super::connection::{CleanupFn, ProducerFn, State, Stream};
 use super::error::{CloseReason, Error};
 use super::event_loop::EventLoop;
 use super::exchange::{self, Body};
+pub use super::handlers::{BodyFn, Handlers, RequestFn};
 use super::progress::Step;
 use super::reply::{Phase, Reply};
 use super::request::RequestView;
 use super::slab::Token;
 use super::transfer::{self, Flush};
 use crate::http::response::push_chunk;
-
-/// Request handler (C calling convention: the application supplies it).
-pub type RequestFn =
-    unsafe extern "C" fn(req: *const RequestView, reply: *mut Reply, user: *mut c_void);
-/// Streamed-body handler: 0 to go on, or an HTTP status to refuse.
-pub type BodyFn = unsafe extern "C" fn(
-    req: *const RequestView,
-    data: *const u8,
-    len: usize,
-    user: *mut c_void,
-) -> i32;
-
-/// The application's callbacks and their user pointers.
-#[derive(Clone, Copy)]
-pub struct Handlers {
-    pub request: Option<RequestFn>,
-    pub request_user: *mut c_void,
-    pub body: Option<BodyFn>,
-    pub body_user: *mut c_void,
-    /// Content-Length above which bodies go to `body` (chunked ones always).
-    pub stream_above: usize,
-}
-
-impl Default for Handlers {
-    fn default() -> Self {
-        Handlers {
-            request: None,
-            request_user: std::ptr::null_mut(),
-            body: None,
-            body_user: std::ptr::null_mut(),
-            stream_above: 0,
-        }
-    }
-}
 
 /// A live event loop, held as a raw pointer (see the module doc).
 #[derive(Clone, Copy)]
@@ -246,9 +213,9 @@ impl LoopPtr {
 
 /// The loop a live reply belongs to.
 fn owner(reply: &Reply) -> LoopPtr {
-    // SAFETY: replies are created by a live loop with its own address, and
-    // every reply is freed before (or with) its loop.
-    unsafe { LoopPtr::new(reply.owner) }.expect("a reply always has its loop")
+    // SAFETY: replies are created by a live loop with its own address (see
+    // `EventLoop::build`), and every reply is freed before (or with) its loop.
+    unsafe { LoopPtr::new(reply.owner.0 as *mut EventLoop) }.expect("a reply always has its loop")
 }
 
 /// Answers with a complete response.

@@ -8,11 +8,11 @@ use std::os::raw::c_void;
 use super::acceptor::{Accepted, Acceptor};
 use super::config::Limits;
 use super::connection::{CleanupFn, Conn};
-use super::driver::Handlers;
 use super::error::{CloseReason, Error};
 use super::first_read::FirstRead;
+use super::handlers::Handlers;
 use super::io::Io;
-use super::reply::Phase;
+use super::reply::{Owner, Phase};
 use super::request::RequestView;
 use super::shared::Shared;
 use super::slab::{Slab, Token};
@@ -104,7 +104,7 @@ impl EventLoop {
             scratch: Vec::with_capacity(4096),
             drain_deadline: 0,
         });
-        el.sh.replies.owner = &mut *el;
+        el.sh.replies.owner = Owner(&mut *el as *mut EventLoop as *mut ());
         Ok(el)
     }
 

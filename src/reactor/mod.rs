@@ -4,6 +4,7 @@
 //!
 //! * `event_loop` — the loop: epoll, the connection table, closing, timers
 //! * `driver` — calling application code soundly (`LoopPtr`), responses
+//! * `handlers` — the application's callbacks
 //! * `progress` — one connection's step: read, parse, write, close, wait
 //! * `exchange` — the HTTP exchange: parse into the view, compose replies
 //! * `transfer` — moving one connection's bytes, every errno decided
@@ -23,6 +24,7 @@ pub mod error;
 pub mod event_loop;
 pub mod exchange;
 pub mod first_read;
+pub mod handlers;
 pub mod io;
 pub mod progress;
 pub mod reply;
@@ -34,9 +36,10 @@ pub mod timers;
 pub mod transfer;
 
 pub use config::Limits;
-pub use driver::{Handlers, LoopPtr};
+pub use driver::LoopPtr;
 pub use error::{CloseReason, Error};
 pub use event_loop::EventLoop;
+pub use handlers::Handlers;
 pub use reply::Reply;
 pub use request::RequestView;
 pub use stats::Stats;

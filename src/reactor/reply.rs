@@ -8,7 +8,6 @@
 //! when the application ends it, or when the loop is destroyed.
 
 use super::error::Error;
-use super::event_loop::EventLoop;
 use super::slab::Token;
 use crate::http::response::{valid_header_name, valid_header_value};
 
@@ -30,8 +29,14 @@ pub enum Phase {
     Detached,
 }
 
+/// The address of the event loop a reply belongs to. Kept as an untyped
+/// address so this file stays below the loop; only `driver.rs` turns it
+/// back into the loop.
+#[derive(Clone, Copy)]
+pub struct Owner(pub(crate) *mut ());
+
 pub struct Reply {
-    pub(crate) owner: *mut EventLoop,
+    pub(crate) owner: Owner,
     pub(crate) token: Token,
     pub(crate) phase: Phase,
     pub(crate) status: u16,
@@ -45,7 +50,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub(crate) fn new(owner: *mut EventLoop) -> Reply {
+    pub(crate) fn new(owner: Owner) -> Reply {
         Reply {
             owner,
             token: Token(u64::MAX),

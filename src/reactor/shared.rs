@@ -4,9 +4,8 @@
 
 use super::buffer_pool::BufferPool;
 use super::config::Limits;
-use super::event_loop::EventLoop;
 use super::io::Io;
-use super::reply::Reply;
+use super::reply::{Owner, Reply};
 use super::stats::Stats;
 use crate::http::date::DateCache;
 use crate::http::request::HeaderSpan;
@@ -67,7 +66,7 @@ impl Shared {
 /// Reply handles: each came from `Box::into_raw` and is owned here (or by a
 /// connection) until the loop is dropped.
 pub struct ReplyPool {
-    pub owner: *mut EventLoop,
+    pub owner: Owner,
     pub spare: Vec<*mut Reply>,
     pub detached: Vec<*mut Reply>,
 }
@@ -75,7 +74,7 @@ pub struct ReplyPool {
 impl Default for ReplyPool {
     fn default() -> Self {
         ReplyPool {
-            owner: std::ptr::null_mut(),
+            owner: Owner(std::ptr::null_mut()),
             spare: Vec::with_capacity(64),
             detached: Vec::new(),
         }
