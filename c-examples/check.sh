@@ -2,11 +2,15 @@
 # check.sh valgrind|strace - the dynamic checks behind `make valgrind` and
 # `make strace` (kept out of the Makefile so they read as plain shell).
 #
-# Both start ./server --port 0 on 127.0.0.1 under a tool, wait for its
+# Both start a server with --port 0 on 127.0.0.1 under a tool, wait for its
 # "listening on HOST:PORT" line, drive clients with load.py, stop it with
 # SIGINT (the graceful path: drain, Connection_Destroy, exit 0) and judge
 # the tool's log.  Every wait is bounded; on any failure the server is
 # killed and the script exits non-zero with a message saying why.
+#
+# valgrind runs ./test_server (tests/fixtures/test_server.c): the example's
+# routes plus the stub_status form and stream counters that load.py checks
+# too.  strace runs the example itself, ./server.
 #
 # Environment: PYTHON (python3), VALGRIND (valgrind), STRACE (strace),
 # START_TIMEOUT (30 s), STOP_TIMEOUT (60 s), LOAD_DEADLINE (300 s for the
@@ -78,7 +82,7 @@ check_valgrind() {
     # The guest runs in valgrind's own process, so this pid is the server.
     "$VALGRIND" --error-exitcode=99 --leak-check=full \
         --errors-for-leak-kinds=definite --track-fds=no --log-file="$log" \
-        ./server --port 0 >"$out" 2>&1 &
+        ./test_server --port 0 >"$out" 2>&1 &
     tool_pid=$!
     server_pid=$tool_pid
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Bounded client load for c-examples/server (python3 stdlib only).
+"""Bounded client load for c-examples/server and test_server (python3
+stdlib only).
 
 Used by `make valgrind` and `make strace`; it only ever talks to 127.0.0.1.
 
   load.py load PORT         the mixed load: normal, aborted and pipelined
                             clients, echo/big/misc/HEAD checks, the
-                            stub_status form, then /stats
+                            stub_status form, then /stats (needs test_server,
+                            tests/fixtures/test_server.c, for stub_status)
   load.py abort PORT PATH   one client that reads a little of PATH and then
                             resets the connection (SO_LINGER 0); prints
                             "local_port N" first so a trace can be matched
@@ -29,8 +31,8 @@ import time
 HOST = "127.0.0.1"
 TIMEOUT = float(os.environ.get("LOAD_TIMEOUT", "30"))
 
-# Must match PATTERN in server.c: byte i of every generated body is
-# PATTERN[i % 64].
+# Must match PATTERN in server.c and test_server.c: byte i of every
+# generated body is PATTERN[i % 64].
 PATTERN = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz+\n"
 assert len(PATTERN) == 64
 

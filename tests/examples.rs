@@ -7,7 +7,11 @@
 //!   SIGINT exits 0 and leaves no worker behind.
 //! - multicore: one Connection per thread; 200 requests over several
 //!   keep-alive connections; SIGINT exits 0.
-//! - server: `GET /stats?format=text` (nginx stub_status form) agrees with
+//! - server: every route answers as its header comment says (bodies byte
+//!   for byte, HEAD, 404/405, 400 for a bad size, /stats JSON), the options
+//!   reach the config, bad options exit 2, SIGTERM drains and exits 0.
+//! - test_server (tests/fixtures/test_server.c, the example plus what tests
+//!   inspect): `GET /stats?format=text` (nginx stub_status form) agrees with
 //!   the connections held open and with the JSON form; HEAD is served
 //!   wherever GET is, head only.
 
@@ -311,12 +315,12 @@ fn multicore_serves_several_connections_and_stops() {
     );
 }
 
-/// server.c: `GET /stats?format=text` in nginx stub_status form, consistent
-/// with the JSON form and with the connections the test holds open; HEAD
-/// wherever GET is allowed.
+/// test_server.c: `GET /stats?format=text` in nginx stub_status form,
+/// consistent with the JSON form and with the connections the test holds
+/// open; HEAD wherever GET is allowed.
 #[test]
 fn server_stub_status_and_head() {
-    let server = common::Server::start(&[]);
+    let server = common::Server::start_fixture(&[]);
     let port = server.port;
 
     // Two idle keep-alive clients.
@@ -448,4 +452,254 @@ fn multiprocess_workers_stop_when_the_supervisor_dies() {
         "something still listens on port {}",
         p.port
     );
+}
+
+/// The byte pattern of server.c's generated bodies: byte i is PATTERN[i % 64].
+fn pattern(len: usize) -> Vec<u8> {
+    const PATTERN: &[u8; 64] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz+\n";
+    (0..len).map(|i| PATTERN[i % 64]).collect()
+}
+
+/// `server ARGS...` to completion: (exit code, stdout, stderr).
+fn server_run(args: &[&str]) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(common::server_binary());
+    cmd.args(args);
+    let out = common::run(&mut cmd, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// c-examples/server.c itself: the routes of its header comment, byte for
+/// byte; its options (bad ones exit 2, good ones reach the config); SIGTERM
+/// drains and exits 0 with nothing on stderr.
+#[test]
+fn server_example_routes_options_and_stop() {
+    let (code, out, _) = server_run(&["--help"]);
+    assert_eq!(code, Some(0), "--help: {out}");
+    for opt in [
+        "--host",
+        "--port",
+        "--max-connections",
+        "--header-timeout-ms",
+        "--idle-timeout-ms",
+    ] {
+        assert!(out.contains(opt), "--help does not mention {opt}:\n{out}");
+    }
+    for bad in [
+        &["--port", "x"][..],
+        &["--port", "65536"],
+        &["--port=-1"],
+        &["--max-connections", "1e3"],
+        &["--idle-timeout-ms"],
+        &["--no-such-option"],
+        &["extra-argument"],
+    ] {
+        let (code, _, err) = server_run(bad);
+        assert_eq!(
+            code,
+            Some(2),
+            "server {bad:?} should exit 2; stderr {err:?}"
+        );
+    }
+    let (code, _, err) = server_run(&["--host", "not-an-address", "--port", "0"]);
+    assert_eq!(
+        code,
+        Some(1),
+        "unusable --host should exit 1; stderr {err:?}"
+    );
+
+    let mut cmd = Command::new(common::server_binary());
+    cmd.args([
+        "--port=0",
+        "--host",
+        "127.0.0.1",
+        "--max-connections",
+        "64",
+        "--header-timeout-ms",
+        "300",
+        "--idle-timeout-ms",
+        "500",
+    ])
+    .env_remove("CONNECTION_LOG");
+    let mut p = Program::start("server", cmd);
+    let port = p.port;
+
+    let (status, headers, body) = common::get(port, "/");
+    assert_eq!((status, body.as_slice()), (200, common::HELLO));
+    assert_eq!(common::header(&headers, "content-type"), Some("text/plain"));
+
+    let chunked = |headers: &[(String, String)]| {
+        common::header(headers, "transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    };
+    for (path, len, is_chunked) in [
+        ("/user/register", 16 * 4096, true),
+        ("/chunked", 65536, true),
+        ("/chunked?size=0", 0, true),
+        ("/chunked?size=100001", 100_001, true),
+        ("/chunked?x=1&size=77&y=2", 77, true),
+        ("/big", 1 << 20, false),
+    ] {
+        let (status, headers, body) = common::get(port, path);
+        assert_eq!(status, 200, "GET {path}");
+        assert_eq!(chunked(&headers), is_chunked, "GET {path}: {headers:?}");
+        assert!(
+            body == pattern(len),
+            "GET {path}: {} bytes, not the {len}-byte pattern",
+            body.len()
+        );
+    }
+    for path in [
+        "/chunked?size=abc",
+        "/chunked?size=",
+        "/chunked?size=-1",
+        "/chunked?size=12x",
+    ] {
+        assert_eq!(common::get(port, path).0, 400, "GET {path}");
+    }
+    assert_eq!(common::get(port, "/nope").0, 404);
+
+    let echo: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let mut raw = format!(
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        echo.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(&echo);
+    let (status, _, body) = common::request(port, &raw, Duration::from_secs(2)).unwrap();
+    assert_eq!(status, 200, "POST /echo");
+    assert!(
+        body == echo,
+        "POST /echo returned {} bytes, not the body sent",
+        body.len()
+    );
+
+    for (raw, allow) in [
+        (
+            &b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"[..],
+            "GET, HEAD",
+        ),
+        (
+            b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "POST",
+        ),
+    ] {
+        let (status, headers, _) = common::request(port, raw, Duration::from_secs(2)).unwrap();
+        assert_eq!(status, 405, "{}", String::from_utf8_lossy(raw));
+        assert_eq!(common::header(&headers, "allow"), Some(allow));
+    }
+
+    // HEAD: the GET head without a body; the connection goes on.
+    let mut c = Conn::open(port);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    c.send(b"HEAD /big HTTP/1.1\r\nHost: x\r\n\r\nHEAD /user/register HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (status, headers) = c.read_head(deadline).unwrap();
+    assert_eq!(status, 200, "HEAD /big");
+    assert_eq!(common::header(&headers, "content-length"), Some("1048576"));
+    assert_eq!(c.read_head(deadline).unwrap().0, 200, "HEAD /user/register");
+    let (status, _, body) = c.read_response(deadline).unwrap();
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, common::HELLO),
+        "GET after HEADs"
+    );
+    c.expect_eof(deadline)
+        .expect("no body bytes after the HEAD responses");
+
+    // /stats: every ConnectionStats field, as JSON numbers.
+    let (status, headers, body) = common::get(port, "/stats");
+    assert_eq!(status, 200);
+    assert_eq!(
+        common::header(&headers, "content-type"),
+        Some("application/json")
+    );
+    let st = common::parse_flat_json_numbers(&body_text(&body));
+    for field in [
+        "active_connections",
+        "accepted",
+        "requests",
+        "responses",
+        "closed_completed",
+        "closed_peer",
+        "closed_reset",
+        "closed_timeout",
+        "closed_limit",
+        "closed_protocol",
+        "closed_shutdown",
+        "closed_error",
+        "accept_paused",
+        "accept_fd_exhausted",
+    ] {
+        assert!(
+            st.contains_key(field),
+            "/stats lacks {field}: {}",
+            body_text(&body)
+        );
+    }
+    assert_eq!(st.len(), 14, "/stats: {}", body_text(&body));
+    assert!(common::stat(&st, "requests") >= 15, "{st:?}");
+
+    // --idle-timeout-ms 500: an idle keep-alive client is closed.
+    let mut idle = Conn::open(port);
+    idle.send(&keep_alive_get("/")).unwrap();
+    let started = Instant::now();
+    let (status, _, _) = idle
+        .read_response(started + Duration::from_secs(2))
+        .unwrap();
+    assert_eq!(status, 200);
+    idle.expect_eof(started + Duration::from_secs(3))
+        .expect("an idle keep-alive connection closed after --idle-timeout-ms 500");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(400),
+        "idle connection closed after only {took:?}"
+    );
+
+    // --header-timeout-ms 300: a request head that never ends is given up.
+    let mut slow = Conn::open(port);
+    slow.send(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let started = Instant::now();
+    let ended = slow.read_to_eof(started + Duration::from_secs(3));
+    let took = started.elapsed();
+    assert!(
+        !matches!(&ended, Err(e) if e.kind() == std::io::ErrorKind::TimedOut),
+        "an unfinished request head was not given up within 3 s (--header-timeout-ms 300)"
+    );
+    assert!(
+        took >= Duration::from_millis(200),
+        "unfinished head dropped after only {took:?}"
+    );
+    let st = common::stats(port);
+    assert!(common::stat(&st, "closed_timeout") >= 2, "{st:?}");
+
+    // SIGTERM with a stream in flight: it completes, then exit 0.
+    let mut c = Conn::open(port);
+    c.send(b"GET /chunked?size=3000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    c.read_at_least(1, deadline).unwrap();
+    p.signal(libc::SIGTERM);
+    let (status, _, body) = c
+        .read_response(deadline)
+        .expect("the stream in flight completes");
+    assert_eq!(status, 200);
+    assert!(
+        body == pattern(3_000_000),
+        "in-flight stream: {} bytes",
+        body.len()
+    );
+    let status = p
+        .wait_exit(Duration::from_secs(10))
+        .expect("server exits after SIGTERM");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "server exit after SIGTERM: {}",
+        common::describe_status(status)
+    );
+    assert_eq!(p.stderr_text(), "", "the example prints nothing on stderr");
 }

@@ -1,7 +1,8 @@
 //! Spec test 9: reset storm. 200 clients each request a 1 MiB chunked stream
 //! and, once it is flowing, all reset (SO_LINGER 0) at nearly the same
 //! instant; ten times. The server stays up, answers GET /, and is back to its
-//! idle fd count with no active connection after every storm.
+//! idle fd count with no active connection after every storm. Runs the test
+//! server (tests/fixtures/test_server.c) for its cleanup_* counters.
 
 mod common;
 
@@ -16,7 +17,7 @@ const RCVBUF: i32 = 16 * 1024;
 
 #[test]
 fn reset_storm() {
-    let mut server = Server::start(&[]);
+    let mut server = Server::start_fixture(&[]);
     let port = server.port;
     let started = Instant::now();
 

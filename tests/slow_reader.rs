@@ -1,7 +1,8 @@
 //! Spec test 6: a client asks for a 16 MiB stream and never reads. With
 //! `--send-timeout-ms 1000` the server must, within a few seconds, give up on
 //! it (stats: cleanup_timeout >= 1, closed_timeout >= 1) and close the socket,
-//! while every other client keeps being answered in under 100 ms.
+//! while every other client keeps being answered in under 100 ms. Runs the
+//! test server (tests/fixtures/test_server.c) for its cleanup_* counters.
 
 mod common;
 
@@ -16,7 +17,7 @@ const TIMEOUT_BOUND: Duration = Duration::from_secs(5);
 
 #[test]
 fn slow_reader_times_out_and_others_are_served() {
-    let mut server = Server::start(&["--send-timeout-ms", "1000"]);
+    let mut server = Server::start_fixture(&["--send-timeout-ms", "1000"]);
     let port = server.port;
 
     let mut slow = Conn::open(port);

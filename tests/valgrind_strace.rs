@@ -1,7 +1,8 @@
-//! `make valgrind` and `make strace` as part of `cargo test`: the example
-//! server under valgrind with a load of aborted clients must show 0 errors
-//! and 0 bytes definitely lost; under strace every send must carry
-//! MSG_NOSIGNAL and EPOLL_CTL_DEL must precede close for an aborted client.
+//! `make valgrind` and `make strace` as part of `cargo test`: the test
+//! server (the example plus instrumentation) under valgrind with a load of
+//! aborted clients must show 0 errors and 0 bytes definitely lost; under
+//! strace the example server's every send must carry MSG_NOSIGNAL and
+//! EPOLL_CTL_DEL must precede close for an aborted client.
 
 mod common;
 
@@ -14,7 +15,8 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn make_target(target: &str, tool: &str) -> String {
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    // Builds the example (and serialises with other test binaries).
+    // Builds the examples and the test server (and serialises with other
+    // test binaries).
     server_binary();
     require_tool(tool, "--version", tool);
     let out = run(&mut make_examples(&[target]), Duration::from_secs(600))

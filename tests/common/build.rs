@@ -111,7 +111,8 @@ impl BuildLock {
 }
 
 /// Path of `c-examples/server`, built once per test binary (and serialised
-/// across test processes by the `BuildLock`).
+/// across test processes by the `BuildLock`), with the other examples and
+/// the test server.
 pub fn server_binary() -> &'static Path {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     match BUILT.get_or_init(build_example) {
@@ -124,14 +125,14 @@ fn build_example() -> Result<PathBuf, String> {
     let _lock = BuildLock::try_acquire()?;
     let root = repo_root();
     let log_path = root.join("target").join("ctest-build.log");
-    let out = run(&mut make_examples(&[]), BUILD_TIMEOUT)?;
+    let out = run(&mut make_examples(&["all", "test_server"]), BUILD_TIMEOUT)?;
     let mut output = out.stdout;
     output.extend_from_slice(&out.stderr);
     // The whole log stays on disk for a look after the fact.
     let _ = fs::write(&log_path, &output);
     if !out.status.success() {
         return Err(format!(
-            "`make -C c-examples CARGO_TARGET_DIR={}` failed ({}); log {}:\n{}",
+            "`make -C c-examples CARGO_TARGET_DIR={} all test_server` failed ({}); log {}:\n{}",
             ctest_target().display(),
             describe_status(out.status),
             log_path.display(),
@@ -150,8 +151,15 @@ fn build_example() -> Result<PathBuf, String> {
     // The lock is released when it is dropped here.
 }
 
-/// The path of a program that `make -C c-examples` builds (building it,
-/// with the example server, if needed).
+/// Path of `c-examples/test_server`, the example server plus the
+/// instrumentation some tests inspect (tests/fixtures/test_server.c), built
+/// with the examples.
+pub fn test_server_binary() -> PathBuf {
+    example("test_server")
+}
+
+/// The path of a program that `make -C c-examples all test_server` builds
+/// (building it, with the example server, if needed).
 pub fn example(name: &str) -> PathBuf {
     let path = server_binary().with_file_name(name);
     assert!(

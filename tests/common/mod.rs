@@ -19,6 +19,7 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::path::Path;
 use std::process::{Command, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -38,7 +39,10 @@ pub const HELLO: &[u8] = b"Hello, World!";
 // The example server
 // ---------------------------------------------------------------------------
 
-/// The example server (`c-examples/server`) as a `Program` named "server".
+/// The example server (`c-examples/server`), or the test server
+/// (`c-examples/test_server` from tests/fixtures/test_server.c: the same
+/// routes plus stream cleanup counters and stub_status in /stats), as a
+/// `Program`.
 pub struct Server {
     program: Program,
     pub port: u16,
@@ -58,12 +62,22 @@ impl Server {
 
     /// As `start`, with RLIMIT_NOFILE (soft and hard) set to `nofile`.
     pub fn start_with(args: &[&str], nofile: Option<u64>) -> Server {
-        let mut cmd = Command::new(server_binary());
+        Self::start_program("server", server_binary(), args, nofile)
+    }
+
+    /// `c-examples/test_server --port 0 --host 127.0.0.1 ARGS...`, for tests
+    /// that read its /stats cleanup_* counters or its stub_status form.
+    pub fn start_fixture(args: &[&str]) -> Server {
+        Self::start_program("test_server", &test_server_binary(), args, None)
+    }
+
+    fn start_program(name: &str, bin: &Path, args: &[&str], nofile: Option<u64>) -> Server {
+        let mut cmd = Command::new(bin);
         cmd.args(["--port", "0", "--host", "127.0.0.1"])
             .args(args)
             .current_dir(repo_root());
         let program = Program::start_with(
-            &format!("server {args:?}"),
+            &format!("{name} {args:?}"),
             cmd,
             nofile,
             SERVER_STOP_TIMEOUT,
@@ -82,7 +96,7 @@ impl Server {
         server.baseline_active = stat(&stats(port), "active_connections");
         server.baseline_fds = wait_stable_fd_count(pid, Duration::from_secs(2));
         eprintln!(
-            "[server pid {pid} port {port} args {args:?} nofile {nofile:?}] baseline fds {} active {} (warm-up {:?})",
+            "[{name} pid {pid} port {port} args {args:?} nofile {nofile:?}] baseline fds {} active {} (warm-up {:?})",
             server.baseline_fds,
             server.baseline_active,
             started.elapsed()
