@@ -67,6 +67,12 @@ impl LoopPtr {
     /// Moves one connection along, calling the handler, body handler and
     /// producers as it asks for them.
     pub fn drive(self, token: Token) {
+        let outer = self.with(|el| el.driving.replace(token));
+        self.drive_one(token);
+        self.with(|el| el.driving = outer);
+    }
+
+    fn drive_one(self, token: Token) {
         loop {
             match self.with(|el| el.step(token)) {
                 Step::Idle => {
@@ -335,12 +341,19 @@ pub unsafe fn begin_stream(
     })
 }
 
-/// After a chunk or the end was queued: inside a callback the loop will
-/// flush when the callback returns; outside (the application writing on
-/// its own schedule), write now and let the loop finish the rest.
+/// After a chunk or the end was queued. Outside any callback (the
+/// application writing on its own schedule): write now and let the loop
+/// finish the rest. Inside a callback: the connection being driven is
+/// flushed when the callback returns; any other (a response kept by the
+/// application, written from another connection's handler, producer or
+/// cleanup) is queued for the loop's next turn, and the loop woken.
 fn advance_from_app(lp: LoopPtr, token: Token) -> Result<(), Error> {
     let closed = lp.with(|el| {
         if el.in_callback {
+            if el.driving != Some(token) && el.conns.get(token).is_some() {
+                el.arm_timer(token);
+                el.queue_ready(token);
+            }
             return Some(false);
         }
         el.sh.tick();
@@ -352,8 +365,7 @@ fn advance_from_app(lp: LoopPtr, token: Token) -> Result<(), Error> {
             }
         }
         el.arm_timer(token);
-        el.ready.push(token);
-        el.notify.signal();
+        el.queue_ready(token);
         Some(false)
     });
     if closed.is_none() {

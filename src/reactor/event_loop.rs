@@ -50,6 +50,9 @@ pub struct EventLoop {
     /// outside the loop), and the batch being worked through.
     pub(crate) ready: Vec<Token>,
     pub(crate) ready_scratch: Vec<Token>,
+    /// The connection `drive` is moving along (its own writes are flushed
+    /// when its callback returns).
+    pub(crate) driving: Option<Token>,
     /// Stream cleanups to call once no borrow of the loop is alive.
     pub(crate) cleanups: Vec<(CleanupFn, *mut c_void, CloseReason)>,
     /// Where lingering connections' input is discarded.
@@ -100,6 +103,7 @@ impl EventLoop {
             in_callback: false,
             ready: Vec::with_capacity(64),
             ready_scratch: Vec::with_capacity(64),
+            driving: None,
             cleanups: Vec::with_capacity(16),
             scratch: Vec::with_capacity(4096),
             drain_deadline: 0,
@@ -141,6 +145,16 @@ impl EventLoop {
         let mut s = self.sh.stats;
         s.active_connections = self.conns.len() as u64;
         s
+    }
+
+    /// Queues a connection for the loop's next turn. The first one queued
+    /// wakes the loop (its eventfd makes the epoll fd readable, also for an
+    /// embedding loop that polls it).
+    pub(crate) fn queue_ready(&mut self, token: Token) {
+        if self.ready.is_empty() {
+            self.notify.signal();
+        }
+        self.ready.push(token);
     }
 
     // ----- accepting ---------------------------------------------------
