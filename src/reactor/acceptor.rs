@@ -82,6 +82,16 @@ impl Acceptor {
         self.listener.as_ref().map(|l| l.as_raw_fd())
     }
 
+    /// Whether a client waits in the backlog.
+    pub fn client_waiting(&self) -> bool {
+        self.raw().is_some_and(socket::backlog_waiting)
+    }
+
+    /// Paused because the connection limit was reached (not for a retry).
+    pub fn paused_at_limit(&self) -> bool {
+        self.paused && self.retry_at.is_none()
+    }
+
     /// Whether accepting may go on now.
     pub fn ready(&self) -> bool {
         self.listener.is_some() && !self.paused

@@ -159,12 +159,22 @@ impl EventLoop {
 
     // ----- accepting ---------------------------------------------------
 
-    /// Accepts until EAGAIN, the connection limit, or an fd shortage.
+    /// Accepts until EAGAIN, the connection limit, or an fd shortage. At
+    /// the limit, room is made only for a client that is really waiting:
+    /// the longest-idle keep-alive connection is closed for it; with none
+    /// idle, accepting pauses until a connection closes or becomes idle.
+    /// Nobody waiting: the (level-triggered) listener stays watched, and
+    /// reports the next client.
     fn accept_ready(&mut self) {
         while !self.sh.stopping && self.acceptor.ready() {
-            if self.conns.len() >= self.sh.limits.max_connections && !self.evict_idle() {
-                self.pause_accept(None);
-                return;
+            if self.conns.len() >= self.sh.limits.max_connections {
+                if !self.acceptor.client_waiting() {
+                    return;
+                }
+                if !self.evict_idle() {
+                    self.pause_accept(None);
+                    return;
+                }
             }
             match self.acceptor.accept(&mut self.sh.stats.accept_fd_exhausted) {
                 Accepted::Client(fd, peer) => {
@@ -231,6 +241,14 @@ impl EventLoop {
         let retry_at = retry_ms.map(|ms| self.sh.now + ms);
         if self.acceptor.pause(&self.poller, retry_at) {
             self.sh.stats.accept_paused += 1;
+        }
+    }
+
+    /// A connection became idle: a client waiting at the connection limit
+    /// may now take its place.
+    pub(crate) fn connection_idle(&mut self) {
+        if self.acceptor.paused_at_limit() {
+            self.resume_accept();
         }
     }
 

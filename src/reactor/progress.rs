@@ -251,7 +251,11 @@ impl EventLoop {
         let index = token.index();
         if c.timer_dirty || self.timers.kind(index) != Some(kind) {
             c.timer_dirty = false;
+            let became_idle = kind == TimerKind::Idle && self.timers.kind(index) != Some(kind);
             self.timers.arm(index, kind, deadline);
+            if became_idle {
+                self.connection_idle();
+            }
         }
     }
 

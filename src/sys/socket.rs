@@ -191,6 +191,27 @@ pub fn shutdown_write(fd: Fd) {
     }
 }
 
+/// Whether a connection waits in a listening socket's backlog (poll with
+/// no timeout; nothing is consumed). An error counts as "yes": the caller's
+/// accept then reports it.
+pub fn backlog_waiting(listener: Fd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: listener,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd, count 1, timeout 0.
+        let ret = unsafe { libc::poll(&mut pfd, 1, 0) };
+        if ret >= 0 {
+            return ret > 0;
+        }
+        if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return true;
+        }
+    }
+}
+
 /// The pending error of a socket (SO_ERROR), used to tell RST from FIN when
 /// epoll reports EPOLLERR.
 pub fn take_socket_error(fd: Fd) -> c_int {
