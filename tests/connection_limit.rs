@@ -2,6 +2,7 @@
 //! only to make room for a client that is really waiting, a busy
 //! connection is never closed for it, and a waiting client is served as
 //! soon as a connection becomes idle.
+#![allow(clippy::field_reassign_with_default)] // mirrors the C usage: Default, then set fields
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -2,6 +2,7 @@
 //! connection's callback (a request handler, a stream producer, a stream
 //! cleanup) and the bytes reach its client at once: the publish/subscribe
 //! pattern (chat, server-sent events, long polling).
+#![allow(clippy::field_reassign_with_default)] // mirrors the C usage: Default, then set fields
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -78,7 +79,12 @@ unsafe extern "C" fn handler(req: *const Request, resp: *mut Response, _user: *m
                 Response_Stream(resp, Some(produce_and_publish), Some(free_flag), flag);
             }
             b"/publish-from-cleanup" => {
-                Response_Stream(resp, Some(produce_nothing), Some(publish_in_cleanup), null_mut());
+                Response_Stream(
+                    resp,
+                    Some(produce_nothing),
+                    Some(publish_in_cleanup),
+                    null_mut(),
+                );
             }
             _ => {
                 Response_SetStatus(resp, 404);
@@ -143,7 +149,11 @@ fn publish_through(publish_path: &'static str) -> Duration {
             .unwrap();
         publisher.write_all(request.as_bytes()).unwrap();
         // "ok" as a whole body, or the end of a chunked one.
-        let end: &[u8] = if publish_path == "/publish" { b"ok" } else { b"0\r\n\r\n" };
+        let end: &[u8] = if publish_path == "/publish" {
+            b"ok"
+        } else {
+            b"0\r\n\r\n"
+        };
         let answer = read_until(&mut publisher, end);
         assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
         let published = Instant::now();
