@@ -122,8 +122,9 @@ pub unsafe extern "C" fn Connection_InitWith(
         };
         match EventLoop::create(limits) {
             Ok(el) => {
-                handle._private_stop_fd = el.stop_fd();
-                handle._private_core = Box::into_raw(el) as *mut c_void;
+                // SAFETY: just created, not shared yet.
+                handle._private_stop_fd = unsafe { (*el).stop_fd() };
+                handle._private_core = el as *mut c_void;
                 handle._private_magic = MAGIC_LIVE;
                 CONNECTION_OK
             }

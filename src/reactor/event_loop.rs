@@ -62,7 +62,10 @@ pub struct EventLoop {
 
 impl EventLoop {
     /// Binds and listens on `limits.addr`, sets up epoll and the eventfds.
-    pub fn create(limits: Limits) -> Result<Box<EventLoop>, Error> {
+    /// The loop comes back as the raw pointer of its allocation (from
+    /// `Box::into_raw`): the addresses it hands out (each reply's owner)
+    /// derive from it, and `LoopPtr::destroy` frees it.
+    pub fn create(limits: Limits) -> Result<*mut EventLoop, Error> {
         let poller = Poller::new(EVENT_BATCH)?;
         let acceptor = Acceptor::listen(
             &poller,
@@ -71,25 +74,29 @@ impl EventLoop {
             limits.reuse_port,
             LISTENER.0,
         )?;
-        let addr = limits.addr;
-        let el = EventLoop::build(limits, poller, acceptor, Io::default())?;
-        log::info!("listening on {}:{}", addr.ip(), el.acceptor.port());
-        Ok(el)
-    }
-
-    pub(crate) fn build(
-        limits: Limits,
-        poller: Poller,
-        acceptor: Acceptor,
-        io: Io,
-    ) -> Result<Box<EventLoop>, Error> {
         let stop = EventFd::new()?;
         let notify = EventFd::new()?;
         poller.add(stop.raw(), Interest::READ_LEVEL, STOP.0)?;
         poller.add(notify.raw(), Interest::READ_LEVEL, NOTIFY.0)?;
+        let addr = limits.addr;
+        let port = acceptor.port();
+        let el = EventLoop::build(limits, poller, acceptor, (stop, notify), Io::default());
+        log::info!("listening on {}:{}", addr.ip(), port);
+        Ok(el)
+    }
+
+    /// The loop around its parts; `create` registers the eventfds (an
+    /// in-memory loop never waits on epoll, so it has no registrations).
+    pub(crate) fn build(
+        limits: Limits,
+        poller: Poller,
+        acceptor: Acceptor,
+        (stop, notify): (EventFd, EventFd),
+        io: Io,
+    ) -> *mut EventLoop {
         let initial = limits.max_connections.min(1024);
         let view = Box::into_raw(Box::new(RequestView::new(limits.max_headers)));
-        let mut el = Box::new(EventLoop {
+        let el = Box::into_raw(Box::new(EventLoop {
             poller,
             acceptor,
             stop,
@@ -107,9 +114,11 @@ impl EventLoop {
             cleanups: Vec::with_capacity(16),
             scratch: Vec::with_capacity(4096),
             drain_deadline: 0,
-        });
-        el.sh.replies.owner = Owner(&mut *el as *mut EventLoop as *mut ());
-        Ok(el)
+        }));
+        // SAFETY: just allocated and not shared; the replies' owner address
+        // derives from the allocation's own pointer.
+        unsafe { (*el).sh.replies.owner = Owner(el as *mut ()) };
+        el
     }
 
     pub fn is_open(&self, token: Token) -> bool {

@@ -29,15 +29,19 @@ impl MemoryLoop {
     pub fn new(limits: Limits, memory: Memory) -> MemoryLoop {
         memory.clock_ms.set(1_000_000);
         let poller = Poller::new(16).expect("epoll");
+        let wakers = (
+            EventFd::new().expect("eventfd"),
+            EventFd::new().expect("eventfd"),
+        );
         let el = EventLoop::build(
             limits,
             poller,
             Acceptor::none(LISTENER.0),
+            wakers,
             Io::Memory(memory.clone()),
-        )
-        .expect("in-memory loop");
-        // SAFETY: just made from a live Box; freed only in Drop.
-        let lp = unsafe { LoopPtr::new(Box::into_raw(el)) }.expect("non-null");
+        );
+        // SAFETY: `build` returns its allocation's pointer; freed only in Drop.
+        let lp = unsafe { LoopPtr::new(el) }.expect("non-null");
         MemoryLoop { lp, memory }
     }
 
