@@ -116,6 +116,11 @@ pub struct Limits {
     pub output_high_water: usize,
     /// Bytes of a `Server: ...\r\n` line, or empty.
     pub server_line: Vec<u8>,
+    /// Every client connection comes from a trusted gateway that secured
+    /// the client's own connection (TLS terminated in front): a request for
+    /// an `https` target URI is then not misdirected (RFC 9110 7.4).
+    /// Default false: such a request gets 421. `Connection_SetTrustedGateway`.
+    pub trusted_gateway: bool,
 }
 
 impl Default for Limits {
@@ -208,6 +213,7 @@ impl Limits {
             max_body_bytes: cfg.max_body_bytes as usize,
             output_high_water: cfg.output_high_water as usize,
             server_line,
+            trusted_gateway: false,
         })
     }
 }

@@ -370,6 +370,11 @@ impl Core {
         self.handler_user = user;
     }
 
+    /// See `Connection_SetTrustedGateway`.
+    pub fn set_trusted_gateway(&mut self, trusted: bool) {
+        self.limits.trusted_gateway = trusted;
+    }
+
     pub fn set_body_handler(
         &mut self,
         handler: ConnectionBodyHandler,
