@@ -446,6 +446,18 @@ int Connection_SetHandler(struct Connection *conn, ConnectionHandler handler, vo
 int Connection_SetBodyHandler(struct Connection *conn, ConnectionBodyHandler handler, size_t stream_above, void *user);
 
 /**
+ * Tells the core whether every client connection comes from a trusted
+ * gateway that secured the client's own connection (TLS terminated in
+ * front of this server). Off by default: a request whose target URI is
+ * `https` (an absolute-form `https://...` target) is then refused with
+ * 421 Misdirected Request, as RFC 9110 7.4 requires of a server that did
+ * not see the connection secured. Non-zero `trusted` accepts such
+ * requests. Returns 0, `CONNECTION_ERR_NULL` or
+ * `CONNECTION_ERR_NOT_INITIALIZED`.
+ */
+int Connection_SetTrustedGateway(struct Connection *conn, int trusted);
+
+/**
  * Waits for events until the next timer deadline, handles one batch, and
  * returns 0; `CONNECTION_STOPPED` once `Connection_Stop` was called and
  * every connection has drained; or an error (`CONNECTION_ERR_BUSY` from a

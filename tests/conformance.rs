@@ -287,3 +287,283 @@ fn h11_checker_rejects_broken_streams() {
     assert!(parse_responses(&records[0].bytes, &["GET"]).is_err());
     assert!(parse_responses(&records[1].bytes, &["GET"]).is_err());
 }
+
+/// Every disagreement between our accept/reject decision and llhttp's,
+/// decided in docs/RFC9112.md ("The second oracle"): the case, and why.
+/// A new disagreement, or one listed here that went away, fails
+/// `llhttp_agrees_on_accept_reject` until this list and the matrix say so.
+const LLHTTP_DISAGREEMENTS: &[(&str, &str)] = &[
+    // O1 llhttp 8.1 refuses RFC-valid chunk extensions (BWS, a token value followed by ';', quoted-pair)
+    ("post_chunked_ext_trailers", "O1"),
+    ("pipelined_chunked_then_get", "O1"),
+    ("chunk_ext_bws_quoted", "O1"),
+    // O2 identical repeated Content-Length lines: RFC 9110 8.6 lets us accept them as one
+    ("same_content_lengths", "O2"),
+    // O3 HTTP/1.2..1.9: RFC 9110 2.5 says process as 1.1; llhttp 8.1 refuses
+    ("http12_as_11", "O3"),
+    ("http19_chunked_post", "O3"),
+    ("http12_after_empty_line", "O3"),
+    ("http20", "O3"),
+    ("http20_after_empty_line", "O3"),
+    ("http09_version", "O3"),
+    // O4 trailer fields are discarded (RFC 9112 7.1.2); llhttp parses a trailer Transfer-Encoding as if it were a header
+    ("trailer_framing_fields_ignored", "O4"),
+    // O5 server rules a parser does not check: Host, target syntax and form, schemes, versions, methods, codings, Expect
+    ("te_gzip_chunked", "O5"),
+    ("te_empty", "O5"),
+    ("te_http10", "O5"),
+    ("missing_host", "O5"),
+    ("two_hosts", "O5"),
+    ("two_same_hosts", "O5"),
+    ("asterisk_get", "O5"),
+    ("expect_unknown", "O5"),
+    ("target_fragment", "O5"),
+    ("query_fragment", "O5"),
+    ("target_dquote", "O5"),
+    ("target_braces", "O5"),
+    ("target_angle_brackets", "O5"),
+    ("target_backslash", "O5"),
+    ("target_pipe_caret_backtick", "O5"),
+    ("target_non_ascii", "O5"),
+    ("target_bad_pct", "O5"),
+    ("target_short_pct", "O5"),
+    ("absolute_form_https_untrusted", "O5"),
+    ("absolute_form_other_scheme", "O5"),
+    ("authority_form_connect", "O5"),
+    ("absolute_form_empty_host", "O5"),
+    ("absolute_form_port_only", "O5"),
+    ("absolute_form_userinfo", "O5"),
+    ("absolute_form_bad_port", "O5"),
+    ("absolute_form_fragment", "O5"),
+    ("absolute_form_host_mismatch", "O5"),
+    ("host_two_colons", "O5"),
+    ("host_bad_port", "O5"),
+    ("host_unclosed_ipv6", "O5"),
+    ("host_bad_ipv6", "O5"),
+    ("host_stray_bracket", "O5"),
+    ("host_bad_pct", "O5"),
+    ("host_userinfo", "O5"),
+    ("host_with_path", "O5"),
+    ("host_list", "O5"),
+    ("host_invalid_http10", "O5"),
+    ("two_hosts_http10", "O5"),
+    ("error_after_good", "O5"),
+    // O6 llhttp 8.1 is lenient where RFC 9112 lets or makes us refuse (bare LF, obs-fold, whitespace before a colon, empty names, request-line spacing, HTTP/0.9 lines, trailer and extension syntax)
+    ("space_before_colon", "O6"),
+    ("obs_fold", "O6"),
+    ("empty_header_name", "O6"),
+    ("bare_lf_request_line", "O6"),
+    ("bare_lf_end", "O6"),
+    ("double_space_request_line", "O6"),
+    ("leading_bare_lf", "O6"),
+    ("no_version", "O6"),
+    ("trailer_space_before_colon", "O6"),
+    ("trailer_empty_name", "O6"),
+    ("trailer_obs_fold", "O6"),
+    ("chunk_ext_empty_value", "O6"),
+    // O7 size limits (413/414/431): llhttp has none
+    ("request_line_too_long", "O7"),
+    ("request_line_over_limit_by_one", "O7"),
+    ("request_line_endless", "O7"),
+    ("header_section_too_large", "O7"),
+    ("header_section_over_limit_by_one", "O7"),
+    ("header_section_endless", "O7"),
+    ("too_many_headers", "O7"),
+    ("body_too_large_default", "O7"),
+    ("body_over_limit_length", "O7"),
+    ("body_over_limit_chunked", "O7"),
+    ("trailers_too_large", "O7"),
+    ("expect_over_limit", "O7"),
+];
+
+/// The second, independent oracle (besides h11, which reads our
+/// responses): llhttp, the parser of Node.js, from Debian's node-llhttp, in
+/// its default strict mode, reads every request of the table. Where we
+/// answer every request, llhttp must parse them all and stop cleanly;
+/// where we refuse the k+1-th, llhttp must fail after k. Each disagreement
+/// must be listed in LLHTTP_DISAGREEMENTS, and so in docs/RFC9112.md.
+#[test]
+fn llhttp_agrees_on_accept_reject() {
+    let cases = all_cases();
+    let records: Vec<(&str, &[u8])> = cases
+        .iter()
+        .map(|c| (c.name, c.request.as_slice()))
+        .collect();
+    let (version, verdicts) = llhttp_check(&records);
+    let mut disagree = Vec::new();
+    for (case, verdict) in cases.iter().zip(&verdicts) {
+        let answered = case
+            .responses
+            .iter()
+            .filter(|r| !library_error(r.status))
+            .count();
+        let refused = case
+            .responses
+            .last()
+            .is_some_and(|r| library_error(r.status));
+        let agrees = match verdict {
+            Llhttp::Ok(n) => !refused && *n == answered,
+            Llhttp::Error(n, _) => refused && *n == answered,
+            Llhttp::Partial(_) => false,
+        };
+        if !agrees {
+            let ours = if refused {
+                format!(
+                    "{answered} answered, then {}",
+                    case.responses.last().unwrap().status
+                )
+            } else {
+                format!("{answered} answered")
+            };
+            disagree.push((case.name, ours, verdict.clone()));
+        }
+    }
+    let listed: Vec<&str> = LLHTTP_DISAGREEMENTS.iter().map(|(n, _)| *n).collect();
+    let found: Vec<&str> = disagree.iter().map(|(n, _, _)| *n).collect();
+    let unlisted: Vec<String> = disagree
+        .iter()
+        .filter(|(n, _, _)| !listed.contains(n))
+        .map(|(n, ours, l)| format!("  {n}: we {ours}; llhttp {l:?}"))
+        .collect();
+    let gone: Vec<&&str> = listed.iter().filter(|n| !found.contains(n)).collect();
+    eprintln!(
+        "llhttp {version}: {} cases, {} agree, {} disagree (all decided in docs/RFC9112.md)",
+        cases.len(),
+        cases.len() - disagree.len(),
+        disagree.len()
+    );
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/RFC9112.md"))
+        .expect("docs/RFC9112.md");
+    let undocumented: Vec<&&str> = listed
+        .iter()
+        .filter(|n| !doc.contains(&format!("`{n}`")))
+        .collect();
+    assert!(
+        unlisted.is_empty() && gone.is_empty() && undocumented.is_empty(),
+        "llhttp {version} disagreements not decided:\n{}\nlisted but agreeing now: {gone:?}\nlisted but not in docs/RFC9112.md: {undocumented:?}",
+        unlisted.join("\n")
+    );
+}
+
+/// docs/RFC9112.md names its tests as `c/NAME` (a case of this table) and
+/// `s/NAME` (a case of tests/smuggling.rs): each must exist, and every
+/// matrix row must name a test or say why none.
+#[test]
+fn matrix_cites_existing_cases() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let doc = std::fs::read_to_string(format!("{root}/docs/RFC9112.md")).expect("docs/RFC9112.md");
+    let smuggling =
+        std::fs::read_to_string(format!("{root}/tests/smuggling.rs")).expect("tests/smuggling.rs");
+    let names: Vec<&str> = all_cases().iter().map(|c| c.name).collect();
+    let mut missing = Vec::new();
+    let mut cited = 0;
+    for piece in doc.split('`').skip(1).step_by(2) {
+        if let Some(name) = piece.strip_prefix("c/").filter(|n| !n.is_empty()) {
+            cited += 1;
+            if !names.contains(&name) {
+                missing.push(piece.to_string());
+            }
+        } else if let Some(name) = piece.strip_prefix("s/").filter(|n| !n.is_empty()) {
+            cited += 1;
+            if !smuggling.contains(&format!("\"{name}\"")) {
+                missing.push(piece.to_string());
+            }
+        }
+    }
+    let mut rows = 0;
+    let mut untested = Vec::new();
+    for line in doc.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // | # | § | Level | Requirement | We do | Test |
+        if cells.len() == 8 && cells[1].parse::<u32>().is_ok() {
+            rows += 1;
+            if cells[6].is_empty() || (cells[6] == "—" && !cells[5].contains("application")) {
+                untested.push(cells[1].to_string());
+            }
+        }
+    }
+    eprintln!("docs/RFC9112.md: {rows} rows, {cited} test citations");
+    assert!(
+        missing.is_empty(),
+        "docs/RFC9112.md cites unknown cases: {missing:?}"
+    );
+    assert!(
+        untested.is_empty(),
+        "matrix rows without a test: {untested:?}"
+    );
+    assert!(rows >= 80, "only {rows} matrix rows found");
+}
+
+static BEGIN_CHUNKED_204: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(1);
+
+/// `/204` and `/304`: that status, an attempt at a chunked 204, then a body.
+unsafe extern "C" fn no_content_handler(
+    req: *const connection_core::ffi::request::Request,
+    resp: *mut connection_core::ffi::response::Response,
+    _user: *mut std::os::raw::c_void,
+) {
+    use connection_core::ffi::request::Request_Path;
+    use connection_core::ffi::response::*;
+    // SAFETY: the library passes live pointers for the duration of the call.
+    unsafe {
+        let mut len = 0usize;
+        let path = Request_Path(req, &mut len);
+        let path = std::slice::from_raw_parts(path as *const u8, len);
+        let status = if path == b"/204" { 204 } else { 304 };
+        Response_SetStatus(resp, status);
+        if status == 204 {
+            BEGIN_CHUNKED_204.store(
+                Response_BeginChunked(resp),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+        Response_Send(resp, b"body".as_ptr() as *const std::os::raw::c_void, 4);
+    }
+}
+
+/// RFC 9112 6.1 and RFC 9110 8.6, 6.4.1 (docs/RFC9112.md row 48): no
+/// Transfer-Encoding, no Content-Length and no content in a 204 or 304,
+/// whatever the application asks for.
+#[test]
+fn no_content_statuses_carry_no_framing() {
+    use connection_core::config::Limits;
+    use connection_core::harness::MemoryLoop;
+    use connection_core::reactor::io::Memory;
+    let memory = Memory::default();
+    let ml = MemoryLoop::new(Limits::default(), memory.clone());
+    ml.set_handlers(Some(no_content_handler), None);
+    let (token, fd) = ml.attach();
+    memory
+        .sockets
+        .borrow_mut()
+        .get_mut(&fd)
+        .unwrap()
+        .pending
+        .push_back(
+            b"GET /204 HTTP/1.1\r\nHost: a\r\n\r\nGET /304 HTTP/1.1\r\nHost: a\r\n\r\n".to_vec(),
+        );
+    for _ in 0..8 {
+        ml.pump(token);
+    }
+    drop(ml);
+    let sent = memory.sockets.borrow()[&fd].sent.clone();
+    assert_eq!(
+        BEGIN_CHUNKED_204.load(std::sync::atomic::Ordering::Relaxed),
+        connection_core::CONNECTION_ERR_INVALID,
+        "a chunked 204 must be refused"
+    );
+    let resps = parse_responses(&sent, &["GET", "GET"]).expect("two responses");
+    let statuses: Vec<u16> = resps.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [204, 304], "{}", show(&sent));
+    for r in &resps {
+        assert!(r.header("Content-Length").is_none(), "{:?}", r.fields);
+        assert!(r.header("Transfer-Encoding").is_none(), "{:?}", r.fields);
+        assert!(r.body.is_empty());
+    }
+    let lines = h11_check(&[Record {
+        name: "no_content".into(),
+        methods: vec!["GET", "GET"],
+        bytes: sent,
+    }]);
+    assert_eq!(lines[0], h11_line("no_content", &resps, false));
+}

@@ -209,7 +209,11 @@ fn a_busy_client_is_kept_and_the_waiting_one_served_once_it_is_idle() {
             waited < Duration::from_millis(100),
             "max {max}: the waiting client was answered {waited:?} after a connection became idle"
         );
-        assert_eq!(lp.stats().closed_limit, 1, "max {max}: the idle one made room");
+        assert_eq!(
+            lp.stats().closed_limit,
+            1,
+            "max {max}: the idle one made room"
+        );
         for (resp, _) in held {
             // SAFETY: still open on the loop thread.
             unsafe { Response_End(resp) };

@@ -96,9 +96,9 @@ fn cases() -> Vec<Case> {
             "node_te_chunked_false",
             "nodejs/node test/parallel/test-http-transfer-encoding-smuggling.js",
             "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked-false\r\nConnection: upgrade\r\n\r\n1\r\nA\r\n0\r\n\r\nGET /flag HTTP/1.1\r\nHost: a\r\n\r\n",
-            &[501],
+            &[400],
         )
-        .or(&[400]),
+        .or(&[501]),
     );
     // Same file, second block: the bad coding on an obs-folded line.
     v.push(c(
@@ -121,9 +121,9 @@ fn cases() -> Vec<Case> {
             "node_chunkedchunked",
             "nodejs/node test/parallel/test-http-transfer-encoding-repeated-chunked.js",
             "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunkedchunked\r\n\r\n1\r\nA\r\n0\r\n\r\n",
-            &[501],
+            &[400],
         )
-        .or(&[400]),
+        .or(&[501]),
     );
     // test-http-server-reject-chunked-with-content-length.js
     v.push(c(
@@ -146,17 +146,17 @@ fn cases() -> Vec<Case> {
     v.push(c("llhttp_empty_te_fields_with_cl", llhttp_te,
         "POST / HTTP/1.1\r\nHost: foo\r\nContent-Length: 10\r\nTransfer-Encoding:\r\nTransfer-Encoding:\r\nTransfer-Encoding:\r\n\r\n2\r\nAA\r\n0\r\n", &[400]));
     v.push(c("llhttp_chunked_then_deflate", llhttp_te,
-        "POST /post_identity_body_world?q=search#hey HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nTransfer-Encoding: chunked, deflate\r\n\r\nWorld", &[501]).or(&[400]));
+        "POST /post_identity_body_world?q=search#hey HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nTransfer-Encoding: chunked, deflate\r\n\r\nWorld", &[400]).or(&[501]));
     v.push(c("llhttp_chunked_then_deflate_fields", llhttp_te,
-        "POST /post_identity_body_world?q=search#hey HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: deflate\r\n\r\nWorld", &[501]).or(&[400]));
+        "POST /post_identity_body_world?q=search#hey HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: deflate\r\n\r\nWorld", &[400]).or(&[501]));
     v.push(
         c(
             "llhttp_pigeons",
             llhttp_te,
             "PUT /url HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: pigeons\r\n\r\n",
-            &[501],
+            &[400],
         )
-        .or(&[400]),
+        .or(&[501]),
     );
     v.push(c(
         "llhttp_missing_last_chunk",
@@ -187,12 +187,16 @@ fn cases() -> Vec<Case> {
 
     // ---- nodejs/llhttp test/request/content-length.md ----------------------
     let llhttp_cl = "nodejs/llhttp test/request/content-length.md";
-    v.push(c(
-        "llhttp_cl_overflow",
-        llhttp_cl,
-        "PUT /url HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000000000000000\r\n\r\n",
-        &[400],
-    ));
+    v.push(
+        c(
+            "llhttp_cl_overflow",
+            llhttp_cl,
+            "PUT /url HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000000000000000\r\n\r\n",
+            // A valid (RFC 9110 8.6), if huge, length: over the body limit.
+            &[413],
+        )
+        .or(&[400]),
+    );
     v.push(c(
         "llhttp_duplicate_cl",
         llhttp_cl,
@@ -733,12 +737,18 @@ fn cases() -> Vec<Case> {
         ),
         &[400],
     ));
-    v.push(c(
-        "SMUG-ABSOLUTE-URI-HOST-MISMATCH",
-        probe,
-        "GET http://other.example.com/ HTTP/1.1\r\nHost: a\r\n\r\n",
-        &[200],
-    ));
+    v.push(
+        c(
+            "SMUG-ABSOLUTE-URI-HOST-MISMATCH",
+            probe,
+            "GET http://other.example.com/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            // The RFC has the origin server use the target's authority; the
+            // application reads Host, so the mismatch is refused instead
+            // (docs/RFC9112.md, RFC 9112 3.2.2).
+            &[400],
+        )
+        .or(&[200]),
+    );
     // RFC 9112 3.2: a Host field with an invalid value MUST get a 400.
     v.push(c(
         "SMUG-MULTIPLE-HOST-COMMA",
@@ -981,6 +991,17 @@ fn cases() -> Vec<Case> {
         &[200, 200],
     ));
 
+    // ---- RFC 9112 9.6 (docs/RFC9112.md) --------------------------------------
+    // Not in the conformance table: whether the server closes at once or
+    // lingers depends on whether the second request had arrived when the
+    // first response went out; the bytes sent do not.
+    v.push(c(
+        "close_stops_pipeline",
+        "RFC 9112 9.6: after a request with close, MUST NOT process further requests",
+        format!("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n{GET}"),
+        &[200],
+    ));
+
     // ---- python-hyper/h11 h11/tests/test_io.py (test_ChunkedReader) ---------
     let h11 = "python-hyper/h11 h11/tests/test_io.py";
     v.push(c(
@@ -1001,15 +1022,19 @@ fn cases() -> Vec<Case> {
         post("Transfer-Encoding: chunked\r\n", "3\r\nxxx_\n1a\r\n"),
         &[400],
     ));
-    v.push(c(
-        "h11_chunk_size_100_digits",
-        h11,
-        post(
-            "Transfer-Encoding: chunked\r\n",
-            &format!("{}\r\nxxx", "9".repeat(100)),
-        ),
-        &[400],
-    ));
+    v.push(
+        c(
+            "h11_chunk_size_100_digits",
+            h11,
+            post(
+                "Transfer-Encoding: chunked\r\n",
+                &format!("{}\r\nxxx", "9".repeat(100)),
+            ),
+            // A valid (RFC 9112 7.1), if huge, size: over the body limit.
+            &[413],
+        )
+        .or(&[400]),
+    );
     v.push(c(
         "h11_chunk_size_nul",
         h11,

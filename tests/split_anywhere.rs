@@ -59,7 +59,12 @@ fn continue_window(case: &Case) -> Option<(usize, usize)> {
     let expects = head
         .windows(b"expect: 100-continue".len())
         .any(|w| w.eq_ignore_ascii_case(b"expect: 100-continue"));
-    let http11 = find(head, b"HTTP/1.1\r\n").is_some();
+    // HTTP/1.1, or a higher 1.x, which is processed as 1.1 (RFC 9110 2.5).
+    let line_end = find(head, b"\r\n")?;
+    let http11 = line_end >= 3
+        && head[line_end - 3..line_end - 1] == *b"1."
+        && head[line_end - 1].is_ascii_digit()
+        && head[line_end - 1] != b'0';
     (expects && http11 && head_end < r.len()).then_some((head_end, r.len()))
 }
 

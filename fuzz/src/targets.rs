@@ -20,7 +20,7 @@ use connection_core::http::chunked::{ChunkedDecoder, Progress};
 use connection_core::http::request::{parse_head, Framing, Head, Parsed};
 
 /// Statuses `parse_head` may refuse a request with.
-const HEAD_ERRORS: [u16; 7] = [400, 413, 414, 417, 431, 501, 505];
+const HEAD_ERRORS: [u16; 8] = [400, 413, 414, 417, 421, 431, 501, 505];
 
 #[derive(Debug, PartialEq, Eq)]
 enum Summary {

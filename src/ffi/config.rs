@@ -176,6 +176,7 @@ pub unsafe fn limits_from_config(cfg: &ConnectionConfig) -> Result<Limits, i32> 
         max_body_bytes: cfg.max_body_bytes as usize,
         output_high_water: cfg.output_high_water as usize,
         server_line,
+        trusted_gateway: false,
     })
 }
 

@@ -193,6 +193,29 @@ pub unsafe extern "C" fn Connection_SetBodyHandler(
     }
 }
 
+/// Tells the core whether every client connection comes from a trusted
+/// gateway that secured the client's own connection (TLS terminated in
+/// front of this server). Off by default: a request whose target URI is
+/// `https` (an absolute-form `https://...` target) is then refused with
+/// 421 Misdirected Request, as RFC 9110 7.4 requires of a server that did
+/// not see the connection secured. Non-zero `trusted` accepts such
+/// requests. Returns 0, `CONNECTION_ERR_NULL` or
+/// `CONNECTION_ERR_NOT_INITIALIZED`.
+#[no_mangle]
+pub unsafe extern "C" fn Connection_SetTrustedGateway(
+    conn: *mut Connection,
+    trusted: c_int,
+) -> c_int {
+    // SAFETY: `conn` is NULL or a Connection (contract); `with_live` passes
+    // a live core, borrowed only for the call; no callback runs.
+    unsafe {
+        with_live(conn, |lp| {
+            lp.with(|el| el.set_trusted_gateway(trusted != 0));
+            CONNECTION_OK
+        })
+    }
+}
+
 /// Waits for events until the next timer deadline, handles one batch, and
 /// returns 0; `CONNECTION_STOPPED` once `Connection_Stop` was called and
 /// every connection has drained; or an error (`CONNECTION_ERR_BUSY` from a

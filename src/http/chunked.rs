@@ -13,10 +13,25 @@ const MAX_SIZE_LINE: usize = 4096;
 enum State {
     /// Reading hex digits of a chunk size.
     Size,
-    /// Whitespace after the digits: only more of it, ';' or CR may follow.
+    /// Whitespace (BWS) after the digits: only more of it or ';' may follow.
     SizeWs,
-    /// Inside extensions: skipped until CR.
-    Extension,
+    /// After ';' (and BWS): a chunk-ext-name must start.
+    ExtPreName,
+    /// Inside a chunk-ext-name (a token).
+    ExtName,
+    /// BWS after a name: '=' or ';' must follow.
+    ExtNameWs,
+    /// After '=' (and BWS): a token or a quoted-string must start.
+    ExtPreValue,
+    /// Inside a token value.
+    ExtToken,
+    /// Inside a quoted-string value, and right after a backslash in one.
+    ExtQuoted,
+    ExtQuotedPair,
+    /// Right after the closing quote of a value.
+    ExtValueEnd,
+    /// BWS after a value: only ';' may follow.
+    ExtValueWs,
     /// Seen the CR ending the size line.
     SizeLf,
     /// Copying chunk data.
@@ -26,13 +41,27 @@ enum State {
     DataLf,
     /// In the trailer section, at the start of a line.
     TrailerLineStart,
-    /// Inside a trailer field line.
-    TrailerLine,
+    /// Inside a trailer field name (a token), and inside its value.
+    TrailerName,
+    TrailerValue,
     /// Seen CR ending a trailer line (or the final empty line).
     TrailerLf {
         empty: bool,
     },
     Done,
+}
+
+/// tchar (RFC 9110 5.6.2).
+static TOKEN: [bool; 256] = super::alnum_and(b"!#$%&'*+-.^_`|~");
+
+/// A field-value byte: HTAB, SP, VCHAR, obs-text (RFC 9110 5.5).
+fn field_value_byte(b: u8) -> bool {
+    b == b'\t' || (b >= 0x20 && b != 0x7f)
+}
+
+/// qdtext (RFC 9110 5.6.4): HTAB, SP, VCHAR but '"' and '\\', obs-text.
+fn qdtext(b: u8) -> bool {
+    field_value_byte(b) && b != b'"' && b != b'\\'
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -95,12 +124,19 @@ impl ChunkedDecoder {
             match self.state {
                 State::Size => {
                     if let Some(v) = hex_value(b) {
-                        if self.digits >= 15 {
-                            return Err(400);
-                        }
-                        self.size = self.size * 16 + v as u64;
+                        // Any 1*HEXDIG is a valid size (leading zeros too);
+                        // one too large for 64 bits saturates and is then
+                        // refused by the body limit (413), as a huge
+                        // Content-Length is. The line limit bounds zeros.
+                        self.size = self
+                            .size
+                            .checked_mul(16)
+                            .map_or(u64::MAX, |s| s.saturating_add(v as u64));
                         self.digits += 1;
                         self.line_len += 1;
+                        if self.line_len > MAX_SIZE_LINE {
+                            return Err(400);
+                        }
                         read += 1;
                     } else if self.digits == 0 {
                         return Err(400);
@@ -108,7 +144,7 @@ impl ChunkedDecoder {
                         self.state = State::SizeLf;
                         read += 1;
                     } else if b == b';' {
-                        self.state = State::Extension;
+                        self.state = State::ExtPreName;
                         self.line_len += 1;
                         read += 1;
                     } else if b == b' ' || b == b'\t' {
@@ -120,27 +156,56 @@ impl ChunkedDecoder {
                         return Err(400);
                     }
                 }
-                State::SizeWs => {
-                    match b {
-                        b' ' | b'\t' => {}
-                        b';' => self.state = State::Extension,
-                        b'\r' => self.state = State::SizeLf,
+                State::SizeWs
+                | State::ExtPreName
+                | State::ExtName
+                | State::ExtNameWs
+                | State::ExtPreValue
+                | State::ExtToken
+                | State::ExtQuoted
+                | State::ExtQuotedPair
+                | State::ExtValueEnd
+                | State::ExtValueWs => {
+                    // chunk-ext = *( BWS ";" BWS chunk-ext-name
+                    //                [ BWS "=" BWS chunk-ext-val ] )
+                    // chunk-ext-val = token / quoted-string (RFC 9112 7.1.1):
+                    // checked, then ignored. Whitespace is allowed only
+                    // where the grammar has BWS: never right before CR.
+                    let ws = b == b' ' || b == b'\t';
+                    self.state = match (self.state, b) {
+                        (State::SizeWs, _) if ws => State::SizeWs,
+                        (State::SizeWs, b';') => State::ExtPreName,
+                        (State::ExtPreName, _) if ws => State::ExtPreName,
+                        (State::ExtPreName | State::ExtName, _) if TOKEN[b as usize] => {
+                            State::ExtName
+                        }
+                        (State::ExtName | State::ExtNameWs, _) if ws => State::ExtNameWs,
+                        (State::ExtName | State::ExtNameWs, b'=') => State::ExtPreValue,
+                        (State::ExtPreValue, _) if ws => State::ExtPreValue,
+                        (State::ExtPreValue, b'"') => State::ExtQuoted,
+                        (State::ExtPreValue | State::ExtToken, _) if TOKEN[b as usize] => {
+                            State::ExtToken
+                        }
+                        (State::ExtQuoted, b'"') => State::ExtValueEnd,
+                        (State::ExtQuoted, b'\\') => State::ExtQuotedPair,
+                        (State::ExtQuoted, _) if qdtext(b) => State::ExtQuoted,
+                        (State::ExtQuotedPair, _) if field_value_byte(b) => State::ExtQuoted,
+                        (State::ExtToken | State::ExtValueEnd | State::ExtValueWs, _) if ws => {
+                            State::ExtValueWs
+                        }
+                        (
+                            State::ExtName
+                            | State::ExtNameWs
+                            | State::ExtToken
+                            | State::ExtValueEnd
+                            | State::ExtValueWs,
+                            b';',
+                        ) => State::ExtPreName,
+                        (State::ExtName | State::ExtToken | State::ExtValueEnd, b'\r') => {
+                            State::SizeLf
+                        }
                         _ => return Err(400),
-                    }
-                    self.line_len += 1;
-                    if self.line_len > MAX_SIZE_LINE {
-                        return Err(400);
-                    }
-                    read += 1;
-                }
-                State::Extension => {
-                    // Extensions are skipped; a bare LF or other control
-                    // byte inside one is malformed.
-                    if b == b'\r' {
-                        self.state = State::SizeLf;
-                    } else if (b < 0x20 && b != b'\t') || b == 0x7f {
-                        return Err(400);
-                    }
+                    };
                     self.line_len += 1;
                     if self.line_len > MAX_SIZE_LINE {
                         return Err(400);
@@ -157,7 +222,7 @@ impl ChunkedDecoder {
                     if self.size == 0 {
                         self.state = State::TrailerLineStart;
                     } else {
-                        if self.decoded as u64 + self.size > max_body as u64 {
+                        if (self.decoded as u64).saturating_add(self.size) > max_body as u64 {
                             return Err(413);
                         }
                         self.state = State::Data;
@@ -188,15 +253,22 @@ impl ChunkedDecoder {
                     self.state = State::Size;
                     read += 1;
                 }
-                State::TrailerLineStart | State::TrailerLine => {
-                    let at_start = self.state == State::TrailerLineStart;
-                    if b == b'\r' {
-                        self.state = State::TrailerLf { empty: at_start };
-                    } else if b == b'\n' || b == 0 {
-                        return Err(400);
-                    } else {
-                        self.state = State::TrailerLine;
-                    }
+                State::TrailerLineStart | State::TrailerName | State::TrailerValue => {
+                    // trailer-section = *( field-line CRLF ), field-line =
+                    // field-name ":" OWS field-value OWS (RFC 9112 7.1.2,
+                    // 5): the same syntax as a header line, so no space
+                    // before the colon and no obs-fold. The fields are then
+                    // discarded (7.1.2 allows it): none can change framing.
+                    self.state = match (self.state, b) {
+                        (State::TrailerLineStart, b'\r') => State::TrailerLf { empty: true },
+                        (State::TrailerLineStart | State::TrailerName, _) if TOKEN[b as usize] => {
+                            State::TrailerName
+                        }
+                        (State::TrailerName, b':') => State::TrailerValue,
+                        (State::TrailerValue, b'\r') => State::TrailerLf { empty: false },
+                        (State::TrailerValue, _) if field_value_byte(b) => State::TrailerValue,
+                        _ => return Err(400),
+                    };
                     self.trailer_bytes += 1;
                     if self.trailer_bytes > max_trailer {
                         return Err(431);
@@ -284,12 +356,35 @@ mod tests {
         assert_eq!(decode_all(b"zz\r\n", 64).unwrap_err(), 400);
         assert_eq!(decode_all(b"3\nabc\r\n0\r\n\r\n", 64).unwrap_err(), 400);
         assert_eq!(decode_all(b"3\r\nabcX\r\n0\r\n\r\n", 64).unwrap_err(), 400);
-        assert_eq!(decode_all(b"fffffffffffffffff\r\n", 64).unwrap_err(), 400);
+        assert_eq!(decode_all(b"fffffffffffffffff\r\n", 64).unwrap_err(), 413);
         assert_eq!(decode_all(b"200000\r\n", 64).unwrap_err(), 413);
         assert_eq!(
             decode_all(b"2 erfrferferf\r\naa\r\n0\r\n\r\n", 64).unwrap_err(),
             400
         );
-        assert!(decode_all(b"2 ;x=y\r\naa\r\n0 \r\n\r\n", 64).is_ok());
+        assert!(decode_all(b"2 ;x=y\r\naa\r\n0\r\n\r\n", 64).is_ok());
+        assert_eq!(decode_all(b"0 \r\n\r\n", 64).unwrap_err(), 400);
+        assert!(decode_all(b"0000000000000000000001\r\na\r\n0\r\n\r\n", 64).is_ok());
+        assert!(decode_all(b"1 ; a = b ;c=\"q\\\"\" ; d\r\na\r\n0;e=\"\"\r\n\r\n", 64).is_ok());
+        for bad in [
+            &b"1;\r\na\r\n0\r\n\r\n"[..],
+            b"1;a b\r\na\r\n0\r\n\r\n",
+            b"1;a=\r\na\r\n0\r\n\r\n",
+            b"1;a=\"x\r\na\r\n0\r\n\r\n",
+            b"1;a=b \r\na\r\n0\r\n\r\n",
+            b"1;a@b\r\na\r\n0\r\n\r\n",
+            b"0\r\nX y\r\n\r\n",
+            b"0\r\nX : y\r\n\r\n",
+            b"0\r\n: y\r\n\r\n",
+            b"0\r\nX: y\r\n z\r\n\r\n",
+            b"0\r\nX: a\x01b\r\n\r\n",
+        ] {
+            assert_eq!(
+                decode_all(bad, 64).unwrap_err(),
+                400,
+                "{}",
+                bad.escape_ascii()
+            );
+        }
     }
 }

@@ -23,6 +23,11 @@ pub struct ParseLimits {
     pub max_headers: usize,
     /// Largest body a Content-Length may announce; larger gets 413.
     pub max_body_bytes: usize,
+    /// Every client connection comes from a trusted gateway that secured
+    /// the client's own connection (TLS terminated in front): a request for
+    /// an `https` target URI is then not misdirected (RFC 9110 7.4).
+    /// Default false: such a request gets 421.
+    pub trusted_gateway: bool,
 }
 
 impl Default for ParseLimits {
@@ -32,6 +37,7 @@ impl Default for ParseLimits {
             max_header_bytes: 16 * 1024,
             max_headers: 64,
             max_body_bytes: 1024 * 1024,
+            trusted_gateway: false,
         }
     }
 }

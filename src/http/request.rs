@@ -78,6 +78,42 @@ const KNOWN_METHODS: [&str; 8] = [
 
 /// Parses the head at the start of `buf`, filling `headers` with spans.
 pub fn parse_head(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) -> Parsed {
+    match parse_head_inner(buf, limits, headers) {
+        Inner::Done(parsed) => parsed,
+        Inner::HigherMinor { digit_at } => {
+            // "HTTP/1.x" with x > 1: RFC 9110 2.5 says to process it as the
+            // highest 1.x we implement, 1.1. httparse knows only 1.0 and
+            // 1.1, so a copy of the head with the digit set to 1 is parsed
+            // instead (at most one byte past max_header_bytes: enough to
+            // tell a complete head from an oversized one). The results are
+            // offsets, as valid in `buf` as in the copy. A rare request, so
+            // the copy costs the common path nothing.
+            let mut copy = buf[..buf.len().min(limits.max_header_bytes + 1)].to_vec();
+            copy[digit_at] = b'1';
+            match parse_head_inner(&copy, limits, headers) {
+                Inner::Done(parsed) => parsed,
+                Inner::HigherMinor { .. } => Parsed::Error(400),
+            }
+        }
+    }
+}
+
+enum Inner {
+    Done(Parsed),
+    /// A complete request line whose version is `HTTP/1.x` with x > 1;
+    /// the digit x is at `digit_at`.
+    HigherMinor {
+        digit_at: usize,
+    },
+}
+
+impl From<Parsed> for Inner {
+    fn from(p: Parsed) -> Inner {
+        Inner::Done(p)
+    }
+}
+
+fn parse_head_inner(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) -> Inner {
     headers.clear();
     // Leading empty lines before a request line are ignored (RFC 9112 2.2),
     // but only a few, so they cannot be used to stall the parser.
@@ -88,7 +124,7 @@ pub fn parse_head(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan
         None => buf.len() - usize::from(buf.last() == Some(&b'\r')),
     };
     if line_len > limits.max_request_line {
-        return Parsed::Error(414);
+        return Parsed::Error(414).into();
     }
     // Uninitialised: filling 128 empty headers per request would cost more
     // than parsing a typical request.
@@ -97,56 +133,52 @@ pub fn parse_head(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan
     let mut req = httparse::Request::new(&mut []);
     let status = match req.parse_with_uninit_headers(buf, &mut raw[..limits.max_headers]) {
         Ok(s) => s,
-        Err(httparse::Error::TooManyHeaders) => return Parsed::Error(431),
+        Err(httparse::Error::TooManyHeaders) => return Parsed::Error(431).into(),
         // httparse rejects a version as soon as it sees a byte that cannot
         // be "HTTP/1.x", even before the line is complete: decide only on
         // a complete request line, so the answer never depends on how the
         // bytes were split (the line-length limit bounds the wait).
-        Err(httparse::Error::Version) if line_end.is_none() => return Parsed::Partial,
-        Err(httparse::Error::Version) => return Parsed::Error(version_error_status(buf)),
-        Err(_) => return Parsed::Error(400),
+        Err(httparse::Error::Version) => {
+            return match version_error(buf) {
+                VersionError::HigherMinor(digit_at) => Inner::HigherMinor { digit_at },
+                VersionError::Status(s) => Parsed::Error(s).into(),
+                VersionError::Incomplete => Parsed::Partial.into(),
+            }
+        }
+        Err(_) => return Parsed::Error(400).into(),
     };
     let head_len = match status {
         httparse::Status::Partial => {
             if buf.len() > limits.max_header_bytes {
-                return Parsed::Error(431);
+                return Parsed::Error(431).into();
             }
-            return Parsed::Partial;
+            return Parsed::Partial.into();
         }
         httparse::Status::Complete(n) => n,
     };
     if head_len > limits.max_header_bytes {
-        return Parsed::Error(431);
+        return Parsed::Error(431).into();
     }
     if !strict_line_endings(&buf[..head_len]) {
-        return Parsed::Error(400);
+        return Parsed::Error(400).into();
     }
     let method = req.method.unwrap_or("");
     let target = req.path.unwrap_or("");
     let minor_version = req.version.unwrap_or(1);
     if minor_version > 1 {
-        return Parsed::Error(505);
+        return Parsed::Error(505).into();
     }
     if !KNOWN_METHODS.contains(&method) {
-        return Parsed::Error(501);
+        return Parsed::Error(501).into();
     }
 
-    // Split the target into path and query.
-    let target_bytes = target.as_bytes();
-    let path_bytes =
-        if target_bytes.first() == Some(&b'/') || (method == "OPTIONS" && target_bytes == b"*") {
-            target_bytes
-        } else if let Some(after_scheme) = strip_scheme(target_bytes) {
-            // absolute-form: the path starts at the first '/' after the authority.
-            match after_scheme.iter().position(|&b| b == b'/' || b == b'?') {
-                Some(p) => &after_scheme[p..],
-                // "http://host" means "/" (RFC 9110 4.2.3): an empty path,
-                // which Request_Path reports as "/".
-                None => &after_scheme[after_scheme.len()..],
-            }
-        } else {
-            return Parsed::Error(400);
-        };
+    // The request-target (RFC 9112 3.2): its form, its syntax, and the
+    // path and query the application sees.
+    let target = match classify_target(method, target.as_bytes()) {
+        Ok(t) => t,
+        Err(status) => return Parsed::Error(status).into(),
+    };
+    let path_bytes = target.path_and_query;
     let (path, query, query_mark) = match path_bytes.iter().position(|&b| b == b'?') {
         Some(q) => (
             Span::of(buf, &path_bytes[..q]),
@@ -161,6 +193,7 @@ pub fn parse_head(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan
     let mut chunked_last = false;
     let mut unknown_coding = false;
     let mut hosts = 0;
+    let mut host_value: &[u8] = b"";
     let mut conn_close = false;
     let mut conn_keep_alive = false;
     let mut expect_continue = false;
@@ -173,10 +206,10 @@ pub fn parse_head(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan
         let value = h.value;
         if name.eq_ignore_ascii_case("content-length") {
             let Some(n) = parse_content_length(value) else {
-                return Parsed::Error(400);
+                return Parsed::Error(400).into();
             };
             if content_length.is_some_and(|prev| prev != n) {
-                return Parsed::Error(400);
+                return Parsed::Error(400).into();
             }
             content_length = Some(n);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
@@ -189,7 +222,7 @@ pub fn parse_head(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan
                 if coding.eq_ignore_ascii_case(b"chunked") {
                     if chunked_last {
                         // chunked applied twice
-                        return Parsed::Error(400);
+                        return Parsed::Error(400).into();
                     }
                     chunked_last = true;
                 } else {
@@ -199,8 +232,9 @@ pub fn parse_head(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan
             }
         } else if name.eq_ignore_ascii_case("host") {
             hosts += 1;
+            host_value = value;
             if !valid_host(value) {
-                return Parsed::Error(400);
+                return Parsed::Error(400).into();
             }
         } else if name.eq_ignore_ascii_case("connection") {
             for token in value.split(|&b| b == b',') {
@@ -215,23 +249,34 @@ pub fn parse_head(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan
             if trim_ows(value).eq_ignore_ascii_case(b"100-continue") {
                 expect_continue = true;
             } else {
-                return Parsed::Error(417);
+                return Parsed::Error(417).into();
             }
         }
     }
     if (minor_version == 1 && hosts != 1) || hosts > 1 {
-        return Parsed::Error(400);
+        return Parsed::Error(400).into();
+    }
+    // absolute-form: the target's authority is the one that counts (RFC
+    // 9112 3.2.2) and the client must have sent it as Host too (RFC 9112
+    // 3.2). The application reads Host, so a Host that names another
+    // authority is refused rather than silently overruled.
+    if let Some(authority) = target.authority {
+        if hosts == 1 && !host_value.eq_ignore_ascii_case(authority) {
+            return Parsed::Error(400).into();
+        }
     }
     let framing = if transfer_encoding {
         if content_length.is_some() || minor_version == 0 {
             // Both framings at once is the classic smuggling vector.
-            return Parsed::Error(400);
-        }
-        if unknown_coding {
-            return Parsed::Error(501);
+            return Parsed::Error(400).into();
         }
         if !chunked_last {
-            return Parsed::Error(400);
+            // RFC 9112 6.3 (4): the body length cannot be determined; a
+            // MUST, so it wins over 6.1's SHOULD (501 for an unknown coding).
+            return Parsed::Error(400).into();
+        }
+        if unknown_coding {
+            return Parsed::Error(501).into();
         }
         Framing::Chunked
     } else {
@@ -240,9 +285,15 @@ pub fn parse_head(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan
             Some(n) => Framing::Length(n),
         }
     };
+    // A target this server is not the origin for (RFC 9110 7.4): another
+    // scheme, or https over a connection the core did not see secured.
+    if target.scheme == Scheme::Other || (target.scheme == Scheme::Https && !limits.trusted_gateway)
+    {
+        return Parsed::Error(421).into();
+    }
     if let Framing::Length(n) = framing {
         if n > limits.max_body_bytes as u64 {
-            return Parsed::Error(413);
+            return Parsed::Error(413).into();
         }
     }
     let keep_alive = if minor_version == 1 {
@@ -262,18 +313,38 @@ pub fn parse_head(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan
         expect_continue: expect_continue && minor_version == 1,
         is_head_method: method == "HEAD",
     })
+    .into()
+}
+
+enum VersionError {
+    /// The request line is not complete yet: httparse rejects a version as
+    /// soon as it sees a byte that cannot be "HTTP/1.x", but the answer is
+    /// decided only on a complete line, so that it never depends on how the
+    /// bytes were split (the line-length limit bounds the wait).
+    Incomplete,
+    Status(u16),
+    /// `HTTP/1.x`, x > 1, at this offset.
+    HigherMinor(usize),
 }
 
 /// httparse reports any malformed request line whose third part is not
 /// HTTP/1.x as a version error. Only a well-formed line asking for another
-/// version (`HTTP/d.d`) is a 505; anything else (a space inside the target,
-/// garbage) is a 400.
-fn version_error_status(buf: &[u8]) -> u16 {
-    let end = buf
+/// version (`HTTP/d.d`) is a 505, or, for 1.2 to 1.9, a 1.1 request;
+/// anything else (a space inside the target, garbage) is a 400.
+fn version_error(buf: &[u8]) -> VersionError {
+    // The empty lines httparse skips before the request line (RFC 9112 2.2).
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let Some(end) = buf[start..]
         .iter()
         .position(|&b| b == b'\r' || b == b'\n')
-        .unwrap_or(buf.len());
-    let parts: Vec<&[u8]> = buf[..end].split(|&b| b == b' ').collect();
+        .map(|e| start + e)
+    else {
+        return VersionError::Incomplete;
+    };
+    let parts: Vec<&[u8]> = buf[start..end].split(|&b| b == b' ').collect();
     match parts.as_slice() {
         [_, _, v]
             if v.len() == 8
@@ -282,27 +353,230 @@ fn version_error_status(buf: &[u8]) -> u16 {
                 && v[6] == b'.'
                 && v[7].is_ascii_digit() =>
         {
-            505
+            if v[5] == b'1' {
+                VersionError::HigherMinor(end - 1)
+            } else {
+                VersionError::Status(505)
+            }
         }
-        _ => 400,
+        _ => VersionError::Status(400),
     }
 }
 
-/// A Host value is `uri-host [ ":" port ]` (RFC 9112 3.2): no spaces, no
-/// list of hosts, only the characters a reg-name, an IP literal or a port
-/// can hold. (A table: this runs for every request.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scheme {
+    /// origin-form or asterisk-form: no scheme of its own.
+    None,
+    Http,
+    Https,
+    /// An absolute-URI with a scheme this server does not serve.
+    Other,
+}
+
+struct Target<'a> {
+    scheme: Scheme,
+    /// The authority of an http or https absolute-form target.
+    authority: Option<&'a [u8]>,
+    /// What the application sees as path and query: the target itself
+    /// (origin-form, "*"), or the part after the authority (absolute-form;
+    /// empty for "http://host", which Request_Path reports as "/").
+    path_and_query: &'a [u8],
+}
+
+/// The form of the request-target (RFC 9112 3.2) and whether its syntax is
+/// valid (RFC 3986 via RFC 9110 4.1); Err is the status to refuse with.
+fn classify_target<'a>(method: &str, target: &'a [u8]) -> Result<Target<'a>, u16> {
+    if target.first() == Some(&b'/') {
+        // origin-form = absolute-path [ "?" query ]
+        if !valid_path_query(target) {
+            return Err(400);
+        }
+        return Ok(Target {
+            scheme: Scheme::None,
+            authority: None,
+            path_and_query: target,
+        });
+    }
+    if target == b"*" {
+        // asterisk-form, only for a server-wide OPTIONS (RFC 9112 3.2.4).
+        if method != "OPTIONS" {
+            return Err(400);
+        }
+        return Ok(Target {
+            scheme: Scheme::None,
+            authority: None,
+            path_and_query: target,
+        });
+    }
+    // absolute-form = absolute-URI = scheme ":" hier-part [ "?" query ]
+    let Some(colon) = target.iter().position(|&b| b == b':') else {
+        return Err(400);
+    };
+    let (scheme, rest) = (&target[..colon], &target[colon + 1..]);
+    if !valid_scheme(scheme) {
+        return Err(400);
+    }
+    let https = scheme.eq_ignore_ascii_case(b"https");
+    if !https && !scheme.eq_ignore_ascii_case(b"http") {
+        // A syntactically valid URI of another scheme: misdirected (421),
+        // decided after the rest of the head; junk: 400.
+        if !valid_uri_chars(rest) {
+            return Err(400);
+        }
+        return Ok(Target {
+            scheme: Scheme::Other,
+            authority: None,
+            // Empty, but inside the buffer: spans are offsets into it.
+            path_and_query: &target[target.len()..],
+        });
+    }
+    // http-URI = "http" "://" authority path-abempty [ "?" query ]
+    // (RFC 9110 4.2.1; https the same, 4.2.2).
+    let Some(after) = rest.strip_prefix(b"//") else {
+        return Err(400);
+    };
+    let end = after
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(after.len());
+    let (authority, path_and_query) = after.split_at(end);
+    // A userinfo ("user@host") is refused (RFC 9110 4.2.4: treat it as an
+    // error), and so is an empty host (4.2.1: MUST reject as invalid).
+    if authority.contains(&b'@') || !valid_host(authority) {
+        return Err(400);
+    }
+    match split_port(authority) {
+        Some((host, _)) if !host.is_empty() => {}
+        _ => return Err(400),
+    }
+    if !valid_path_query(path_and_query) {
+        return Err(400);
+    }
+    Ok(Target {
+        scheme: if https { Scheme::Https } else { Scheme::Http },
+        authority: Some(authority),
+        path_and_query,
+    })
+}
+
+/// RFC 3986 unreserved and sub-delims, plus ":" and "@": a pchar without
+/// the percent-encoding.
+const PCHAR: [bool; 256] = super::alnum_and(b"-._~!$&'()*+,;=:@");
+/// A path and its query: pchar, "/" and (only in the query) "?".
+static PATH_CHARS: [bool; 256] = super::alnum_and(b"-._~!$&'()*+,;=:@/");
+/// Everything an absolute-URI of another scheme may hold after "scheme:".
+static URI_CHARS: [bool; 256] = super::alnum_and(b"-._~!$&'()*+,;=:@/?[]");
+
+/// `path-abempty [ "?" query ]` (or an absolute-path): pchar and "/", then
+/// after the first "?" also "?"; "%" only as "%" HEXDIG HEXDIG; no
+/// fragment, no space, no non-ASCII byte.
+fn valid_path_query(s: &[u8]) -> bool {
+    // The first "?" starts the query, where "?" is a plain character: so
+    // "?" is valid anywhere.
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        if PATH_CHARS[b as usize] || b == b'?' {
+            i += 1;
+        } else if b == b'%' && pct_encoded(s, i) {
+            i += 3;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+fn valid_uri_chars(s: &[u8]) -> bool {
+    let mut i = 0;
+    while i < s.len() {
+        if URI_CHARS[s[i] as usize] {
+            i += 1;
+        } else if s[i] == b'%' && pct_encoded(s, i) {
+            i += 3;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+fn pct_encoded(s: &[u8], at: usize) -> bool {
+    s.len() > at + 2 && s[at + 1].is_ascii_hexdigit() && s[at + 2].is_ascii_hexdigit()
+}
+
+/// scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+fn valid_scheme(s: &[u8]) -> bool {
+    s.first().is_some_and(u8::is_ascii_alphabetic)
+        && s.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
+}
+
+/// `uri-host [ ":" port ]` split into host and port (None when the port
+/// is not all digits or an IP literal is not closed).
+fn split_port(value: &[u8]) -> Option<(&[u8], &[u8])> {
+    let host_end = if value.first() == Some(&b'[') {
+        value.iter().position(|&b| b == b']')? + 1
+    } else {
+        value.iter().position(|&b| b == b':').unwrap_or(value.len())
+    };
+    let (host, rest) = value.split_at(host_end);
+    let port = match rest.split_first() {
+        None => rest,
+        Some((b':', port)) => port,
+        Some(_) => return None,
+    };
+    port.iter().all(u8::is_ascii_digit).then_some((host, port))
+}
+
+/// A Host value is `uri-host [ ":" port ]` (RFC 9112 3.2, RFC 9110 7.2):
+/// uri-host = IP-literal / IPv4address / reg-name (RFC 3986 3.2.2), port =
+/// *DIGIT. An empty value is valid (RFC 9110 7.2), and so is an empty
+/// reg-name before a port.
 fn valid_host(value: &[u8]) -> bool {
-    static HOST_CHARS: [bool; 256] = super::alnum_and(b"-._~!$&'()*+;=:[]%");
-    value.iter().all(|&b| HOST_CHARS[b as usize])
-}
-
-fn strip_scheme(target: &[u8]) -> Option<&[u8]> {
-    for scheme in [&b"http://"[..], &b"https://"[..]] {
-        if target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
-            return Some(&target[scheme.len()..]);
+    // The common case, a name or address with an optional port, is one
+    // table lookup per byte.
+    static SIMPLE: [bool; 256] = super::alnum_and(b"-._~!$&'()*+,;=:");
+    if value.iter().all(|&b| SIMPLE[b as usize])
+        && value.iter().filter(|&&b| b == b':').count() <= 1
+    {
+        return split_port(value).is_some();
+    }
+    let Some((host, _port)) = split_port(value) else {
+        return false;
+    };
+    if let Some(literal) = host.strip_prefix(b"[").and_then(|h| h.strip_suffix(b"]")) {
+        return valid_ip_literal(literal);
+    }
+    // reg-name = *( unreserved / pct-encoded / sub-delims )
+    let mut i = 0;
+    while i < host.len() {
+        let b = host[i];
+        if PCHAR[b as usize] && b != b':' && b != b'@' {
+            i += 1;
+        } else if b == b'%' && pct_encoded(host, i) {
+            i += 3;
+        } else {
+            return false;
         }
     }
-    None
+    true
+}
+
+/// IP-literal = "[" ( IPv6address / IPvFuture ) "]", without the brackets.
+fn valid_ip_literal(s: &[u8]) -> bool {
+    if let Some(rest) = s.strip_prefix(b"v").or_else(|| s.strip_prefix(b"V")) {
+        // IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )
+        let Some(dot) = rest.iter().position(|&b| b == b'.') else {
+            return false;
+        };
+        let (version, tail) = (&rest[..dot], &rest[dot + 1..]);
+        return !version.is_empty()
+            && version.iter().all(u8::is_ascii_hexdigit)
+            && !tail.is_empty()
+            && tail.iter().all(|&b| PCHAR[b as usize] && b != b'@');
+    }
+    std::str::from_utf8(s).is_ok_and(|t| t.parse::<std::net::Ipv6Addr>().is_ok())
 }
 
 /// Every LF must follow a CR and every CR must precede an LF: httparse
@@ -321,9 +595,11 @@ fn strict_line_endings(head: &[u8]) -> bool {
     mismatches == 0 && first != b'\n' && last != b'\r'
 }
 
-/// 1*DIGIT with no sign, no spaces and no overflow.
+/// Content-Length = 1*DIGIT, no sign and no spaces. Any such value is valid
+/// (RFC 9110 8.6), however large: one past u64 saturates, and is then
+/// refused by the body limit (413), not as malformed.
 fn parse_content_length(value: &[u8]) -> Option<u64> {
-    if value.is_empty() || value.len() > 19 {
+    if value.is_empty() {
         return None;
     }
     let mut n: u64 = 0;
@@ -331,7 +607,7 @@ fn parse_content_length(value: &[u8]) -> Option<u64> {
         if !b.is_ascii_digit() {
             return None;
         }
-        n = n * 10 + (b - b'0') as u64;
+        n = n.saturating_mul(10).saturating_add((b - b'0') as u64);
     }
     Some(n)
 }
@@ -382,11 +658,16 @@ mod tests {
         );
         assert_eq!(
             status(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            400,
+            "chunked not final"
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
             501
         );
         assert_eq!(
             status(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n"),
-            501
+            400
         );
         assert_eq!(
             status(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"),
@@ -405,6 +686,15 @@ mod tests {
         );
         assert_eq!(status(b"GET / HTTP/1.1\r\nHost : a\r\n\r\n"), 400);
         assert_eq!(status(b"GET / HTTP/9.9\r\nHost: a\r\n\r\n"), 505);
+        assert_eq!(status(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n"), 200);
+        assert_eq!(status(b"GET / HTTP/1.2\r\nHost: a\r\n"), 0);
+        assert_eq!(status(b"\r\nGET / HTTP/1.2\r\nHost: a\r\n\r\n"), 200);
+        assert_eq!(status(b"\r\nGET / HTTP/2.0\r\nHost: a\r\n\r\n"), 505);
+        assert_eq!(status(b"\nGET / HTTP/1.2\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(status(b"GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n"), 421);
+        assert_eq!(status(b"GET /#f HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(status(b"GET / HTTP/1.1\r\nHost: a:b:c\r\n\r\n"), 400);
+        assert_eq!(status(b"GET https://a/ HTTP/1.1\r\nHost: a\r\n\r\n"), 421);
         assert_eq!(status(b"BREW / HTTP/1.1\r\nHost: a\r\n\r\n"), 501);
         assert_eq!(status(b"GET /\0 HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
         assert_eq!(
@@ -415,6 +705,56 @@ mod tests {
         let mut long = b"GET /".to_vec();
         long.extend(std::iter::repeat_n(b'a', 9000));
         assert_eq!(status(&long), 414);
+    }
+
+    #[test]
+    fn host_syntax() {
+        for ok in [
+            &b""[..],
+            b"a",
+            b"a:",
+            b"a:80",
+            b":80",
+            b"1.2.3.4:8",
+            b"[::1]",
+            b"[::1]:80",
+            b"[v7.a:b]",
+            b"a%20b",
+            b"a,b;c=d",
+        ] {
+            assert!(valid_host(ok), "{}", ok.escape_ascii());
+        }
+        for bad in [
+            &b"a:b"[..],
+            b"a:1:2",
+            b"[::1",
+            b"::1",
+            b"[::1]x",
+            b"[x]",
+            b"[v.a]",
+            b"a]",
+            b"a%2",
+            b"a%zz",
+            b"u@a",
+            b"a/b",
+            b"a b",
+            b"a\xff",
+        ] {
+            assert!(!valid_host(bad), "{}", bad.escape_ascii());
+        }
+    }
+
+    #[test]
+    fn higher_minor_spans() {
+        let raw = b"GET /x?q HTTP/1.7\r\nHost: h\r\n\r\n";
+        let Parsed::Complete(head) = parse(raw) else {
+            panic!("expected complete")
+        };
+        assert_eq!(head.minor_version, 1);
+        assert!(head.keep_alive);
+        assert_eq!(head.path.slice(raw), b"/x");
+        assert_eq!(head.query.slice(raw), b"q");
+        assert_eq!(head.len, raw.len());
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct Limits {
     pub output_high_water: usize,
     /// Bytes of a `Server: ...\r\n` line, or empty.
     pub server_line: Vec<u8>,
+    /// See `ParseLimits::trusted_gateway`.
+    pub trusted_gateway: bool,
 }
 
 impl Default for Limits {
@@ -49,6 +51,7 @@ impl Default for Limits {
             max_body_bytes: parse.max_body_bytes,
             output_high_water: 256 * 1024,
             server_line: Vec::new(),
+            trusted_gateway: parse.trusted_gateway,
         }
     }
 }
@@ -61,6 +64,7 @@ impl Limits {
             max_header_bytes: self.max_header_bytes,
             max_headers: self.max_headers,
             max_body_bytes: self.max_body_bytes,
+            trusted_gateway: self.trusted_gateway,
         }
     }
 }

@@ -142,6 +142,12 @@ impl EventLoop {
         self.handlers = handlers;
     }
 
+    /// See `ParseLimits::trusted_gateway`.
+    pub fn set_trusted_gateway(&mut self, trusted: bool) {
+        self.sh.limits.trusted_gateway = trusted;
+        self.sh.parse_limits = self.sh.limits.parse();
+    }
+
     pub fn handlers(&self) -> Handlers {
         self.handlers
     }

@@ -354,8 +354,9 @@ pub fn valid_cases() -> Vec<Case> {
             "GET http://a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n")
             .get(ok(HELLO))
             .keep(),
-        case("absolute_form_https_query", "absolute-form with https and a query",
+        case("absolute_form_https_query", "RFC 9110 7.4: an https target behind a trusted TLS gateway (Connection_SetTrustedGateway) is served",
             "POST https://a.example/echo?x=1 HTTP/1.1\r\nHost: a.example\r\nContent-Length: 2\r\n\r\nhi")
+            .limits(limits(|l| l.trusted_gateway = true))
             .resp("POST", ok(b"hi"))
             .keep(),
         case("absolute_form_empty_path", "RFC 9110 4.2.3: http://host and http://host/ are equivalent (empty path is /)",
@@ -418,6 +419,95 @@ pub fn valid_cases() -> Vec<Case> {
         case("header_bytes_at_limit", "max_header_bytes: a head of exactly the limit is accepted",
             get_head_of_len(256))
             .limits(limits(|l| l.max_header_bytes = 256))
+            .get(ok(HELLO))
+            .keep(),
+        // --- RFC 9112 / RFC 9110 requirements matrix (docs/RFC9112.md) ---
+        case("http12_as_11", "RFC 9110 2.5: a higher minor version (HTTP/1.2) is processed as HTTP/1.1; the answer says HTTP/1.1",
+            "GET / HTTP/1.2\r\nHost: a\r\n\r\n")
+            .get(ok(HELLO).without("Connection"))
+            .keep(),
+        case("http12_after_empty_line", "RFC 9112 2.2 + RFC 9110 2.5: an empty line, then an HTTP/1.2 request line",
+            "\r\nGET / HTTP/1.2\r\nHost: a\r\n\r\n")
+            .get(ok(HELLO))
+            .keep(),
+        case("http19_chunked_post", "RFC 9110 2.5: HTTP/1.9 is HTTP/1.1 to us: chunked allowed, persistent, 100-continue honoured",
+            "POST /echo HTTP/1.9\r\nHost: a\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+            .cut_after_head()
+            .resp("POST", ok(b"hi").after_continue())
+            .keep(),
+        case("target_all_pchars", "RFC 9112 3.2.1 / RFC 3986: every pchar, pct-encoding, '/' and '?' in the query are valid in origin-form",
+            "GET /a-._~!$&'()*+,;=:@/%2F%c3%A9?q=/?x%20y&z=:@ HTTP/1.1\r\nHost: a\r\n\r\n")
+            .get(ok(NOT_FOUND))
+            .map_status(404)
+            .keep(),
+        case("target_empty_segments", "RFC 3986: absolute-path = 1*( \"/\" segment ); segments may be empty",
+            "GET //x// HTTP/1.1\r\nHost: a\r\n\r\n")
+            .get(ok(NOT_FOUND))
+            .map_status(404)
+            .keep(),
+        case("host_ipv6_port", "RFC 9110 7.2: Host = uri-host [ \":\" port ]; an IPv6 literal with a port",
+            "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n")
+            .get(ok(HELLO))
+            .keep(),
+        case("host_ipv4_mapped", "RFC 3986 3.2.2: an IPv6 literal with an embedded IPv4 address",
+            "GET / HTTP/1.1\r\nHost: [::ffff:192.0.2.1]\r\n\r\n")
+            .get(ok(HELLO))
+            .keep(),
+        case("host_ipvfuture", "RFC 3986 3.2.2: IPvFuture literal",
+            "GET / HTTP/1.1\r\nHost: [v1.fe80::a+en1]\r\n\r\n")
+            .get(ok(HELLO))
+            .keep(),
+        case("host_empty_port", "RFC 3986 3.2.3: port = *DIGIT, so \"a:\" is valid",
+            "GET / HTTP/1.1\r\nHost: a:\r\n\r\n")
+            .get(ok(HELLO))
+            .keep(),
+        case("host_pct_encoded", "RFC 3986 3.2.2: reg-name may hold pct-encoded octets and sub-delims",
+            "GET / HTTP/1.1\r\nHost: xn--a%41!$&'()*+,;=.example:80\r\n\r\n")
+            .get(ok(HELLO))
+            .keep(),
+        case("absolute_form_host_case", "RFC 9112 3.2.2: the target's authority counts; Host names the same authority (case-insensitively)",
+            "GET http://A.Example:8080/ HTTP/1.1\r\nHost: a.example:8080\r\n\r\n")
+            .get(ok(HELLO))
+            .keep(),
+        case("absolute_form_query_no_path", "RFC 9110 4.2.3: http://host?q has an empty path, which is /",
+            "GET HTTP://a.example?x=1 HTTP/1.1\r\nHost: a.example\r\n\r\n")
+            .get(ok(HELLO))
+            .keep(),
+        case("absolute_form_ipv6", "absolute-form with an IPv6 literal and a port",
+            "GET http://[2001:db8::1]:81/ HTTP/1.1\r\nHost: [2001:db8::1]:81\r\n\r\n")
+            .get(ok(HELLO))
+            .keep(),
+        case("absolute_form_http10_no_host", "RFC 9112 3.2: Host is required in HTTP/1.1 only; an HTTP/1.0 absolute-form request may omit it",
+            "GET http://a.example/ HTTP/1.0\r\n\r\n")
+            .get(ok(HELLO).with("Connection: close"))
+            .close(),
+        case("header_obs_text", "RFC 9110 5.5: obs-text in a field value is kept as opaque bytes",
+            b"GET /head HTTP/1.1\r\nHost: a\r\nX-A: caf\xe9\r\n\r\n")
+            .get(ok(b"Host=a\nX-A=caf\xe9\n"))
+            .keep(),
+        case("connection_empty_elements", "RFC 9110 5.6.1: empty list elements are ignored (Connection: , close,)",
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: , close,\r\n\r\n")
+            .get(ok(HELLO).with("Connection: close"))
+            .close(),
+        case("http10_chunked_response", "RFC 9112 6.1: no Transfer-Encoding in a response to HTTP/1.0; the body ends with the close",
+            "GET /chunked HTTP/1.0\r\n\r\n")
+            .get(ok(b"one two three").without("Transfer-Encoding").with("Connection: close"))
+            .close(),
+        case("expect_continue_no_body", "RFC 9110 10.1.1: no content follows, so no 100 Continue (a server MAY omit it)",
+            "GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n")
+            .get(ok(HELLO))
+            .keep(),
+        case("chunk_ext_bws_quoted", "RFC 9112 7.1.1: BWS around ';' and '=', token and quoted-string values (with quoted-pair) are ignored",
+            "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2 ; a = b ;c=\"q\\\"; x\"\t;d\r\nhi\r\n0;e=\"\"\r\n\r\n")
+            .resp("POST", ok(b"hi"))
+            .keep(),
+        case("chunk_size_many_zeros", "RFC 9112 7.1: chunk-size = 1*HEXDIG; leading zeros do not count against any digit limit",
+            "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n000000000000000000000002\r\nhi\r\n00000000000000000000\r\n\r\n")
+            .resp("POST", ok(b"hi"))
+            .keep(),
+        case("trailer_framing_fields_ignored", "RFC 9112 7.1.2 / RFC 9110 6.5: trailer fields are discarded; Content-Length, Transfer-Encoding or Host there change nothing",
+            "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nHost: evil\r\nX-Empty:\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .resp("POST", ok(b"hi"))
             .get(ok(HELLO))
             .keep(),
         case("head_echoed_headers", "header names and values reach the handler (OWS trimmed)",
@@ -505,10 +595,10 @@ pub fn error_cases() -> Vec<Case> {
         .reject(400),
         case(
             "cl_overflow",
-            "a Content-Length that overflows 64 bits",
+            "RFC 9110 8.6: any 1*DIGIT Content-Length is valid, however large (no overflow): over max_body_bytes, 413",
             post("Content-Length: 99999999999999999999999\r\n", ""),
         )
-        .reject(400),
+        .reject(413),
         case(
             "cl_empty",
             "an empty Content-Length",
@@ -517,10 +607,10 @@ pub fn error_cases() -> Vec<Case> {
         .reject(400),
         case(
             "te_gzip",
-            "RFC 9112 6.1 / issue: unknown transfer coding: 501",
+            "RFC 9112 6.3 (4): chunked is not the final coding: 400 (a MUST; 6.1's SHOULD 501 applies only when chunked is final)",
             post("Transfer-Encoding: gzip\r\n", ""),
         )
-        .reject(501),
+        .reject(400),
         case(
             "te_gzip_chunked",
             "unknown coding before chunked: 501",
@@ -529,10 +619,10 @@ pub fn error_cases() -> Vec<Case> {
         .reject(501),
         case(
             "te_chunked_identity",
-            "unknown coding after chunked (issue: 501 for unknown codings)",
+            "RFC 9112 6.3 (4): a coding after chunked leaves chunked not final: 400",
             post("Transfer-Encoding: chunked, identity\r\n", "0\r\n\r\n"),
         )
-        .reject(501),
+        .reject(400),
         case(
             "te_empty",
             "RFC 9112 6.3: a Transfer-Encoding that does not end in chunked: 400",
@@ -670,13 +760,13 @@ pub fn error_cases() -> Vec<Case> {
         .reject(400),
         case(
             "chunk_size_overflow",
-            "a chunk size that overflows 64 bits",
+            "RFC 9112 7.1: a chunk size past 64 bits is read without overflow: over max_body_bytes, 413",
             post(
                 "Transfer-Encoding: chunked\r\n",
                 "fffffffffffffffffffff\r\nh\r\n0\r\n\r\n",
             ),
         )
-        .reject(400),
+        .reject(413),
         case(
             "chunk_size_0x",
             "0x prefix on a chunk size",
@@ -762,7 +852,7 @@ pub fn error_cases() -> Vec<Case> {
         case("trailing_space_request_line", "a space after the version", "GET / HTTP/1.1 \r\nHost: a\r\n\r\n").reject(400),
         case("double_space_request_line", "two spaces between method and target", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n").reject(400),
         case("leading_bare_lf", "a bare LF before the request line", "\nGET / HTTP/1.1\r\nHost: a\r\n\r\n").reject(400),
-        case("quoted_te", "a quoted coding is no coding this server knows: 501", post("Transfer-Encoding: \"chunked\"\r\n", "0\r\n\r\n")).reject(501),
+        case("quoted_te", "a quoted coding is not chunked, so chunked is not final: 400 (RFC 9112 6.3 (4))", post("Transfer-Encoding: \"chunked\"\r\n", "0\r\n\r\n")).reject(400),
         case("two_te_chunked_fields", "chunked twice across two fields", post("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n")).reject(400),
         case(
             "no_version",
@@ -893,6 +983,68 @@ pub fn error_cases() -> Vec<Case> {
             "GET / HTTP/9.9\r\nHost: a\r\n\r\n",
         )
         .reject(505),
+        // --- RFC 9112 / RFC 9110 requirements matrix (docs/RFC9112.md) ---
+        case("target_fragment", "RFC 9112 3.2.1: origin-form has no fragment: 400 (RFC 9112 3: invalid request-line SHOULD get 400)", "GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n").reject(400),
+        case("query_fragment", "a fragment after the query", "GET /?a=1#b HTTP/1.1\r\nHost: a\r\n\r\n").reject(400),
+        case("target_dquote", "RFC 3986: '\"' is not a URI character", "GET /a\"b HTTP/1.1\r\nHost: a\r\n\r\n").reject(400),
+        case("target_braces", "RFC 3986: '{' and '}' are not URI characters", "GET /{x} HTTP/1.1\r\nHost: a\r\n\r\n").reject(400),
+        case("target_angle_brackets", "RFC 3986: '<' and '>' are not URI characters", "GET /<script> HTTP/1.1\r\nHost: a\r\n\r\n").reject(400),
+        case("target_backslash", "RFC 3986: '\\' is not a URI character", "GET /a\\b HTTP/1.1\r\nHost: a\r\n\r\n").reject(400),
+        case("target_pipe_caret_backtick", "RFC 3986: '|', '^' and '`' are not URI characters", "GET /a?b|c^d`e HTTP/1.1\r\nHost: a\r\n\r\n").reject(400),
+        case("target_non_ascii", "RFC 3986: a byte above 0x7F must be pct-encoded", b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n").reject(400),
+        case("target_bad_pct", "RFC 3986 2.1: '%' must be followed by two hex digits", "GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n").reject(400),
+        case("target_short_pct", "a '%' cut short at the end of the target", "GET /a%4 HTTP/1.1\r\nHost: a\r\n\r\n").reject(400),
+        case("absolute_form_https_untrusted", "RFC 9110 7.4: an https target over a connection the core did not see secured: MUST reject (421)",
+            "GET https://a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n").reject(421),
+        case("absolute_form_other_scheme", "RFC 9110 7.4 / 15.5.20: a target URI of a scheme this server does not serve: 421",
+            "GET ftp://a.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n").reject(421),
+        case("authority_form_get", "RFC 9112 3.2.3: authority-form is only for CONNECT; a:80 then reads as an absolute-URI of scheme \"a\": 421",
+            "GET a:80 HTTP/1.1\r\nHost: a:80\r\n\r\n").reject(421),
+        case("authority_form_connect", "RFC 9110 9.1/9.3.6: CONNECT is not implemented: 501",
+            "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n").reject(501),
+        case("absolute_form_bad_scheme", "RFC 3986 3.1: a scheme starts with a letter", "GET 1http://a/ HTTP/1.1\r\nHost: a\r\n\r\n").reject(400),
+        case("absolute_form_no_slashes", "RFC 9110 4.2.1: http-URI = \"http\" \"://\" authority path-abempty [ \"?\" query ]",
+            "GET http:a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n").reject(400),
+        case("absolute_form_empty_host", "RFC 9110 4.2.1: an http URI with an empty host MUST be rejected as invalid",
+            "GET http:///x HTTP/1.1\r\nHost: \r\n\r\n").reject(400),
+        case("absolute_form_port_only", "an empty host with a port", "GET http://:80/ HTTP/1.1\r\nHost: :80\r\n\r\n").reject(400),
+        case("absolute_form_userinfo", "RFC 9110 4.2.4: userinfo in an http target is treated as an error",
+            "GET http://user:pw@a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n").reject(400),
+        case("absolute_form_bad_port", "RFC 3986 3.2.3: port = *DIGIT", "GET http://a.example:8x/ HTTP/1.1\r\nHost: a.example:8x\r\n\r\n").reject(400),
+        case("absolute_form_fragment", "no fragment in an absolute-form target either", "GET http://a.example/#x HTTP/1.1\r\nHost: a.example\r\n\r\n").reject(400),
+        case("absolute_form_host_mismatch", "RFC 9112 3.2.2/3.2: the client MUST send Host identical to the target's authority; a Host naming another one is refused (400), never used",
+            "GET http://a.example/ HTTP/1.1\r\nHost: b.example\r\n\r\n").reject(400),
+        case("host_two_colons", "RFC 9112 3.2: an invalid Host value: 400 (a MUST); reg-name has no ':'", "GET / HTTP/1.1\r\nHost: a:b:c\r\n\r\n").reject(400),
+        case("host_bad_port", "port = *DIGIT", "GET / HTTP/1.1\r\nHost: a:8o\r\n\r\n").reject(400),
+        case("host_unclosed_ipv6", "an IP literal without its ']'", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n").reject(400),
+        case("host_bad_ipv6", "an IP literal that is no IPv6 address", "GET / HTTP/1.1\r\nHost: [::g]\r\n\r\n").reject(400),
+        case("host_stray_bracket", "']' in a reg-name", "GET / HTTP/1.1\r\nHost: a]b\r\n\r\n").reject(400),
+        case("host_bad_pct", "'%' not followed by two hex digits", "GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n").reject(400),
+        case("host_userinfo", "Host carries no userinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n").reject(400),
+        case("host_with_path", "Host carries no path", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n").reject(400),
+        case("host_list", "Host is one authority, not a list", "GET / HTTP/1.1\r\nHost: a, b\r\n\r\n").reject(400),
+        case("host_invalid_http10", "RFC 9112 3.2: an invalid Host is a 400 in any request, HTTP/1.0 too", "GET / HTTP/1.0\r\nHost: a:b:c\r\n\r\n").reject(400),
+        case("two_hosts_http10", "RFC 9112 3.2: more than one Host line in any request: 400", "GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n").reject(400),
+        case("http30", "RFC 9110 2.5 / 15.6.6: major version 3 over HTTP/1.1 framing: 505", "GET / HTTP/3.0\r\nHost: a\r\n\r\n").reject(505),
+        case("http20_after_empty_line", "an empty line, then HTTP/2.0: still 505", "\r\nGET / HTTP/2.0\r\nHost: a\r\n\r\n").reject(505),
+        case("http09_version", "major version 0: 505", "GET / HTTP/0.9\r\nHost: a\r\n\r\n").reject(505),
+        case("http_two_digit_minor", "RFC 9112 2.3: HTTP-version = HTTP-name \"/\" DIGIT \".\" DIGIT: HTTP/1.10 is malformed (400)", "GET / HTTP/1.10\r\nHost: a\r\n\r\n").reject(400),
+        case("leading_space_request_line", "RFC 9112 3: no whitespace before the method", " GET / HTTP/1.1\r\nHost: a\r\n\r\n").reject(400),
+        case("header_value_del", "RFC 9110 5.5: DEL (a CTL) in a field value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x7fb\r\n\r\n").reject(400),
+        case("cl_list_same", "RFC 9110 8.6: a list of identical values MAY be rejected; we do (one value per line only)", post("Content-Length: 5, 5\r\n", "hello")).reject(400),
+        case("trailer_no_colon", "RFC 9112 7.1.2 / 5: a trailer line is a field-line: name, colon, value", post("Transfer-Encoding: chunked\r\n", "0\r\nX y\r\n\r\n")).reject(400),
+        case("trailer_space_before_colon", "RFC 9112 5.1 applied to trailers: no whitespace before the colon", post("Transfer-Encoding: chunked\r\n", "0\r\nX : y\r\n\r\n")).reject(400),
+        case("trailer_empty_name", "a trailer line without a name", post("Transfer-Encoding: chunked\r\n", "0\r\n: y\r\n\r\n")).reject(400),
+        case("trailer_obs_fold", "RFC 9112 5.2 applied to trailers: obs-fold is refused", post("Transfer-Encoding: chunked\r\n", "0\r\nX: y\r\n z\r\n\r\n")).reject(400),
+        case("trailer_ctl_value", "RFC 9110 5.5: a control byte in a trailer value", post("Transfer-Encoding: chunked\r\n", "0\r\nX: a\x01b\r\n\r\n")).reject(400),
+        case("trailer_name_delimiter", "a trailer name that is no token", post("Transfer-Encoding: chunked\r\n", "0\r\nX@Y: z\r\n\r\n")).reject(400),
+        case("chunk_size_trailing_ws", "RFC 9112 7.1.1: BWS only before ';': whitespace then CRLF after a chunk size", post("Transfer-Encoding: chunked\r\n", "2 \r\nhi\r\n0\r\n\r\n")).reject(400),
+        case("chunk_ext_empty_name", "RFC 9112 7.1.1: chunk-ext-name = token, not empty", post("Transfer-Encoding: chunked\r\n", "2;\r\nhi\r\n0\r\n\r\n")).reject(400),
+        case("chunk_ext_bad_name", "a chunk-ext-name that is no token", post("Transfer-Encoding: chunked\r\n", "2;a@b\r\nhi\r\n0\r\n\r\n")).reject(400),
+        case("chunk_ext_space_in_name", "two words where one name belongs", post("Transfer-Encoding: chunked\r\n", "2;a b\r\nhi\r\n0\r\n\r\n")).reject(400),
+        case("chunk_ext_empty_value", "chunk-ext-val = token / quoted-string, not empty", post("Transfer-Encoding: chunked\r\n", "2;a=\r\nhi\r\n0\r\n\r\n")).reject(400),
+        case("chunk_ext_unclosed_quote", "a quoted-string without its closing quote", post("Transfer-Encoding: chunked\r\n", "2;a=\"x\r\nhi\r\n0\r\n\r\n")).reject(400),
+        case("chunk_ext_trailing_ws", "whitespace before the CRLF of an extension", post("Transfer-Encoding: chunked\r\n", "2;a=b \r\nhi\r\n0\r\n\r\n")).reject(400),
         // --- errors after a good request ---
         case(
             "error_after_good",

@@ -284,3 +284,101 @@ pub fn h11_line(name: &str, resps: &[Response], close: bool) -> String {
         items.join(",")
     )
 }
+
+// ----- llhttp (the second request oracle) -----------------------------------
+
+const LLHTTP_DRIVER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/conformance/llhttp_check.c"
+);
+/// Where Debian's node-llhttp package puts llhttp's C sources and header.
+const LLHTTP_SOURCES: &str = "/usr/share/llhttp";
+const LLHTTP_INCLUDE: &str = "/usr/share/include/llhttp";
+
+/// What llhttp made of one client byte stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Llhttp {
+    /// This many complete requests, nothing left over.
+    Ok(usize),
+    /// This many complete requests, then an unfinished one.
+    Partial(usize),
+    /// This many complete requests, then a parse error (errno name, reason).
+    Error(usize, String),
+}
+
+/// Builds tests/conformance/llhttp_check.c against llhttp (package
+/// node-llhttp) with gcc, once per test binary directory.
+pub fn llhttp_binary() -> std::path::PathBuf {
+    let sources: Vec<String> = ["llhttp.c", "api.c", "http.c"]
+        .iter()
+        .map(|f| format!("{LLHTTP_SOURCES}/{f}"))
+        .collect();
+    for s in sources
+        .iter()
+        .cloned()
+        .chain([format!("{LLHTTP_INCLUDE}/llhttp.h")])
+    {
+        assert!(
+            std::path::Path::new(&s).exists(),
+            "the second request oracle needs llhttp's C sources ({s} is missing): \
+             apt-get install node-llhttp"
+        );
+    }
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("llhttp_check");
+    let status = Command::new("gcc")
+        .args(["-O1", "-w", "-I", LLHTTP_INCLUDE, LLHTTP_DRIVER])
+        .args(&sources)
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .unwrap_or_else(|e| panic!("running gcc for the llhttp oracle: {e} (apt-get install gcc)"));
+    assert!(status.success(), "building {LLHTTP_DRIVER} failed");
+    out
+}
+
+/// Runs every `(name, bytes)` through llhttp; returns llhttp's version
+/// ("8.1.0") and one verdict per record.
+pub fn llhttp_check(records: &[(&str, &[u8])]) -> (String, Vec<Llhttp>) {
+    let bin = llhttp_binary();
+    let mut input = Vec::new();
+    for (name, bytes) in records {
+        assert!(!name.contains(' ') && !name.is_empty());
+        input.extend_from_slice(format!("{name} {}\n", bytes.len()).as_bytes());
+        input.extend_from_slice(bytes);
+    }
+    let mut child = Command::new(&bin)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("llhttp_check output");
+    writer.join().unwrap().expect("writing to llhttp_check");
+    assert!(out.status.success(), "llhttp_check failed ({})", out.status);
+    let text = String::from_utf8(out.stdout).expect("UTF-8 from llhttp_check");
+    let mut lines: Vec<&str> = text.lines().collect();
+    let version = lines
+        .pop()
+        .and_then(|l| l.strip_prefix("llhttp "))
+        .expect("llhttp_check ends with its llhttp version")
+        .to_string();
+    assert_eq!(lines.len(), records.len(), "llhttp_check output: {text}");
+    let verdicts = lines
+        .iter()
+        .zip(records)
+        .map(|(line, (name, _))| {
+            let mut f = line.splitn(4, ' ');
+            assert_eq!(f.next(), Some(*name), "llhttp_check output order: {line}");
+            let kind = f.next().unwrap_or("");
+            let n: usize = f.next().and_then(|n| n.parse().ok()).expect(line);
+            match kind {
+                "ok" => Llhttp::Ok(n),
+                "partial" => Llhttp::Partial(n),
+                "error" => Llhttp::Error(n, f.next().unwrap_or("").to_string()),
+                _ => panic!("llhttp_check: {line}"),
+            }
+        })
+        .collect();
+    (version, verdicts)
+}
