@@ -243,7 +243,8 @@ typedef struct ConnectionConfig {
    */
   uint32_t max_header_bytes;
   /**
-   * Most header fields in a request; more → 431. Default 64, at most 128.
+   * Most header fields in a request; more → 431. Default 128 (real
+   * clients behind proxies stay well below it), at most 256.
    */
   uint32_t max_headers;
   /**

@@ -369,6 +369,7 @@ const LLHTTP_DISAGREEMENTS: &[(&str, &str)] = &[
     ("header_section_over_limit_by_one", "O7"),
     ("header_section_endless", "O7"),
     ("too_many_headers", "O7"),
+    ("too_many_headers_default", "O7"),
     ("body_too_large_default", "O7"),
     ("body_over_limit_length", "O7"),
     ("body_over_limit_chunked", "O7"),

@@ -54,7 +54,8 @@ pub struct ConnectionConfig {
     /// Largest request header section, request line included; larger → 431.
     /// Default 16384.
     pub max_header_bytes: u32,
-    /// Most header fields in a request; more → 431. Default 64, at most 128.
+    /// Most header fields in a request; more → 431. Default 128 (real
+    /// clients behind proxies stay well below it), at most 256.
     pub max_headers: u32,
     /// Largest request body; larger → 413. Default 1 MiB.
     pub max_body_bytes: u64,

@@ -10,7 +10,7 @@ pub mod response;
 /// Most headers a request may carry, whatever the configuration says: the
 /// parser uses a fixed array of this size on the stack (no allocation per
 /// request).
-pub const MAX_HEADERS_CAP: usize = 128;
+pub const MAX_HEADERS_CAP: usize = 256;
 
 /// The parser's own limits (a subset of the server's configuration).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +35,7 @@ impl Default for ParseLimits {
         ParseLimits {
             max_request_line: 8192,
             max_header_bytes: 16 * 1024,
-            max_headers: 64,
+            max_headers: 128,
             max_body_bytes: 1024 * 1024,
             trusted_gateway: false,
         }

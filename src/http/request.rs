@@ -126,7 +126,7 @@ fn parse_head_inner(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSp
     if line_len > limits.max_request_line {
         return Parsed::Error(414).into();
     }
-    // Uninitialised: filling 128 empty headers per request would cost more
+    // Uninitialised: filling 256 empty headers per request would cost more
     // than parsing a typical request.
     let mut raw =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CAP];

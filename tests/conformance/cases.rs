@@ -414,6 +414,15 @@ pub fn valid_cases() -> Vec<Case> {
             .keep(),
         case("headers_at_limit", "max_headers fields are accepted",
             cat(&[b"GET / HTTP/1.1\r\nHost: a\r\n", &headers(63), b"\r\n"]))
+            .limits(limits(|l| l.max_headers = 64))
+            .get(ok(HELLO))
+            .keep(),
+        case("hundred_headers_by_default", "100 fields (Apache's limit; proxies add many) are accepted by default",
+            cat(&[b"GET / HTTP/1.1\r\nHost: a\r\n", &headers(99), b"\r\n"]))
+            .get(ok(HELLO))
+            .keep(),
+        case("default_headers_at_limit", "max_headers (128 by default) fields are accepted",
+            cat(&[b"GET / HTTP/1.1\r\nHost: a\r\n", &headers(127), b"\r\n"]))
             .get(ok(HELLO))
             .keep(),
         case("header_bytes_at_limit", "max_header_bytes: a head of exactly the limit is accepted",
@@ -901,8 +910,15 @@ pub fn error_cases() -> Vec<Case> {
         .reject(431),
         case(
             "too_many_headers",
-            "max_headers (64 by default): 431",
+            "one field over max_headers: 431",
             cat(&[b"GET / HTTP/1.1\r\nHost: a\r\n", &headers(64), b"\r\n"]),
+        )
+        .limits(limits(|l| l.max_headers = 64))
+        .reject(431),
+        case(
+            "too_many_headers_default",
+            "max_headers (128 by default): 431",
+            cat(&[b"GET / HTTP/1.1\r\nHost: a\r\n", &headers(128), b"\r\n"]),
         )
         .reject(431),
         case(
