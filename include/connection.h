@@ -9,6 +9,16 @@
  * (Response_Send / Response_End / accepted Response_Stream). Every function
  * returning int returns 0 (or a count) on success and a negative
  * CONNECTION_ERR_* code on failure; see Connection_StrError.
+ *
+ * Threads in one paragraph: the thread that initialises a Connection is its
+ * loop thread. Every call on it, and on its requests and responses, is made
+ * on that thread (callbacks run there); from any other thread such a call
+ * returns CONNECTION_ERR_WRONG_THREAD (NULL or 0 for the Request_* getters
+ * that return a pointer or a count) and does nothing. Connection_Stop may be
+ * called from any thread and from a signal handler. Copies of a Connection
+ * all name the same core; after Connection_Destroy through any copy, every
+ * copy answers CONNECTION_ERR_NOT_INITIALIZED. Each function's comment ends
+ * with the threads it may be called from.
  */
 
 #ifndef CONNECTION_H
@@ -110,6 +120,12 @@
  * The caller's buffer is too small for the result.
  */
 #define CONNECTION_ERR_TOO_LARGE -15
+
+/**
+ * Called from a thread other than the Connection's loop thread (the one
+ * that initialised it); nothing was done.
+ */
+#define CONNECTION_ERR_WRONG_THREAD -16
 
 /**
  * Log levels for `Connection_SetLogger`.
@@ -272,27 +288,33 @@ typedef struct ConnectionConfig {
 /**
  * One listening socket and its event loop. The caller allocates it (on
  * the stack or statically) and passes it to `Connection_Init`; the fields
- * are private. It may be copied by value while no call on it is running;
- * every copy refers to the same core.
+ * are private. It may be copied by value; every copy refers to the same
+ * core, and once `Connection_Destroy` ran through any copy, every copy
+ * answers `CONNECTION_ERR_NOT_INITIALIZED` (whether the core is alive is
+ * kept inside the library, not in these bytes).
  */
 typedef struct Connection {
   /**
-   * Private: the core this handle refers to.
+   * Private: which core, with `_private_stop_fd`: the generation of its
+   * slot in the library's table of live loops (a number, never
+   * dereferenced; NULL when none).
    */
   void *_private_core;
   /**
-   * Private: eventfd written by `Connection_Stop`.
+   * Private: the core's slot in the library's table of live loops (the
+   * name is historical; -1 when none).
    */
   int _private_stop_fd;
   /**
-   * Private: tells a live handle from a destroyed one.
+   * Private: tells a handle Init filled in from other bytes.
    */
   uint32_t _private_magic;
 } Connection;
 
 /**
  * Request handler: answer through `resp` (see `Response_*`). `req` is
- * borrowed for the duration of the call.
+ * borrowed for the duration of the call. Called on the loop thread; `req`
+ * and `resp` may be used only there.
  */
 typedef void (*ConnectionHandler)(const struct Request *req, struct Response *resp, void *user);
 
@@ -303,6 +325,7 @@ typedef void (*ConnectionHandler)(const struct Request *req, struct Response *re
  * call; `Request_Id(req)` tells requests apart. Return 0 to go on, or an
  * HTTP status 400..=599 to refuse the request (the library answers with
  * it and closes the connection; the request handler is not called).
+ * Called on the loop thread.
  */
 typedef int (*ConnectionBodyHandler)(const struct Request *req, const uint8_t *data, size_t len, void *user);
 
@@ -374,7 +397,7 @@ typedef struct ConnectionStats {
  * Receives one log record: `level` is a `CONNECTION_LOG_*` value, `target`
  * the module that logged (e.g. "connection_core::core") and `message` the
  * text; both strings are NUL-terminated and valid only during the call.
- * May be called from any thread that calls into the library.
+ * Called on the thread whose library call logs (normally a loop thread).
  */
 typedef void (*ConnectionLogFn)(void *user, int level, const char *target, const char *message);
 
@@ -383,14 +406,14 @@ typedef void (*ConnectionLogFn)(void *user, int level, const char *target, const
  * return how many (> 0), 0 at the end of the body, or a negative value on
  * error (the connection is aborted and the cleanup gets
  * `CONNECTION_CLOSE_ERROR`). Called only when the client's socket can take
- * more; `buf` is valid only during the call.
+ * more; `buf` is valid only during the call. Called on the loop thread.
  */
 typedef ptrdiff_t (*ConnectionProducer)(void *user, uint8_t *buf, size_t cap);
 
 /**
  * Called exactly once per accepted `Response_Stream`, with why the stream
  * ended; the place to free `user`. It must not call `Connection_Process`,
- * `Connection_Run` or `Connection_Destroy`.
+ * `Connection_Run` or `Connection_Destroy`. Called on the loop thread.
  */
 typedef void (*ConnectionCleanup)(void *user, enum ConnectionCloseReason reason);
 
@@ -406,13 +429,17 @@ extern "C" {
 
 /**
  * Fills `cfg` with the defaults (see `ConnectionConfig`'s field comments).
- * Returns 0 or `CONNECTION_ERR_NULL`. Any thread.
+ * Returns 0 or `CONNECTION_ERR_NULL`.
+ *
+ * Thread: any thread.
  */
 int ConnectionConfig_Default(struct ConnectionConfig *cfg);
 
 /**
  * Initialises `conn` with the defaults: listen on 0.0.0.0:8080, backlog
  * SOMAXCONN. Same as `Connection_InitWith` with `ConnectionConfig_Default`.
+ *
+ * Thread: any thread, which becomes the Connection's loop thread.
  */
 int Connection_Init(struct Connection *conn);
 
@@ -425,12 +452,23 @@ int Connection_Init(struct Connection *conn);
  * live). On error `conn` holds nothing and `Connection_Destroy` on it is
  * harmless. On success the caller must eventually call
  * `Connection_Destroy`.
+ *
+ * Thread: any thread, which becomes the Connection's loop thread: every
+ * other call on the Connection, its requests and its responses (except
+ * `Connection_Stop`) must be made on it, and returns
+ * `CONNECTION_ERR_WRONG_THREAD` from any other thread. Initialise a
+ * Connection on the thread that will run it. `conn` must not be in use
+ * (by `Connection_Stop` either) during the call.
  */
 int Connection_InitWith(struct Connection *conn, const struct ConnectionConfig *cfg);
 
 /**
  * Sets the request handler (NULL: every request gets 404) and the `user`
- * pointer passed to it. `user` is not owned by the library.
+ * pointer passed to it. `user` is not owned by the library. Returns 0,
+ * `CONNECTION_ERR_NULL`, `CONNECTION_ERR_NOT_INITIALIZED` or
+ * `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread.
  */
 int Connection_SetHandler(struct Connection *conn, ConnectionHandler handler, void *user);
 
@@ -442,7 +480,10 @@ int Connection_SetHandler(struct Connection *conn, ConnectionHandler handler, vo
  * still caps the total (413), and `body_timeout_ms` the time. NULL
  * `handler` turns streaming off (bodies are buffered whole, up to
  * `max_body_bytes`). `user` is not owned by the library. Returns 0,
- * `CONNECTION_ERR_NULL` or `CONNECTION_ERR_NOT_INITIALIZED`.
+ * `CONNECTION_ERR_NULL`, `CONNECTION_ERR_NOT_INITIALIZED` or
+ * `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread.
  */
 int Connection_SetBodyHandler(struct Connection *conn, ConnectionBodyHandler handler, size_t stream_above, void *user);
 
@@ -453,8 +494,10 @@ int Connection_SetBodyHandler(struct Connection *conn, ConnectionBodyHandler han
  * `https` (an absolute-form `https://...` target) is then refused with
  * 421 Misdirected Request, as RFC 9110 7.4 requires of a server that did
  * not see the connection secured. Non-zero `trusted` accepts such
- * requests. Returns 0, `CONNECTION_ERR_NULL` or
- * `CONNECTION_ERR_NOT_INITIALIZED`.
+ * requests. Returns 0, `CONNECTION_ERR_NULL`,
+ * `CONNECTION_ERR_NOT_INITIALIZED` or `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread.
  */
 int Connection_SetTrustedGateway(struct Connection *conn, int trusted);
 
@@ -463,38 +506,53 @@ int Connection_SetTrustedGateway(struct Connection *conn, int trusted);
  * returns 0; `CONNECTION_STOPPED` once `Connection_Stop` was called and
  * every connection has drained; or an error (`CONNECTION_ERR_BUSY` from a
  * callback, `CONNECTION_ERR_NOT_INITIALIZED` after Destroy,
- * `CONNECTION_ERR_SYSTEM`).
+ * `CONNECTION_ERR_WRONG_THREAD`, `CONNECTION_ERR_SYSTEM`). Handlers,
+ * body handlers, producers and cleanups run inside this call.
+ *
+ * Thread: the loop thread.
  */
 int Connection_Process(struct Connection *conn);
 
 /**
  * Like `Connection_Process`, but waits at most `timeout_ms` (0: do not
  * wait, for embedding in another loop; -1: until the next timer).
+ *
+ * Thread: the loop thread.
  */
 int Connection_ProcessTimeout(struct Connection *conn, int32_t timeout_ms);
 
 /**
  * Runs the loop until `Connection_Stop`, then lets in-flight responses
  * finish (up to `drain_timeout_ms`) and returns 0, or returns an error.
+ *
+ * Thread: the loop thread.
  */
 int Connection_Run(struct Connection *conn);
 
 /**
  * Asks the loop to stop: it stops accepting, closes idle connections at
  * once and lets in-flight responses finish. Async-signal-safe (one
- * `write(2)` to an eventfd; errno preserved) and callable from any
- * thread, so a SIGINT handler may call it. Returns 0,
+ * `write(2)` to an eventfd; no lock, no allocation; errno preserved) and
+ * callable from any thread, so a SIGINT handler may call it. Once the
+ * Connection is destroyed (through any copy) it returns
+ * `CONNECTION_ERR_NOT_INITIALIZED` and writes nothing. Returns 0,
  * `CONNECTION_ERR_NULL`, `CONNECTION_ERR_NOT_INITIALIZED` or
  * `CONNECTION_ERR_SYSTEM`.
+ *
+ * Thread: any thread; async-signal-safe.
  */
 int Connection_Stop(struct Connection *conn);
 
 /**
  * Closes every descriptor, calls pending stream cleanups with
  * `CONNECTION_CLOSE_SHUTDOWN`, frees everything (including detached
- * responses: every `Response*` becomes invalid). Harmless on NULL, twice,
- * or after a failed Init. Ignored (logged) when called from inside a
- * callback.
+ * responses: every `Response*` becomes invalid). Every copy of `conn`
+ * sees it: afterwards each call through any copy returns
+ * `CONNECTION_ERR_NOT_INITIALIZED`. Harmless on NULL, twice (through any
+ * copy), or after a failed Init. Ignored (logged) when called from inside
+ * a callback or from another thread.
+ *
+ * Thread: the loop thread.
  */
 void Connection_Destroy(struct Connection *conn);
 
@@ -502,23 +560,32 @@ void Connection_Destroy(struct Connection *conn);
  * The epoll descriptor, for embedding in another loop: when it is
  * readable, call `Connection_ProcessTimeout(conn, 0)`. Owned by the
  * library: do not close it. Returns the fd or a negative error.
+ *
+ * Thread: the loop thread.
  */
 int Connection_Fd(const struct Connection *conn);
 
 /**
  * The bound TCP port (useful with port 0), or a negative error.
+ *
+ * Thread: the loop thread.
  */
 int Connection_Port(const struct Connection *conn);
 
 /**
- * Copies the counters into `*out`. Returns 0, `CONNECTION_ERR_NULL` or
- * `CONNECTION_ERR_NOT_INITIALIZED`. Callable from the handler.
+ * Copies the counters into `*out`. Returns 0, `CONNECTION_ERR_NULL`,
+ * `CONNECTION_ERR_NOT_INITIALIZED` or `CONNECTION_ERR_WRONG_THREAD`.
+ * Callable from the handler.
+ *
+ * Thread: the loop thread.
  */
 int Connection_GetStats(const struct Connection *conn, struct ConnectionStats *out);
 
 /**
  * A static, NUL-terminated description of a return code; never NULL,
  * never to be freed.
+ *
+ * Thread: any thread.
  */
 const char *Connection_StrError(int code);
 
@@ -526,6 +593,8 @@ const char *Connection_StrError(int code);
  * A static lower-case name for a `ConnectionCloseReason` value
  * ("completed", "peer_closed", "reset", "timeout", "shutdown", "error",
  * "limit", "protocol"), or "unknown". Never NULL.
+ *
+ * Thread: any thread.
  */
 const char *Connection_CloseReasonName(int reason);
 
@@ -535,19 +604,29 @@ const char *Connection_CloseReasonName(int reason);
  * or `CONNECTION_LOG_OFF` turns logging off. Process-wide (it applies to
  * every Connection); `user` is not owned by the library. Returns 0,
  * `CONNECTION_ERR_INVALID` (unknown level) or `CONNECTION_ERR_STATE` (a Rust
- * program linking this library installed its own `log` logger).
+ * program linking this library installed its own `log` logger). The
+ * callback is called on the thread whose library call logs, always with
+ * the `user` given with it; a record being logged on another thread while
+ * this runs may still reach the previous callback.
+ *
+ * Thread: any thread (not async-signal-safe).
  */
 int Connection_SetLogger(ConnectionLogFn callback, void *user, int max_level);
 
 /**
  * The library version, "MAJOR.MINOR.PATCH", the same as
  * `CONNECTION_VERSION_STRING`. Static; never NULL.
+ *
+ * Thread: any thread.
  */
 const char *Connection_Version(void);
 
 /**
  * The request method ("GET", "POST", ...), NUL-terminated. `len` may be
- * NULL. Returns NULL only when `req` is NULL. Borrowed from `req`.
+ * NULL. Returns NULL only when `req` is NULL or on another thread.
+ * Borrowed from `req`.
+ *
+ * Thread: the loop thread (NULL from another thread).
  */
 const char *Request_Method(const struct Request *req, size_t *len);
 
@@ -555,12 +634,16 @@ const char *Request_Method(const struct Request *req, size_t *len);
  * The request path without the query ("/user/register"), NUL-terminated,
  * not percent-decoded ("/" for an absolute-form target with no path).
  * `len` may be NULL. Borrowed from `req`.
+ *
+ * Thread: the loop thread (NULL from another thread).
  */
 const char *Request_Path(const struct Request *req, size_t *len);
 
 /**
  * The query string without the '?' ("" when there is none),
  * NUL-terminated, not decoded. `len` may be NULL. Borrowed from `req`.
+ *
+ * Thread: the loop thread (NULL from another thread).
  */
 const char *Request_Query(const struct Request *req, size_t *len);
 
@@ -568,19 +651,26 @@ const char *Request_Query(const struct Request *req, size_t *len);
  * The value of the first header named `name` (compared case-insensitively),
  * NUL-terminated, or NULL if absent (or if `req` or `name` is NULL).
  * `len` may be NULL. Borrowed from `req`.
+ *
+ * Thread: the loop thread (NULL from another thread).
  */
 const char *Request_Header(const struct Request *req, const char *name, size_t *len);
 
 /**
  * Number of header fields in the request (0 when `req` is NULL).
+ *
+ * Thread: the loop thread (0 from another thread).
  */
 size_t Request_HeaderCount(const struct Request *req);
 
 /**
  * Header field `index` (0-based, in arrival order). Each out-pointer may be
  * NULL. Returns 0, `CONNECTION_ERR_NULL` if `req` is NULL, or
- * `CONNECTION_ERR_INVALID` if `index` is out of range. Strings are
- * NUL-terminated and borrowed from `req`.
+ * `CONNECTION_ERR_INVALID` if `index` is out of range, or
+ * `CONNECTION_ERR_WRONG_THREAD`. Strings are NUL-terminated and borrowed
+ * from `req`.
+ *
+ * Thread: the loop thread.
  */
 int Request_HeaderAt(const struct Request *req, size_t index, const char **name, size_t *name_len, const char **value, size_t *value_len);
 
@@ -588,6 +678,8 @@ int Request_HeaderAt(const struct Request *req, size_t index, const char **name,
  * The request body (Content-Length or de-chunked), never NULL for a valid
  * `req`; `*len` is 0 when there is no body. Binary: not NUL-terminated.
  * Borrowed from `req`.
+ *
+ * Thread: the loop thread (NULL and `*len` 0 from another thread).
  */
 const uint8_t *Request_Body(const struct Request *req, size_t *len);
 
@@ -595,13 +687,18 @@ const uint8_t *Request_Body(const struct Request *req, size_t *len);
  * Writes the client's address as "ip:port" (`[v6]:port` for IPv6),
  * NUL-terminated, into `buf` of `cap` bytes (64 is always enough).
  * Returns the string length, or `CONNECTION_ERR_NULL`,
- * `CONNECTION_ERR_TOO_LARGE` (buffer too small; nothing written).
+ * `CONNECTION_ERR_TOO_LARGE` (buffer too small; nothing written),
+ * `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread.
  */
 int Request_RemoteAddr(const struct Request *req, char *buf, size_t cap);
 
 /**
  * The HTTP version: 10 for HTTP/1.0, 11 for HTTP/1.1, or
- * `CONNECTION_ERR_NULL`.
+ * `CONNECTION_ERR_NULL`, `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread.
  */
 int Request_Version(const struct Request *req);
 
@@ -609,13 +706,18 @@ int Request_Version(const struct Request *req);
  * A number identifying this request, unique within its Connection
  * (increasing from 1): the same in every body-handler call and in the
  * request-handler call of one request. 0 when `req` is NULL.
+ *
+ * Thread: the loop thread (0 from another thread).
  */
 uint64_t Request_Id(const struct Request *req);
 
 /**
  * Sets the status code (200 by default), 200..=599, before the response is
  * sent or begun. Returns 0, `CONNECTION_ERR_NULL`, `CONNECTION_ERR_INVALID`,
- * `CONNECTION_ERR_STATE` (already answered) or `CONNECTION_ERR_CLOSED`.
+ * `CONNECTION_ERR_STATE` (already answered), `CONNECTION_ERR_CLOSED` or
+ * `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread.
  */
 int Response_SetStatus(struct Response *resp, int status);
 
@@ -626,6 +728,9 @@ int Response_SetStatus(struct Response *resp, int status);
  * `Transfer-Encoding` and `Date` are managed by the library
  * (`CONNECTION_ERR_INVALID`); `Connection: close` is honoured (the
  * connection closes after this response). Both strings are copied.
+ * From another thread: `CONNECTION_ERR_WRONG_THREAD`, nothing added.
+ *
+ * Thread: the loop thread.
  */
 int Response_AddHeader(struct Response *resp, const char *name, const char *value);
 
@@ -634,7 +739,10 @@ int Response_AddHeader(struct Response *resp, const char *name, const char *valu
  * NULL when `len` is 0) and a Content-Length. For HEAD requests, 204 and
  * 304 no body is sent. Completes the response: `resp` must not be used
  * afterwards. Returns 0, `CONNECTION_ERR_NULL`, `CONNECTION_ERR_STATE`
- * (already answered) or `CONNECTION_ERR_CLOSED`.
+ * (already answered), `CONNECTION_ERR_CLOSED` or
+ * `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread.
  */
 int Response_Send(struct Response *resp, const void *body, size_t len);
 
@@ -644,7 +752,10 @@ int Response_Send(struct Response *resp, const void *body, size_t len);
  * handle stays valid after the handler returns, until `Response_End`,
  * which must be called exactly once. Returns 0, `CONNECTION_ERR_NULL`,
  * `CONNECTION_ERR_INVALID` (status 204/304 cannot have a body),
- * `CONNECTION_ERR_STATE` or `CONNECTION_ERR_CLOSED`.
+ * `CONNECTION_ERR_STATE`, `CONNECTION_ERR_CLOSED` or
+ * `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread.
  */
 int Response_BeginChunked(struct Response *resp);
 
@@ -653,7 +764,10 @@ int Response_BeginChunked(struct Response *resp);
  * response. Never blocks. Returns 0, `CONNECTION_ERR_WOULD_BLOCK` (more
  * than `output_high_water` is already queued: nothing was queued, try
  * again later), `CONNECTION_ERR_CLOSED` (the client is gone; still call
- * `Response_End`), `CONNECTION_ERR_NULL` or `CONNECTION_ERR_STATE`.
+ * `Response_End`), `CONNECTION_ERR_NULL`, `CONNECTION_ERR_STATE` or
+ * `CONNECTION_ERR_WRONG_THREAD` (nothing queued).
+ *
+ * Thread: the loop thread.
  */
 int Response_WriteChunk(struct Response *resp, const void *data, size_t len);
 
@@ -662,7 +776,10 @@ int Response_WriteChunk(struct Response *resp, const void *data, size_t len);
  * call `resp` must not be used. Returns 0, or `CONNECTION_ERR_CLOSED` if
  * the client went away before the end (the handle is released all the
  * same), `CONNECTION_ERR_NULL`, `CONNECTION_ERR_STATE` (not an open
- * chunked response).
+ * chunked response), or `CONNECTION_ERR_WRONG_THREAD` (nothing done, the
+ * handle not released: end it on the loop thread).
+ *
+ * Thread: the loop thread.
  */
 int Response_End(struct Response *resp);
 
@@ -674,7 +791,9 @@ int Response_End(struct Response *resp);
  * RESET, TIMEOUT, SHUTDOWN or ERROR otherwise). `cleanup` may be NULL. If
  * this returns an error, neither callback is ever called and `user` stays
  * the caller's. Completes the handler's part: `resp` must not be used
- * afterwards.
+ * afterwards. The producer and the cleanup are called on the loop thread.
+ *
+ * Thread: the loop thread.
  */
 int Response_Stream(struct Response *resp, ConnectionProducer producer, ConnectionCleanup cleanup, void *user);
 

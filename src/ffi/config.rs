@@ -193,7 +193,9 @@ fn parse_host(host: &str) -> Option<IpAddr> {
 }
 
 /// Fills `cfg` with the defaults (see `ConnectionConfig`'s field comments).
-/// Returns 0 or `CONNECTION_ERR_NULL`. Any thread.
+/// Returns 0 or `CONNECTION_ERR_NULL`.
+///
+/// Thread: any thread.
 #[no_mangle]
 pub unsafe extern "C" fn ConnectionConfig_Default(cfg: *mut ConnectionConfig) -> c_int {
     guard_int(|| {

@@ -4,16 +4,17 @@ use std::os::raw::{c_char, c_int, c_void};
 
 use super::config::{limits_from_config, ConnectionConfig};
 use super::error::*;
+use super::registry::{self, Handle, Refused};
 use super::request::Request;
 use super::response::Response;
 use super::stats::ConnectionStats;
 use super::{guard, guard_int};
 use crate::reactor::driver::{BodyFn, RequestFn};
 use crate::reactor::{EventLoop, LoopPtr};
-use crate::sys::eventfd;
 
 /// Request handler: answer through `resp` (see `Response_*`). `req` is
-/// borrowed for the duration of the call.
+/// borrowed for the duration of the call. Called on the loop thread; `req`
+/// and `resp` may be used only there.
 pub type ConnectionHandler =
     Option<unsafe extern "C" fn(req: *const Request, resp: *mut Response, user: *mut c_void)>;
 
@@ -23,6 +24,7 @@ pub type ConnectionHandler =
 /// call; `Request_Id(req)` tells requests apart. Return 0 to go on, or an
 /// HTTP status 400..=599 to refuse the request (the library answers with
 /// it and closes the connection; the request handler is not called).
+/// Called on the loop thread.
 pub type ConnectionBodyHandler = Option<
     unsafe extern "C" fn(
         req: *const Request,
@@ -37,37 +39,94 @@ const MAGIC_DEAD: u32 = 0xdead_c0de;
 
 /// One listening socket and its event loop. The caller allocates it (on
 /// the stack or statically) and passes it to `Connection_Init`; the fields
-/// are private. It may be copied by value while no call on it is running;
-/// every copy refers to the same core.
+/// are private. It may be copied by value; every copy refers to the same
+/// core, and once `Connection_Destroy` ran through any copy, every copy
+/// answers `CONNECTION_ERR_NOT_INITIALIZED` (whether the core is alive is
+/// kept inside the library, not in these bytes).
 #[repr(C)]
 pub struct Connection {
-    /// Private: the core this handle refers to.
+    /// Private: which core, with `_private_stop_fd`: the generation of its
+    /// slot in the library's table of live loops (a number, never
+    /// dereferenced; NULL when none).
     pub _private_core: *mut c_void,
-    /// Private: eventfd written by `Connection_Stop`.
+    /// Private: the core's slot in the library's table of live loops (the
+    /// name is historical; -1 when none).
     pub _private_stop_fd: c_int,
-    /// Private: tells a live handle from a destroyed one.
+    /// Private: tells a handle Init filled in from other bytes.
     pub _private_magic: u32,
 }
 
-/// The live core of `conn`, or the error to return.
+/// The registry handle stored in `conn`, if Init filled it in.
+///
+/// # Safety
+/// `conn` is non-NULL and points to a readable `Connection`.
+unsafe fn handle_of(conn: *const Connection) -> Option<Handle> {
+    // SAFETY: contract; plain reads of the caller's bytes (the fields are
+    // read one by one: no reference to the whole struct is made).
+    let (core, slot, magic) = unsafe {
+        (
+            (*conn)._private_core,
+            (*conn)._private_stop_fd,
+            (*conn)._private_magic,
+        )
+    };
+    if magic != MAGIC_LIVE {
+        return None;
+    }
+    Some(Handle {
+        slot: usize::try_from(slot).ok()?,
+        generation: core as usize,
+    })
+}
+
+/// Writes `h` (or no core, for None) into the caller's bytes.
+///
+/// # Safety
+/// `conn` is non-NULL and points to a writable `Connection`.
+unsafe fn store_handle(conn: *mut Connection, h: Option<Handle>) {
+    let value = match h {
+        Some(h) => Connection {
+            _private_core: h.generation as *mut c_void,
+            _private_stop_fd: c_int::try_from(h.slot).expect("the table has fewer slots"),
+            _private_magic: MAGIC_LIVE,
+        },
+        None => Connection {
+            _private_core: std::ptr::null_mut(),
+            _private_stop_fd: -1,
+            _private_magic: MAGIC_DEAD,
+        },
+    };
+    // SAFETY: contract: writable storage for a Connection.
+    unsafe { conn.write(value) };
+}
+
+/// The live core of `conn` and its registry handle, or the error to
+/// return: `CONNECTION_ERR_NULL`, `CONNECTION_ERR_NOT_INITIALIZED` (never
+/// initialised, or destroyed through any copy), `CONNECTION_ERR_WRONG_THREAD`
+/// (not the loop thread; nothing of the loop was touched).
 ///
 /// # Safety
 /// `conn` is NULL or points to a `Connection` (initialised or not by us).
-unsafe fn live(conn: *const Connection) -> Result<LoopPtr, c_int> {
-    // SAFETY: contract: NULL or a readable Connection.
-    let Some(c) = (unsafe { conn.as_ref() }) else {
+unsafe fn live(conn: *const Connection) -> Result<(LoopPtr, Handle), c_int> {
+    if conn.is_null() {
         return Err(CONNECTION_ERR_NULL);
-    };
-    if c._private_magic != MAGIC_LIVE || c._private_core.is_null() {
-        return Err(CONNECTION_ERR_NOT_INITIALIZED);
     }
-    // SAFETY: a live handle's core is a live loop (Init set it, Destroy
-    // clears it before freeing); callers hold no borrow of it.
-    unsafe { LoopPtr::new(c._private_core as *mut EventLoop) }.ok_or(CONNECTION_ERR_NOT_INITIALIZED)
+    // SAFETY: contract: non-NULL, a readable Connection.
+    let h = unsafe { handle_of(conn) }.ok_or(CONNECTION_ERR_NOT_INITIALIZED)?;
+    let core = registry::resolve(h).map_err(|refused| match refused {
+        Refused::Dead => CONNECTION_ERR_NOT_INITIALIZED,
+        Refused::WrongThread => CONNECTION_ERR_WRONG_THREAD,
+    })?;
+    // SAFETY: the registry gives a live loop owned by the calling thread;
+    // only this thread can destroy it (Connection_Destroy, refused from
+    // inside callbacks), so it stays live while the caller uses it; callers
+    // hold no borrow of it.
+    let lp = unsafe { LoopPtr::new(core) }.ok_or(CONNECTION_ERR_NOT_INITIALIZED)?;
+    Ok((lp, h))
 }
 
-/// Runs `f` on the live core of `conn` inside the panic guard; NULL or a
-/// dead handle returns its error code instead.
+/// Runs `f` on the live core of `conn` inside the panic guard; NULL, a
+/// dead handle or the wrong thread returns its error code instead.
 ///
 /// # Safety
 /// As for `live`.
@@ -75,7 +134,7 @@ unsafe fn with_live(conn: *const Connection, f: impl FnOnce(LoopPtr) -> c_int) -
     guard_int(|| {
         // SAFETY: forwarded contract.
         match unsafe { live(conn) } {
-            Ok(core) => f(core),
+            Ok((core, _)) => f(core),
             Err(code) => code,
         }
     })
@@ -83,6 +142,8 @@ unsafe fn with_live(conn: *const Connection, f: impl FnOnce(LoopPtr) -> c_int) -
 
 /// Initialises `conn` with the defaults: listen on 0.0.0.0:8080, backlog
 /// SOMAXCONN. Same as `Connection_InitWith` with `ConnectionConfig_Default`.
+///
+/// Thread: any thread, which becomes the Connection's loop thread.
 #[no_mangle]
 pub unsafe extern "C" fn Connection_Init(conn: *mut Connection) -> c_int {
     // SAFETY: forwarded contract; the default config holds no pointers.
@@ -97,6 +158,13 @@ pub unsafe extern "C" fn Connection_Init(conn: *mut Connection) -> c_int {
 /// live). On error `conn` holds nothing and `Connection_Destroy` on it is
 /// harmless. On success the caller must eventually call
 /// `Connection_Destroy`.
+///
+/// Thread: any thread, which becomes the Connection's loop thread: every
+/// other call on the Connection, its requests and its responses (except
+/// `Connection_Stop`) must be made on it, and returns
+/// `CONNECTION_ERR_WRONG_THREAD` from any other thread. Initialise a
+/// Connection on the thread that will run it. `conn` must not be in use
+/// (by `Connection_Stop` either) during the call.
 #[no_mangle]
 pub unsafe extern "C" fn Connection_InitWith(
     conn: *mut Connection,
@@ -108,33 +176,41 @@ pub unsafe extern "C" fn Connection_InitWith(
         }
         super::logger::apply_env();
         // SAFETY: non-NULL; the caller provides storage for a Connection.
-        let handle = unsafe { &mut *conn };
-        if handle._private_magic == MAGIC_LIVE && !handle._private_core.is_null() {
+        if unsafe { handle_of(conn) }.is_some_and(registry::is_live) {
             return CONNECTION_ERR_STATE;
         }
-        handle._private_core = std::ptr::null_mut();
-        handle._private_stop_fd = -1;
-        handle._private_magic = MAGIC_DEAD;
+        // SAFETY: as above.
+        unsafe { store_handle(conn, None) };
         // SAFETY: non-NULL config; its strings are NUL-terminated or NULL.
         let limits = match unsafe { limits_from_config(&*cfg) } {
             Ok(l) => l,
             Err(code) => return code,
         };
-        match EventLoop::create(limits) {
-            Ok(el) => {
-                // SAFETY: just created, not shared yet.
-                handle._private_stop_fd = unsafe { (*el).stop_fd() };
-                handle._private_core = el as *mut c_void;
-                handle._private_magic = MAGIC_LIVE;
-                CONNECTION_OK
-            }
-            Err(e) => code(e),
-        }
+        let core = match EventLoop::create(limits) {
+            Ok(el) => el,
+            Err(e) => return code(e),
+        };
+        // SAFETY: just created and not shared yet.
+        let stop_fd = unsafe { (*core).stop_fd() };
+        let Some(h) = registry::insert(core, stop_fd) else {
+            log::error!("too many live Connections");
+            // SAFETY: `create` made it with Box::into_raw; nothing else
+            // refers to it.
+            drop(unsafe { Box::from_raw(core) });
+            return CONNECTION_ERR_NO_MEMORY;
+        };
+        // SAFETY: as above.
+        unsafe { store_handle(conn, Some(h)) };
+        CONNECTION_OK
     })
 }
 
 /// Sets the request handler (NULL: every request gets 404) and the `user`
-/// pointer passed to it. `user` is not owned by the library.
+/// pointer passed to it. `user` is not owned by the library. Returns 0,
+/// `CONNECTION_ERR_NULL`, `CONNECTION_ERR_NOT_INITIALIZED` or
+/// `CONNECTION_ERR_WRONG_THREAD`.
+///
+/// Thread: the loop thread.
 #[no_mangle]
 pub unsafe extern "C" fn Connection_SetHandler(
     conn: *mut Connection,
@@ -167,7 +243,10 @@ pub unsafe extern "C" fn Connection_SetHandler(
 /// still caps the total (413), and `body_timeout_ms` the time. NULL
 /// `handler` turns streaming off (bodies are buffered whole, up to
 /// `max_body_bytes`). `user` is not owned by the library. Returns 0,
-/// `CONNECTION_ERR_NULL` or `CONNECTION_ERR_NOT_INITIALIZED`.
+/// `CONNECTION_ERR_NULL`, `CONNECTION_ERR_NOT_INITIALIZED` or
+/// `CONNECTION_ERR_WRONG_THREAD`.
+///
+/// Thread: the loop thread.
 #[no_mangle]
 pub unsafe extern "C" fn Connection_SetBodyHandler(
     conn: *mut Connection,
@@ -199,8 +278,10 @@ pub unsafe extern "C" fn Connection_SetBodyHandler(
 /// `https` (an absolute-form `https://...` target) is then refused with
 /// 421 Misdirected Request, as RFC 9110 7.4 requires of a server that did
 /// not see the connection secured. Non-zero `trusted` accepts such
-/// requests. Returns 0, `CONNECTION_ERR_NULL` or
-/// `CONNECTION_ERR_NOT_INITIALIZED`.
+/// requests. Returns 0, `CONNECTION_ERR_NULL`,
+/// `CONNECTION_ERR_NOT_INITIALIZED` or `CONNECTION_ERR_WRONG_THREAD`.
+///
+/// Thread: the loop thread.
 #[no_mangle]
 pub unsafe extern "C" fn Connection_SetTrustedGateway(
     conn: *mut Connection,
@@ -220,7 +301,10 @@ pub unsafe extern "C" fn Connection_SetTrustedGateway(
 /// returns 0; `CONNECTION_STOPPED` once `Connection_Stop` was called and
 /// every connection has drained; or an error (`CONNECTION_ERR_BUSY` from a
 /// callback, `CONNECTION_ERR_NOT_INITIALIZED` after Destroy,
-/// `CONNECTION_ERR_SYSTEM`).
+/// `CONNECTION_ERR_WRONG_THREAD`, `CONNECTION_ERR_SYSTEM`). Handlers,
+/// body handlers, producers and cleanups run inside this call.
+///
+/// Thread: the loop thread.
 #[no_mangle]
 pub unsafe extern "C" fn Connection_Process(conn: *mut Connection) -> c_int {
     // SAFETY: forwarded contract.
@@ -229,6 +313,8 @@ pub unsafe extern "C" fn Connection_Process(conn: *mut Connection) -> c_int {
 
 /// Like `Connection_Process`, but waits at most `timeout_ms` (0: do not
 /// wait, for embedding in another loop; -1: until the next timer).
+///
+/// Thread: the loop thread.
 #[no_mangle]
 pub unsafe extern "C" fn Connection_ProcessTimeout(
     conn: *mut Connection,
@@ -250,6 +336,8 @@ pub unsafe extern "C" fn Connection_ProcessTimeout(
 
 /// Runs the loop until `Connection_Stop`, then lets in-flight responses
 /// finish (up to `drain_timeout_ms`) and returns 0, or returns an error.
+///
+/// Thread: the loop thread.
 #[no_mangle]
 pub unsafe extern "C" fn Connection_Run(conn: *mut Connection) -> c_int {
     loop {
@@ -264,10 +352,14 @@ pub unsafe extern "C" fn Connection_Run(conn: *mut Connection) -> c_int {
 
 /// Asks the loop to stop: it stops accepting, closes idle connections at
 /// once and lets in-flight responses finish. Async-signal-safe (one
-/// `write(2)` to an eventfd; errno preserved) and callable from any
-/// thread, so a SIGINT handler may call it. Returns 0,
+/// `write(2)` to an eventfd; no lock, no allocation; errno preserved) and
+/// callable from any thread, so a SIGINT handler may call it. Once the
+/// Connection is destroyed (through any copy) it returns
+/// `CONNECTION_ERR_NOT_INITIALIZED` and writes nothing. Returns 0,
 /// `CONNECTION_ERR_NULL`, `CONNECTION_ERR_NOT_INITIALIZED` or
 /// `CONNECTION_ERR_SYSTEM`.
+///
+/// Thread: any thread; async-signal-safe.
 #[no_mangle]
 pub unsafe extern "C" fn Connection_Stop(conn: *mut Connection) -> c_int {
     // No guard here: nothing below can panic, and catch_unwind is not
@@ -276,41 +368,50 @@ pub unsafe extern "C" fn Connection_Stop(conn: *mut Connection) -> c_int {
         return CONNECTION_ERR_NULL;
     }
     // SAFETY: non-NULL; plain field reads.
-    let (magic, fd) = unsafe { ((*conn)._private_magic, (*conn)._private_stop_fd) };
-    if magic != MAGIC_LIVE || fd < 0 {
+    let Some(h) = (unsafe { handle_of(conn) }) else {
         return CONNECTION_ERR_NOT_INITIALIZED;
-    }
-    if eventfd::signal_raw(fd) {
-        CONNECTION_OK
-    } else {
-        CONNECTION_ERR_SYSTEM
+    };
+    // Lock-free; writes only while the loop (and its eventfd) is alive.
+    match registry::stop(h) {
+        Some(true) => CONNECTION_OK,
+        Some(false) => CONNECTION_ERR_SYSTEM,
+        None => CONNECTION_ERR_NOT_INITIALIZED,
     }
 }
 
 /// Closes every descriptor, calls pending stream cleanups with
 /// `CONNECTION_CLOSE_SHUTDOWN`, frees everything (including detached
-/// responses: every `Response*` becomes invalid). Harmless on NULL, twice,
-/// or after a failed Init. Ignored (logged) when called from inside a
-/// callback.
+/// responses: every `Response*` becomes invalid). Every copy of `conn`
+/// sees it: afterwards each call through any copy returns
+/// `CONNECTION_ERR_NOT_INITIALIZED`. Harmless on NULL, twice (through any
+/// copy), or after a failed Init. Ignored (logged) when called from inside
+/// a callback or from another thread.
+///
+/// Thread: the loop thread.
 #[no_mangle]
 pub unsafe extern "C" fn Connection_Destroy(conn: *mut Connection) {
     guard((), || {
         // SAFETY: contract: NULL or a Connection.
-        let lp = match unsafe { live(conn) } {
-            Ok(lp) => lp,
+        let (lp, h) = match unsafe { live(conn) } {
+            Ok(live) => live,
+            Err(CONNECTION_ERR_WRONG_THREAD) => {
+                log::error!(
+                    "Connection_Destroy called from a thread other than the loop's; ignored"
+                );
+                return;
+            }
             Err(_) => return,
         };
         if lp.with(|el| el.in_callback()) {
             log::error!("Connection_Destroy called from inside a callback; ignored");
             return;
         }
-        // SAFETY: live, non-NULL handle (checked by `live`).
-        let handle = unsafe { &mut *conn };
-        handle._private_core = std::ptr::null_mut();
-        handle._private_magic = MAGIC_DEAD;
-        handle._private_stop_fd = -1;
-        // SAFETY: the loop came from Box::into_raw in Init; the handle no
-        // longer refers to it; no callback is running.
+        // Every copy of the handle is dead from here on, and no Stop is
+        // writing to the loop's eventfd any more. The caller's bytes are
+        // left as they are: a signal handler may be reading them for Stop.
+        registry::remove(h);
+        // SAFETY: the loop came from Box::into_raw in Init; no handle
+        // resolves to it any more; no callback is running.
         unsafe { lp.destroy() };
     })
 }
@@ -318,6 +419,8 @@ pub unsafe extern "C" fn Connection_Destroy(conn: *mut Connection) {
 /// The epoll descriptor, for embedding in another loop: when it is
 /// readable, call `Connection_ProcessTimeout(conn, 0)`. Owned by the
 /// library: do not close it. Returns the fd or a negative error.
+///
+/// Thread: the loop thread.
 #[no_mangle]
 pub unsafe extern "C" fn Connection_Fd(conn: *const Connection) -> c_int {
     // SAFETY: `conn` is NULL or a Connection (contract); `with_live` passes
@@ -326,6 +429,8 @@ pub unsafe extern "C" fn Connection_Fd(conn: *const Connection) -> c_int {
 }
 
 /// The bound TCP port (useful with port 0), or a negative error.
+///
+/// Thread: the loop thread.
 #[no_mangle]
 pub unsafe extern "C" fn Connection_Port(conn: *const Connection) -> c_int {
     // SAFETY: `conn` is NULL or a Connection (contract); `with_live` passes
@@ -333,8 +438,11 @@ pub unsafe extern "C" fn Connection_Port(conn: *const Connection) -> c_int {
     unsafe { with_live(conn, |lp| lp.with(|el| el.port() as c_int)) }
 }
 
-/// Copies the counters into `*out`. Returns 0, `CONNECTION_ERR_NULL` or
-/// `CONNECTION_ERR_NOT_INITIALIZED`. Callable from the handler.
+/// Copies the counters into `*out`. Returns 0, `CONNECTION_ERR_NULL`,
+/// `CONNECTION_ERR_NOT_INITIALIZED` or `CONNECTION_ERR_WRONG_THREAD`.
+/// Callable from the handler.
+///
+/// Thread: the loop thread.
 #[no_mangle]
 pub unsafe extern "C" fn Connection_GetStats(
     conn: *const Connection,
@@ -355,6 +463,8 @@ pub unsafe extern "C" fn Connection_GetStats(
 
 /// A static, NUL-terminated description of a return code; never NULL,
 /// never to be freed.
+///
+/// Thread: any thread.
 #[no_mangle]
 pub extern "C" fn Connection_StrError(code: c_int) -> *const c_char {
     message(code).as_ptr()
@@ -363,6 +473,8 @@ pub extern "C" fn Connection_StrError(code: c_int) -> *const c_char {
 /// A static lower-case name for a `ConnectionCloseReason` value
 /// ("completed", "peer_closed", "reset", "timeout", "shutdown", "error",
 /// "limit", "protocol"), or "unknown". Never NULL.
+///
+/// Thread: any thread.
 #[no_mangle]
 pub extern "C" fn Connection_CloseReasonName(reason: c_int) -> *const c_char {
     ConnectionCloseReason::from_c(reason)

@@ -46,6 +46,9 @@ pub const CONNECTION_ERR_PANIC: c_int = -13;
 pub const CONNECTION_ERR_HEADER: c_int = -14;
 /// The caller's buffer is too small for the result.
 pub const CONNECTION_ERR_TOO_LARGE: c_int = -15;
+/// Called from a thread other than the Connection's loop thread (the one
+/// that initialised it); nothing was done.
+pub const CONNECTION_ERR_WRONG_THREAD: c_int = -16;
 
 /// Why a connection (or a pull stream) ended. Passed to cleanup callbacks
 /// and counted in `ConnectionStats`.
@@ -132,6 +135,9 @@ pub fn message(code: c_int) -> &'static std::ffi::CStr {
         CONNECTION_ERR_PANIC => c"internal error caught at the C boundary",
         CONNECTION_ERR_HEADER => c"invalid header name or value (CR, LF, NUL or a non-token name)",
         CONNECTION_ERR_TOO_LARGE => c"the buffer is too small",
+        CONNECTION_ERR_WRONG_THREAD => {
+            c"called from a thread other than the Connection's loop thread (the one that initialised it)"
+        }
         _ => c"unknown error code",
     }
 }

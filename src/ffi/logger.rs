@@ -10,7 +10,7 @@
 
 use std::io::Write;
 use std::os::raw::{c_char, c_int, c_void};
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Once;
 
 use super::error::*;
@@ -27,7 +27,7 @@ pub const CONNECTION_LOG_TRACE: c_int = 5;
 /// Receives one log record: `level` is a `CONNECTION_LOG_*` value, `target`
 /// the module that logged (e.g. "connection_core::core") and `message` the
 /// text; both strings are NUL-terminated and valid only during the call.
-/// May be called from any thread that calls into the library.
+/// Called on the thread whose library call logs (normally a loop thread).
 pub type ConnectionLogFn = Option<
     unsafe extern "C" fn(
         user: *mut c_void,
@@ -41,6 +41,11 @@ pub type ConnectionLogFn = Option<
 static SINK: AtomicUsize = AtomicUsize::new(0);
 static CALLBACK: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
 static USER: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
+/// A sequence lock over CALLBACK and USER (and the level), so a record
+/// never pairs one call's callback with another call's `user`, and two
+/// `Connection_SetLogger` calls on two threads never leave a mixed pair:
+/// odd while a `Connection_SetLogger` is changing them.
+static SEQ: AtomicUsize = AtomicUsize::new(0);
 static INSTALL: Once = Once::new();
 static ENV_CHECK: Once = Once::new();
 
@@ -101,7 +106,7 @@ impl log::Log for Forwarder {
         let target = c_text(&mut target, format_args!("{}", record.target()));
         match SINK.load(Ordering::Acquire) {
             1 => {
-                let f = CALLBACK.load(Ordering::Acquire);
+                let (f, user) = callback_and_user();
                 if f.is_null() {
                     return;
                 }
@@ -113,7 +118,7 @@ impl log::Log for Forwarder {
                 // NUL-terminated and live for the call.
                 unsafe {
                     f(
-                        USER.load(Ordering::Acquire),
+                        user,
                         level_code(record.level()),
                         target.as_ptr() as *const c_char,
                         message.as_ptr() as *const c_char,
@@ -137,6 +142,45 @@ impl log::Log for Forwarder {
     }
 
     fn flush(&self) {}
+}
+
+/// CALLBACK and USER as one `Connection_SetLogger` call left them.
+fn callback_and_user() -> (*mut c_void, *mut c_void) {
+    loop {
+        let before = SEQ.load(Ordering::Acquire);
+        if before & 1 == 0 {
+            let pair = (
+                CALLBACK.load(Ordering::Relaxed),
+                USER.load(Ordering::Relaxed),
+            );
+            fence(Ordering::Acquire);
+            if SEQ.load(Ordering::Relaxed) == before {
+                return pair;
+            }
+        }
+        std::hint::spin_loop();
+        std::thread::yield_now();
+    }
+}
+
+/// Runs `f` as the only writer of CALLBACK, USER and the level.
+fn write_settings<R>(f: impl FnOnce() -> R) -> R {
+    let seq = loop {
+        let seq = SEQ.load(Ordering::Relaxed);
+        if seq & 1 == 0
+            && SEQ
+                .compare_exchange_weak(seq, seq + 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            break seq;
+        }
+        std::hint::spin_loop();
+        std::thread::yield_now();
+    };
+    fence(Ordering::Release);
+    let result = f();
+    SEQ.store(seq + 2, Ordering::Release);
+    result
 }
 
 /// Installs our logger in the `log` crate (once per process). Returns false
@@ -180,7 +224,12 @@ pub(crate) fn apply_env() {
 /// or `CONNECTION_LOG_OFF` turns logging off. Process-wide (it applies to
 /// every Connection); `user` is not owned by the library. Returns 0,
 /// `CONNECTION_ERR_INVALID` (unknown level) or `CONNECTION_ERR_STATE` (a Rust
-/// program linking this library installed its own `log` logger).
+/// program linking this library installed its own `log` logger). The
+/// callback is called on the thread whose library call logs, always with
+/// the `user` given with it; a record being logged on another thread while
+/// this runs may still reach the previous callback.
+///
+/// Thread: any thread (not async-signal-safe).
 #[no_mangle]
 pub unsafe extern "C" fn Connection_SetLogger(
     callback: ConnectionLogFn,
@@ -196,25 +245,29 @@ pub unsafe extern "C" fn Connection_SetLogger(
         }
         // Later CONNECTION_LOG settings must not override an explicit choice.
         ENV_CHECK.call_once(|| {});
-        log::set_max_level(log::LevelFilter::Off);
-        match callback {
-            Some(f) if filter != log::LevelFilter::Off => {
-                USER.store(user, Ordering::Release);
-                CALLBACK.store(f as *mut c_void, Ordering::Release);
-                SINK.store(1, Ordering::Release);
-                log::set_max_level(filter);
+        write_settings(|| {
+            log::set_max_level(log::LevelFilter::Off);
+            match callback {
+                Some(f) if filter != log::LevelFilter::Off => {
+                    USER.store(user, Ordering::Relaxed);
+                    CALLBACK.store(f as *mut c_void, Ordering::Relaxed);
+                    SINK.store(1, Ordering::Release);
+                    log::set_max_level(filter);
+                }
+                _ => {
+                    SINK.store(0, Ordering::Release);
+                    CALLBACK.store(std::ptr::null_mut(), Ordering::Relaxed);
+                }
             }
-            _ => {
-                SINK.store(0, Ordering::Release);
-                CALLBACK.store(std::ptr::null_mut(), Ordering::Release);
-            }
-        }
+        });
         CONNECTION_OK
     })
 }
 
 /// The library version, "MAJOR.MINOR.PATCH", the same as
 /// `CONNECTION_VERSION_STRING`. Static; never NULL.
+///
+/// Thread: any thread.
 #[no_mangle]
 pub extern "C" fn Connection_Version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char

@@ -15,6 +15,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod logger;
+pub(crate) mod registry;
 pub mod request;
 pub mod response;
 pub mod stats;

@@ -4,7 +4,9 @@
 //! NUL-terminated in place (the delimiter after each field is overwritten),
 //! so nothing is copied or allocated per request. All of it is borrowed: a
 //! `Request*` and every pointer obtained from it are valid only until the
-//! handler returns.
+//! handler returns. Every `Request_*` function must be called on the loop
+//! thread: from another thread the view is not read (a pointer result is
+//! NULL, a count 0, a code `CONNECTION_ERR_WRONG_THREAD`).
 
 use std::os::raw::{c_char, c_int};
 
@@ -22,14 +24,25 @@ pub struct Request {
     _private: [u8; 0],
 }
 
-/// The view behind a handle; None for NULL.
+/// The view behind a handle, or `CONNECTION_ERR_NULL`, or
+/// `CONNECTION_ERR_WRONG_THREAD` when the caller is not the loop thread
+/// (then nothing but the view's immutable thread field was read).
 ///
 /// # Safety
 /// `req` is NULL or a handle the library passed to a callback that is
 /// still running.
-unsafe fn view<'a>(req: *const Request) -> Option<View<'a>> {
-    // SAFETY: contract: a non-NULL handle is a live RequestView.
-    unsafe { (req as *const RequestView).as_ref() }.map(View)
+unsafe fn view<'a>(req: *const Request) -> Result<View<'a>, c_int> {
+    let v = req as *const RequestView;
+    if v.is_null() {
+        return Err(CONNECTION_ERR_NULL);
+    }
+    // SAFETY: contract: a live view; `thread_of` reads only a field never
+    // written after creation, without a reference to the view.
+    if !unsafe { RequestView::thread_of(v) }.is_current() {
+        return Err(CONNECTION_ERR_WRONG_THREAD);
+    }
+    // SAFETY: contract: a live view, and the loop thread is the caller.
+    Ok(View(unsafe { &*v }))
 }
 
 /// A request view with the accessors the C functions need.
@@ -57,7 +70,7 @@ unsafe fn field(req: *const Request, len: *mut usize, pick: fn(&View) -> Span) -
     guard_ptr(|| {
         // SAFETY: a non-NULL `req` comes from the library and is valid
         // during the handler (the documented contract).
-        let Some(r) = (unsafe { view(req) }) else {
+        let Ok(r) = (unsafe { view(req) }) else {
             return std::ptr::null();
         };
         let span = pick(&r);
@@ -68,7 +81,10 @@ unsafe fn field(req: *const Request, len: *mut usize, pick: fn(&View) -> Span) -
 }
 
 /// The request method ("GET", "POST", ...), NUL-terminated. `len` may be
-/// NULL. Returns NULL only when `req` is NULL. Borrowed from `req`.
+/// NULL. Returns NULL only when `req` is NULL or on another thread.
+/// Borrowed from `req`.
+///
+/// Thread: the loop thread (NULL from another thread).
 #[no_mangle]
 pub unsafe extern "C" fn Request_Method(req: *const Request, len: *mut usize) -> *const c_char {
     // SAFETY: forwarded contract of this function.
@@ -78,11 +94,13 @@ pub unsafe extern "C" fn Request_Method(req: *const Request, len: *mut usize) ->
 /// The request path without the query ("/user/register"), NUL-terminated,
 /// not percent-decoded ("/" for an absolute-form target with no path).
 /// `len` may be NULL. Borrowed from `req`.
+///
+/// Thread: the loop thread (NULL from another thread).
 #[no_mangle]
 pub unsafe extern "C" fn Request_Path(req: *const Request, len: *mut usize) -> *const c_char {
     static ROOT: [u8; 2] = *b"/\0";
     // SAFETY: a non-NULL `req` is valid during the handler (contract).
-    if unsafe { view(req) }.is_some_and(|r| r.0.path.len == 0) {
+    if unsafe { view(req) }.is_ok_and(|r| r.0.path.len == 0) {
         // SAFETY: `len` is NULL or writable (contract).
         unsafe { put_len(len, 1) };
         return ROOT.as_ptr() as *const c_char;
@@ -93,6 +111,8 @@ pub unsafe extern "C" fn Request_Path(req: *const Request, len: *mut usize) -> *
 
 /// The query string without the '?' ("" when there is none),
 /// NUL-terminated, not decoded. `len` may be NULL. Borrowed from `req`.
+///
+/// Thread: the loop thread (NULL from another thread).
 #[no_mangle]
 pub unsafe extern "C" fn Request_Query(req: *const Request, len: *mut usize) -> *const c_char {
     // SAFETY: forwarded contract of this function.
@@ -102,6 +122,8 @@ pub unsafe extern "C" fn Request_Query(req: *const Request, len: *mut usize) -> 
 /// The value of the first header named `name` (compared case-insensitively),
 /// NUL-terminated, or NULL if absent (or if `req` or `name` is NULL).
 /// `len` may be NULL. Borrowed from `req`.
+///
+/// Thread: the loop thread (NULL from another thread).
 #[no_mangle]
 pub unsafe extern "C" fn Request_Header(
     req: *const Request,
@@ -110,7 +132,7 @@ pub unsafe extern "C" fn Request_Header(
 ) -> *const c_char {
     guard_ptr(|| {
         // SAFETY: documented contract: `req` from the library, valid now.
-        let Some(r) = (unsafe { view(req) }) else {
+        let Ok(r) = (unsafe { view(req) }) else {
             return std::ptr::null();
         };
         if name.is_null() {
@@ -130,6 +152,8 @@ pub unsafe extern "C" fn Request_Header(
 }
 
 /// Number of header fields in the request (0 when `req` is NULL).
+///
+/// Thread: the loop thread (0 from another thread).
 #[no_mangle]
 pub unsafe extern "C" fn Request_HeaderCount(req: *const Request) -> usize {
     // SAFETY: documented contract: `req` from the library or NULL.
@@ -138,8 +162,11 @@ pub unsafe extern "C" fn Request_HeaderCount(req: *const Request) -> usize {
 
 /// Header field `index` (0-based, in arrival order). Each out-pointer may be
 /// NULL. Returns 0, `CONNECTION_ERR_NULL` if `req` is NULL, or
-/// `CONNECTION_ERR_INVALID` if `index` is out of range. Strings are
-/// NUL-terminated and borrowed from `req`.
+/// `CONNECTION_ERR_INVALID` if `index` is out of range, or
+/// `CONNECTION_ERR_WRONG_THREAD`. Strings are NUL-terminated and borrowed
+/// from `req`.
+///
+/// Thread: the loop thread.
 #[no_mangle]
 pub unsafe extern "C" fn Request_HeaderAt(
     req: *const Request,
@@ -151,8 +178,9 @@ pub unsafe extern "C" fn Request_HeaderAt(
 ) -> c_int {
     guard_int(|| {
         // SAFETY: documented contract: `req` from the library or NULL.
-        let Some(r) = (unsafe { view(req) }) else {
-            return CONNECTION_ERR_NULL;
+        let r = match unsafe { view(req) } {
+            Ok(r) => r,
+            Err(code) => return code,
         };
         let Some(h) = r.0.headers.get(index) else {
             return CONNECTION_ERR_INVALID;
@@ -175,11 +203,13 @@ pub unsafe extern "C" fn Request_HeaderAt(
 /// The request body (Content-Length or de-chunked), never NULL for a valid
 /// `req`; `*len` is 0 when there is no body. Binary: not NUL-terminated.
 /// Borrowed from `req`.
+///
+/// Thread: the loop thread (NULL and `*len` 0 from another thread).
 #[no_mangle]
 pub unsafe extern "C" fn Request_Body(req: *const Request, len: *mut usize) -> *const u8 {
     guard_ptr(|| {
         // SAFETY: documented contract: `req` from the library or NULL.
-        let Some(r) = (unsafe { view(req) }) else {
+        let Ok(r) = (unsafe { view(req) }) else {
             // SAFETY: `len` is NULL or writable.
             unsafe { put_len(len, 0) };
             return std::ptr::null();
@@ -193,7 +223,10 @@ pub unsafe extern "C" fn Request_Body(req: *const Request, len: *mut usize) -> *
 /// Writes the client's address as "ip:port" (`[v6]:port` for IPv6),
 /// NUL-terminated, into `buf` of `cap` bytes (64 is always enough).
 /// Returns the string length, or `CONNECTION_ERR_NULL`,
-/// `CONNECTION_ERR_TOO_LARGE` (buffer too small; nothing written).
+/// `CONNECTION_ERR_TOO_LARGE` (buffer too small; nothing written),
+/// `CONNECTION_ERR_WRONG_THREAD`.
+///
+/// Thread: the loop thread.
 #[no_mangle]
 pub unsafe extern "C" fn Request_RemoteAddr(
     req: *const Request,
@@ -202,8 +235,9 @@ pub unsafe extern "C" fn Request_RemoteAddr(
 ) -> c_int {
     guard_int(|| {
         // SAFETY: documented contract: `req` from the library or NULL.
-        let Some(r) = (unsafe { view(req) }) else {
-            return CONNECTION_ERR_NULL;
+        let r = match unsafe { view(req) } {
+            Ok(r) => r,
+            Err(code) => return code,
         };
         if buf.is_null() {
             return CONNECTION_ERR_NULL;
@@ -233,14 +267,16 @@ fn format_addr(peer: &PeerAddr, out: &mut [u8; 64]) -> usize {
 }
 
 /// The HTTP version: 10 for HTTP/1.0, 11 for HTTP/1.1, or
-/// `CONNECTION_ERR_NULL`.
+/// `CONNECTION_ERR_NULL`, `CONNECTION_ERR_WRONG_THREAD`.
+///
+/// Thread: the loop thread.
 #[no_mangle]
 pub unsafe extern "C" fn Request_Version(req: *const Request) -> c_int {
     guard_int(|| {
         // SAFETY: documented contract: `req` from the library or NULL.
         match unsafe { view(req) } {
-            Some(r) => 10 + r.0.minor_version as c_int,
-            None => CONNECTION_ERR_NULL,
+            Ok(r) => 10 + r.0.minor_version as c_int,
+            Err(code) => code,
         }
     })
 }
@@ -248,6 +284,8 @@ pub unsafe extern "C" fn Request_Version(req: *const Request) -> c_int {
 /// A number identifying this request, unique within its Connection
 /// (increasing from 1): the same in every body-handler call and in the
 /// request-handler call of one request. 0 when `req` is NULL.
+///
+/// Thread: the loop thread (0 from another thread).
 #[no_mangle]
 pub unsafe extern "C" fn Request_Id(req: *const Request) -> u64 {
     // SAFETY: documented contract: `req` from the library or NULL.

@@ -9,6 +9,13 @@
 //! whose client is gone returns `CONNECTION_ERR_CLOSED`, never touches freed
 //! memory, and `Response_End` releases it. Nothing here blocks: output is
 //! queued and written by the event loop.
+//!
+//! Threads: every `Response_*` call must be made on the loop thread (the
+//! thread that initialised the Connection), also for a chunked response
+//! continued after the handler returned. From another thread a call
+//! returns `CONNECTION_ERR_WRONG_THREAD` and touches nothing: a worker
+//! thread hands its data to the loop thread (e.g. through a pipe or
+//! eventfd the loop thread watches) and the loop thread writes it.
 
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int, c_void};
@@ -23,13 +30,13 @@ use crate::reactor::{Error, Reply};
 /// return how many (> 0), 0 at the end of the body, or a negative value on
 /// error (the connection is aborted and the cleanup gets
 /// `CONNECTION_CLOSE_ERROR`). Called only when the client's socket can take
-/// more; `buf` is valid only during the call.
+/// more; `buf` is valid only during the call. Called on the loop thread.
 pub type ConnectionProducer =
     Option<unsafe extern "C" fn(user: *mut c_void, buf: *mut u8, cap: usize) -> isize>;
 
 /// Called exactly once per accepted `Response_Stream`, with why the stream
 /// ended; the place to free `user`. It must not call `Connection_Process`,
-/// `Connection_Run` or `Connection_Destroy`.
+/// `Connection_Run` or `Connection_Destroy`. Called on the loop thread.
 pub type ConnectionCleanup =
     Option<unsafe extern "C" fn(user: *mut c_void, reason: ConnectionCloseReason)>;
 
@@ -39,13 +46,21 @@ pub struct Response {
     _private: [u8; 0],
 }
 
-/// The reply behind a C handle, or `CONNECTION_ERR_NULL`.
+/// The reply behind a C handle, or `CONNECTION_ERR_NULL`, or
+/// `CONNECTION_ERR_WRONG_THREAD` when the caller is not the reply's loop
+/// thread (then nothing but the reply's immutable thread field was read).
 fn reply(resp: *mut Response) -> Result<*mut Reply, c_int> {
     if resp.is_null() {
-        Err(CONNECTION_ERR_NULL)
-    } else {
-        Ok(resp as *mut Reply)
+        return Err(CONNECTION_ERR_NULL);
     }
+    let r = resp as *mut Reply;
+    // SAFETY: a non-NULL handle is a live reply (documented contract);
+    // `thread_of` reads only a field never written after creation, without
+    // a reference to the reply, so even the wrong thread races with nothing.
+    if !unsafe { Reply::thread_of(r) }.is_current() {
+        return Err(CONNECTION_ERR_WRONG_THREAD);
+    }
+    Ok(r)
 }
 
 /// Runs `f` on the reply behind `resp` inside the panic guard; the
@@ -59,7 +74,10 @@ fn with_reply(resp: *mut Response, f: impl FnOnce(*mut Reply) -> Result<(), Erro
 
 /// Sets the status code (200 by default), 200..=599, before the response is
 /// sent or begun. Returns 0, `CONNECTION_ERR_NULL`, `CONNECTION_ERR_INVALID`,
-/// `CONNECTION_ERR_STATE` (already answered) or `CONNECTION_ERR_CLOSED`.
+/// `CONNECTION_ERR_STATE` (already answered), `CONNECTION_ERR_CLOSED` or
+/// `CONNECTION_ERR_WRONG_THREAD`.
+///
+/// Thread: the loop thread.
 #[no_mangle]
 pub unsafe extern "C" fn Response_SetStatus(resp: *mut Response, status: c_int) -> c_int {
     // SAFETY: `resp` is NULL or a live handle (documented contract), not
@@ -73,6 +91,9 @@ pub unsafe extern "C" fn Response_SetStatus(resp: *mut Response, status: c_int) 
 /// `Transfer-Encoding` and `Date` are managed by the library
 /// (`CONNECTION_ERR_INVALID`); `Connection: close` is honoured (the
 /// connection closes after this response). Both strings are copied.
+/// From another thread: `CONNECTION_ERR_WRONG_THREAD`, nothing added.
+///
+/// Thread: the loop thread.
 #[no_mangle]
 pub unsafe extern "C" fn Response_AddHeader(
     resp: *mut Response,
@@ -100,7 +121,10 @@ pub unsafe extern "C" fn Response_AddHeader(
 /// NULL when `len` is 0) and a Content-Length. For HEAD requests, 204 and
 /// 304 no body is sent. Completes the response: `resp` must not be used
 /// afterwards. Returns 0, `CONNECTION_ERR_NULL`, `CONNECTION_ERR_STATE`
-/// (already answered) or `CONNECTION_ERR_CLOSED`.
+/// (already answered), `CONNECTION_ERR_CLOSED` or
+/// `CONNECTION_ERR_WRONG_THREAD`.
+///
+/// Thread: the loop thread.
 #[no_mangle]
 pub unsafe extern "C" fn Response_Send(
     resp: *mut Response,
@@ -127,7 +151,10 @@ pub unsafe extern "C" fn Response_Send(
 /// handle stays valid after the handler returns, until `Response_End`,
 /// which must be called exactly once. Returns 0, `CONNECTION_ERR_NULL`,
 /// `CONNECTION_ERR_INVALID` (status 204/304 cannot have a body),
-/// `CONNECTION_ERR_STATE` or `CONNECTION_ERR_CLOSED`.
+/// `CONNECTION_ERR_STATE`, `CONNECTION_ERR_CLOSED` or
+/// `CONNECTION_ERR_WRONG_THREAD`.
+///
+/// Thread: the loop thread.
 #[no_mangle]
 pub unsafe extern "C" fn Response_BeginChunked(resp: *mut Response) -> c_int {
     // SAFETY: `resp` is NULL or a live handle (documented contract).
@@ -138,7 +165,10 @@ pub unsafe extern "C" fn Response_BeginChunked(resp: *mut Response) -> c_int {
 /// response. Never blocks. Returns 0, `CONNECTION_ERR_WOULD_BLOCK` (more
 /// than `output_high_water` is already queued: nothing was queued, try
 /// again later), `CONNECTION_ERR_CLOSED` (the client is gone; still call
-/// `Response_End`), `CONNECTION_ERR_NULL` or `CONNECTION_ERR_STATE`.
+/// `Response_End`), `CONNECTION_ERR_NULL`, `CONNECTION_ERR_STATE` or
+/// `CONNECTION_ERR_WRONG_THREAD` (nothing queued).
+///
+/// Thread: the loop thread.
 #[no_mangle]
 pub unsafe extern "C" fn Response_WriteChunk(
     resp: *mut Response,
@@ -164,7 +194,10 @@ pub unsafe extern "C" fn Response_WriteChunk(
 /// call `resp` must not be used. Returns 0, or `CONNECTION_ERR_CLOSED` if
 /// the client went away before the end (the handle is released all the
 /// same), `CONNECTION_ERR_NULL`, `CONNECTION_ERR_STATE` (not an open
-/// chunked response).
+/// chunked response), or `CONNECTION_ERR_WRONG_THREAD` (nothing done, the
+/// handle not released: end it on the loop thread).
+///
+/// Thread: the loop thread.
 #[no_mangle]
 pub unsafe extern "C" fn Response_End(resp: *mut Response) -> c_int {
     // SAFETY: `resp` is NULL or a live handle (documented contract).
@@ -178,7 +211,9 @@ pub unsafe extern "C" fn Response_End(resp: *mut Response) -> c_int {
 /// RESET, TIMEOUT, SHUTDOWN or ERROR otherwise). `cleanup` may be NULL. If
 /// this returns an error, neither callback is ever called and `user` stays
 /// the caller's. Completes the handler's part: `resp` must not be used
-/// afterwards.
+/// afterwards. The producer and the cleanup are called on the loop thread.
+///
+/// Thread: the loop thread.
 #[no_mangle]
 pub unsafe extern "C" fn Response_Stream(
     resp: *mut Response,

@@ -10,6 +10,7 @@
 use super::error::Error;
 use super::slab::Token;
 use crate::http::response::{valid_header_name, valid_header_value};
+use crate::sys::ThreadTag;
 
 /// Largest total size of the headers an application may add to one response.
 const MAX_APP_HEADER_BYTES: usize = 64 * 1024;
@@ -37,6 +38,9 @@ pub struct Owner(pub(crate) *mut ());
 
 pub struct Reply {
     pub(crate) owner: Owner,
+    /// The loop's thread, the only one allowed to use this reply. Written
+    /// once, at creation: `thread_of` reads it from any thread.
+    thread: ThreadTag,
     pub(crate) token: Token,
     pub(crate) phase: Phase,
     pub(crate) status: u16,
@@ -50,9 +54,10 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub(crate) fn new(owner: Owner) -> Reply {
+    pub(crate) fn new(owner: Owner, thread: ThreadTag) -> Reply {
         Reply {
             owner,
+            thread,
             token: Token(u64::MAX),
             phase: Phase::Done,
             status: 200,
@@ -62,6 +67,18 @@ impl Reply {
             minor_version: 1,
             app_close: false,
         }
+    }
+
+    /// The loop thread of the reply at `reply`. Reads only that field,
+    /// through the raw pointer (no reference to the reply is made), and the
+    /// field is never written after creation: so this is no data race even
+    /// while the loop thread is using the reply.
+    ///
+    /// # Safety
+    /// `reply` points to a live reply.
+    pub unsafe fn thread_of(reply: *const Reply) -> ThreadTag {
+        // SAFETY: contract: live; a read of an immutable field.
+        unsafe { std::ptr::addr_of!((*reply).thread).read() }
     }
 
     /// Whether the handle may be used in phase `wanted`.

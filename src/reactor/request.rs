@@ -5,7 +5,7 @@
 //! (a response call) can invalidate the application's pointer to it.
 
 use crate::http::request::{Head, HeaderSpan, Span};
-use crate::sys::PeerAddr;
+use crate::sys::{PeerAddr, ThreadTag};
 
 static EMPTY: [u8; 1] = [0];
 
@@ -20,6 +20,9 @@ pub struct RequestView {
     pub body_len: usize,
     pub peer: PeerAddr,
     pub id: u64,
+    /// The loop's thread, the only one allowed to read the view. Written
+    /// once, at creation: `thread_of` reads it from any thread.
+    thread: ThreadTag,
 }
 
 impl RequestView {
@@ -35,7 +38,19 @@ impl RequestView {
             body_len: 0,
             peer: PeerAddr::unspecified(),
             id: 0,
+            thread: ThreadTag::current(),
         }
+    }
+
+    /// The loop thread of the view at `view`. Reads only that field,
+    /// through the raw pointer, and the field is never written after
+    /// creation: no data race even while the loop thread refills the view.
+    ///
+    /// # Safety
+    /// `view` points to a live view.
+    pub unsafe fn thread_of(view: *const RequestView) -> ThreadTag {
+        // SAFETY: contract: live; a read of an immutable field.
+        unsafe { std::ptr::addr_of!((*view).thread).read() }
     }
 
     /// Points the view at a request whose head starts at `buf[0]` (fields

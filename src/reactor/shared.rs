@@ -10,6 +10,7 @@ use super::stats::Stats;
 use crate::http::date::DateCache;
 use crate::http::request::HeaderSpan;
 use crate::http::ParseLimits;
+use crate::sys::ThreadTag;
 
 /// Size of the pooled read and write buffers.
 pub const BUFFER_SIZE: usize = 16 * 1024;
@@ -67,6 +68,8 @@ impl Shared {
 /// connection) until the loop is dropped.
 pub struct ReplyPool {
     pub owner: Owner,
+    /// The loop's thread (the one that built it), given to every reply.
+    pub thread: ThreadTag,
     pub spare: Vec<*mut Reply>,
     pub detached: Vec<*mut Reply>,
 }
@@ -75,6 +78,7 @@ impl Default for ReplyPool {
     fn default() -> Self {
         ReplyPool {
             owner: Owner(std::ptr::null_mut()),
+            thread: ThreadTag::current(),
             spare: Vec::with_capacity(64),
             detached: Vec::new(),
         }
@@ -85,7 +89,7 @@ impl ReplyPool {
     pub fn take(&mut self) -> *mut Reply {
         self.spare
             .pop()
-            .unwrap_or_else(|| Box::into_raw(Box::new(Reply::new(self.owner))))
+            .unwrap_or_else(|| Box::into_raw(Box::new(Reply::new(self.owner, self.thread))))
     }
 
     /// Frees a detached handle the application has ended. Returns whether

@@ -17,6 +17,7 @@
 pub mod epoll;
 pub mod eventfd;
 pub mod socket;
+pub mod thread;
 pub mod time;
 
 use std::io;
@@ -27,6 +28,7 @@ pub use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 pub use epoll::{Event, Interest, Poller};
 pub use eventfd::EventFd;
 pub use socket::PeerAddr;
+pub use thread::ThreadTag;
 
 pub(crate) fn cvt(ret: c_int) -> io::Result<c_int> {
     if ret < 0 {

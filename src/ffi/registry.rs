@@ -1,0 +1,211 @@
+//! The table of live loops that every `Connection` handle is resolved
+//! through.
+//!
+//! A `Connection` is a few bytes the caller may copy, so whether its loop
+//! is alive cannot live in those bytes: Destroy through one copy could not
+//! tell the others. It lives here instead. A handle names a slot and the
+//! slot's generation at Init (odd while a loop lives in the slot); Destroy
+//! moves the generation on, so every copy stops resolving at once, and a
+//! later Init in the same slot gets a generation that no stale copy names.
+//! Slots come in segments that are never freed, so resolving even a
+//! long-stale handle reads memory that is still the table's.
+//!
+//! Resolving takes no lock (acquire loads of the segment and the
+//! generation); only Init and Destroy lock the free list. The slot also
+//! holds the loop's thread (`ThreadTag`), so a call from another thread is
+//! told apart without touching the loop.
+//!
+//! `Connection_Stop` may run in a signal handler on any thread: no lock, no
+//! allocation. It counts itself in the slot's `stops` before it checks the
+//! generation, and Destroy, after moving the generation on, waits for that
+//! count to reach zero before the loop (and its eventfd) is closed. Both
+//! sides use sequentially consistent operations, so either the Stop sees
+//! the new generation and writes nothing, or Destroy sees the Stop and
+//! waits for its write: a Stop never writes to a descriptor number that
+//! Destroy has closed and something else may have reopened.
+
+use std::os::raw::c_int;
+use std::ptr::null_mut;
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::reactor::EventLoop;
+use crate::sys::{eventfd, ThreadTag};
+
+/// Slots per segment, and segments at most: 65536 loops alive at once.
+const SEGMENT_SLOTS: usize = 64;
+const MAX_SEGMENTS: usize = 1024;
+
+struct Slot {
+    /// Odd while a loop lives here. Init moves it from even to odd, Destroy
+    /// from odd to even.
+    generation: AtomicUsize,
+    /// The loop; written before the generation becomes odd.
+    core: AtomicPtr<EventLoop>,
+    /// The loop thread's `ThreadTag`; written before the generation.
+    owner: AtomicU64,
+    /// The loop's stop eventfd; written before the generation.
+    stop_fd: AtomicI32,
+    /// `stop` calls between their generation check and their write.
+    stops: AtomicU32,
+}
+
+impl Slot {
+    fn empty() -> Slot {
+        Slot {
+            generation: AtomicUsize::new(0),
+            core: AtomicPtr::new(null_mut()),
+            owner: AtomicU64::new(0),
+            stop_fd: AtomicI32::new(-1),
+            stops: AtomicU32::new(0),
+        }
+    }
+}
+
+/// Each segment is `SEGMENT_SLOTS` slots, allocated once and never freed.
+static SEGMENTS: [AtomicPtr<Slot>; MAX_SEGMENTS] =
+    [const { AtomicPtr::new(null_mut()) }; MAX_SEGMENTS];
+
+struct FreeList {
+    /// Slots whose loop was destroyed, reused first.
+    free: Vec<usize>,
+    /// Slots ever handed out (the next new one).
+    used: usize,
+}
+
+static FREE: Mutex<FreeList> = Mutex::new(FreeList {
+    free: Vec::new(),
+    used: 0,
+});
+
+/// What a `Connection` stores: which slot, and its generation at Init.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handle {
+    pub slot: usize,
+    pub generation: usize,
+}
+
+/// Why a handle does not give its loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// Never initialised, or destroyed (through this copy or another).
+    Dead,
+    /// Alive, but the calling thread is not the loop's.
+    WrongThread,
+}
+
+/// The slot at `index`, if its segment exists. Lock-free and
+/// async-signal-safe (one atomic load).
+fn slot(index: usize) -> Option<&'static Slot> {
+    let segment = SEGMENTS.get(index / SEGMENT_SLOTS)?.load(Ordering::Acquire);
+    if segment.is_null() {
+        return None;
+    }
+    // SAFETY: a published segment is SEGMENT_SLOTS initialised slots that
+    // are never freed; the offset is below SEGMENT_SLOTS.
+    Some(unsafe { &*segment.add(index % SEGMENT_SLOTS) })
+}
+
+/// The slot of a handle whose generation is a live one (odd), if any.
+fn named(h: Handle) -> Option<&'static Slot> {
+    if h.generation & 1 == 0 {
+        return None;
+    }
+    slot(h.slot)
+}
+
+/// Enters `core` (just created by the calling thread, its loop thread)
+/// into the table. None when the table is full or out of memory.
+pub fn insert(core: *mut EventLoop, stop_fd: c_int) -> Option<Handle> {
+    let mut list = FREE.lock().unwrap_or_else(|e| e.into_inner());
+    let index = match list.free.pop() {
+        Some(i) => i,
+        None => {
+            let i = list.used;
+            let segment = SEGMENTS.get(i / SEGMENT_SLOTS)?;
+            if i % SEGMENT_SLOTS == 0 {
+                list.free.try_reserve(i + SEGMENT_SLOTS).ok()?;
+                let slots: Box<[Slot; SEGMENT_SLOTS]> =
+                    Box::new(std::array::from_fn(|_| Slot::empty()));
+                segment.store(Box::into_raw(slots) as *mut Slot, Ordering::Release);
+            }
+            list.used += 1;
+            i
+        }
+    };
+    let s = slot(index).expect("a handed-out slot's segment exists");
+    s.core.store(core, Ordering::Relaxed);
+    s.owner.store(ThreadTag::current().0, Ordering::Relaxed);
+    s.stop_fd.store(stop_fd, Ordering::Relaxed);
+    // Only Destroy (which then frees the slot under this lock) and Init
+    // (under this lock) write the generation: it is even here.
+    let generation = s.generation.load(Ordering::Relaxed).wrapping_add(1);
+    // Publishes the three stores above to whoever sees this generation.
+    s.generation.store(generation, Ordering::SeqCst);
+    Some(Handle {
+        slot: index,
+        generation,
+    })
+}
+
+/// The loop `h` names, for its loop thread. Lock-free.
+pub fn resolve(h: Handle) -> Result<*mut EventLoop, Refused> {
+    let s = named(h).ok_or(Refused::Dead)?;
+    if s.generation.load(Ordering::Acquire) != h.generation {
+        return Err(Refused::Dead);
+    }
+    // If the owner is the calling thread, the loop of this generation is
+    // this thread's and only this thread can destroy it: it stays alive
+    // for the rest of this call. Any other owner is refused without the
+    // loop being touched.
+    if s.owner.load(Ordering::Relaxed) != ThreadTag::current().0 {
+        return Err(Refused::WrongThread);
+    }
+    Ok(s.core.load(Ordering::Relaxed))
+}
+
+/// Whether `h` names a live loop (from any thread).
+pub fn is_live(h: Handle) -> bool {
+    named(h).is_some_and(|s| s.generation.load(Ordering::Acquire) == h.generation)
+}
+
+/// Wakes the loop `h` names with a stop request: Some(whether the write
+/// worked), or None if `h` names no live loop (then nothing is written).
+/// Async-signal-safe: atomics and one `write(2)`; no lock, no allocation.
+pub fn stop(h: Handle) -> Option<bool> {
+    let s = named(h)?;
+    s.stops.fetch_add(1, Ordering::SeqCst);
+    let result = if s.generation.load(Ordering::SeqCst) == h.generation {
+        // Destroy cannot close this descriptor before `stops` drops back.
+        Some(eventfd::signal_raw(s.stop_fd.load(Ordering::Relaxed)))
+    } else {
+        None
+    };
+    s.stops.fetch_sub(1, Ordering::Release);
+    result
+}
+
+/// Takes the loop `h` names out of the table, for Destroy on its loop
+/// thread (after `resolve` succeeded): every copy of the handle is dead
+/// when this returns, and no `stop` is still writing to the loop's eventfd,
+/// so the caller may close it.
+pub fn remove(h: Handle) {
+    let Some(s) = named(h) else {
+        return;
+    };
+    // Dead for every copy from here on.
+    s.generation
+        .store(h.generation.wrapping_add(1), Ordering::SeqCst);
+    // A Stop that counted itself before the store above may still be
+    // about to write: wait for it (one write(2); never this thread's own,
+    // since a signal handler returns before the code it interrupted goes on).
+    while s.stops.load(Ordering::SeqCst) != 0 {
+        std::hint::spin_loop();
+        std::thread::yield_now();
+    }
+    s.core.store(null_mut(), Ordering::Relaxed);
+    s.stop_fd.store(-1, Ordering::Relaxed);
+    let mut list = FREE.lock().unwrap_or_else(|e| e.into_inner());
+    // Reserved when the slot's segment was made: never allocates here.
+    list.free.push(h.slot);
+}
