@@ -2,7 +2,7 @@
 //! OUT_DIR — the build never writes into the source tree — and checks with
 //! the system C compiler (through `cc`) that it compiles cleanly as C99 and
 //! as C++ with every warning an error. The committed include/connection.h
-//! is compared with it by a test (tests/header.rs); `make header` refreshes
+//! is compared with it by a test (tests/packaging/header.rs); `make header` refreshes
 //! the committed copy.
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! The fuzz targets' bodies, shared with tests/fuzz_replay.rs (which
+//! The fuzz targets' bodies, shared with tests/protocol/fuzz_replay.rs (which
 //! includes targets.rs by path), so `cargo test` replays the committed
 //! seeds and regressions through exactly the code the fuzzers run.
 mod targets;

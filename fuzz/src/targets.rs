@@ -1,5 +1,5 @@
 //! Bodies of the fuzz targets. Used by fuzz/fuzz_targets/*.rs (through
-//! fuzz/src/lib.rs) and by tests/fuzz_replay.rs (included by path), so the
+//! fuzz/src/lib.rs) and by tests/protocol/fuzz_replay.rs (included by path), so the
 //! committed seeds and regressions are replayed by `cargo test` through the
 //! very code the fuzzers run. Depends on connection_core only.
 //!

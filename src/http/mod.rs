@@ -6,6 +6,7 @@ pub mod chunked;
 pub mod date;
 pub mod request;
 pub mod response;
+pub mod uri;
 
 /// Most headers a request may carry, whatever the configuration says: the
 /// parser uses a fixed array of this size on the stack (no allocation per

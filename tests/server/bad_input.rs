@@ -1,8 +1,9 @@
-//! Spec test 10: malformed requests, each on a fresh connection, get an error
+//! Malformed requests, each on a fresh connection, get an error
 //! status line (garbage 400, huge header 431, NUL 400, unknown method 501,
 //! HTTP/9.9 505); the server then closes the connection (read returns 0
 //! within 2 s) and keeps answering GET /.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use common::*;

@@ -1,6 +1,6 @@
 //! Reading what the server sent, twice over: a strict response parser of our
 //! own, and h11 (python3-h11) as the independent one, through
-//! tests/conformance/h11_check.py.
+//! tests/protocol/conformance/h11_check.py.
 #![allow(dead_code)]
 
 use std::io::Write;
@@ -195,7 +195,7 @@ pub fn parse_responses(bytes: &[u8], methods: &[&str]) -> Result<Vec<Response>, 
 
 const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/conformance/h11_check.py"
+    "/tests/protocol/conformance/h11_check.py"
 );
 
 /// A Python 3 that can `import h11`. Debian's python3-h11 lives in the
@@ -289,7 +289,7 @@ pub fn h11_line(name: &str, resps: &[Response], close: bool) -> String {
 
 const LLHTTP_DRIVER: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/conformance/llhttp_check.c"
+    "/tests/protocol/conformance/llhttp_check.c"
 );
 /// Where Debian's node-llhttp package puts llhttp's C sources and header.
 const LLHTTP_SOURCES: &str = "/usr/share/llhttp";
@@ -306,7 +306,7 @@ pub enum Llhttp {
     Error(usize, String),
 }
 
-/// Builds tests/conformance/llhttp_check.c against llhttp (package
+/// Builds tests/protocol/conformance/llhttp_check.c against llhttp (package
 /// node-llhttp) with gcc, once per test binary directory.
 pub fn llhttp_binary() -> std::path::PathBuf {
     let sources: Vec<String> = ["llhttp.c", "api.c", "http.c"]

@@ -8,6 +8,7 @@
 //! The logger is process-wide, so every in-process check is in ONE test
 //! function; the child-process checks do not touch this process's logger.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::ffi::CStr;

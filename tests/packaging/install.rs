@@ -9,6 +9,7 @@
 //!
 //! Fails (never skips) when make, cc, pkg-config, ldd or readelf is missing.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::collections::BTreeSet;

@@ -1,4 +1,4 @@
-//! Issue 15, items 3 and 4: copies of a `Connection` and threads.
+//! Every copy of a `Connection` sees its Destroy, and a call from a thread other than the loop thread is refused.
 //!
 //! * Destroy through one copy of a `Connection` is seen by every copy: each
 //!   call through another copy returns CONNECTION_ERR_NOT_INITIALIZED, and

@@ -1,7 +1,8 @@
-//! Spec test 5: a client that sends its request and then shuts down its
+//! A client that sends its request and then shuts down its
 //! writing side (SHUT_WR) still receives the whole response, byte for byte,
 //! and the server then closes the connection.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use common::*;

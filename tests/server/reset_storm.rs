@@ -1,9 +1,10 @@
-//! Spec test 9: reset storm. 200 clients each request a 1 MiB chunked stream
+//! A reset storm is survived: 200 clients each request a 1 MiB chunked stream
 //! and, once it is flowing, all reset (SO_LINGER 0) at nearly the same
 //! instant; ten times. The server stays up, answers GET /, and is back to its
 //! idle fd count with no active connection after every storm. Runs the test
 //! server (tests/fixtures/test_server.c) for its cleanup_* counters.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use common::*;

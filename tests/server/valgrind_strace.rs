@@ -4,6 +4,7 @@
 //! strace the example server's every send must carry MSG_NOSIGNAL and
 //! EPOLL_CTL_DEL must precede close for an aborted client.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use common::*;

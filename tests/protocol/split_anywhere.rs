@@ -1,5 +1,5 @@
 //! Split-anywhere: every request of the conformance table
-//! (tests/conformance/cases.rs) is also delivered
+//! (tests/protocol/conformance/cases.rs) is also delivered
 //! * in two pieces, cut at every byte boundary,
 //! * in random small pieces (1..=8 bytes; xorshift64 with a fixed seed),
 //! * through a socket that accepts only 1..=7 bytes per send (partial

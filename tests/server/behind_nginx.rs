@@ -10,6 +10,7 @@
 //!
 //! Fails (never skips) without nginx: install nginx-light (.ci/run does).
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::fs;
@@ -156,7 +157,7 @@ fn write_config(dir: &Path, nginx_v: &str, backends: [u16; 2], listen: u16) -> s
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     let head = format!(
-        "# Written by tests/behind_nginx.rs from c-examples/nginx-upstream.conf\n\
+        "# Written by tests/server/behind_nginx.rs from c-examples/nginx-upstream.conf\n\
          daemon off;\nmaster_process on;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n{}\n",
         // As root nginx would switch its workers to `nobody`, who cannot
         // write here; as anyone else `user` is ignored with a warning.

@@ -6,13 +6,13 @@
 //! library is fixed.
 //!
 //! The seeds are the requests of the conformance table
-//! (tests/conformance/cases.rs); `WRITE_FUZZ_SEEDS=1 cargo test --test
+//! (tests/protocol/conformance/cases.rs); `WRITE_FUZZ_SEEDS=1 cargo test --test
 //! fuzz_replay` rewrites them after the table changes.
 
 #[path = "conformance/cases.rs"]
 mod cases;
 #[allow(dead_code)]
-#[path = "../fuzz/src/targets.rs"]
+#[path = "../../fuzz/src/targets.rs"]
 mod targets;
 
 use std::path::{Path, PathBuf};

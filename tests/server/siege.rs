@@ -1,4 +1,4 @@
-//! Spec test 2: a real `siege -b` run against the example server, interrupted
+//! The server keeps answering a real `siege -b` run, interrupted
 //! with SIGINT after a second or two, five times (the way the original bug
 //! was found). After each interruption a fresh `GET /` must be answered within
 //! 1 s, and the server must be back to its idle fd count with no connection
@@ -7,6 +7,7 @@
 //! siege is required: where it is missing the test fails and says how to
 //! install it; it never passes silently.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use common::*;

@@ -15,6 +15,7 @@
 //!   the connections held open and with the JSON form; HEAD is served
 //!   wherever GET is, head only.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::collections::BTreeSet;

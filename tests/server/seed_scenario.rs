@@ -1,4 +1,4 @@
-//! The seed scenario (spec tests 1, 3 and 4): clients that ask for a large
+//! The server keeps answering after clients that ask for a large
 //! or chunked response, read part of it and vanish (RST, or FIN with data left
 //! unread), plus connect-and-close sockets. After every round the server must
 //! answer `GET /` within 1 s, its fd count must come back to its starting
@@ -6,6 +6,7 @@
 //! sit in CLOSE_WAIT. The server runs with SIGPIPE at SIG_DFL the whole time,
 //! survives, and exits 0 on SIGINT at the end.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use common::*;

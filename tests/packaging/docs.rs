@@ -1,4 +1,4 @@
-//! `cargo doc` builds without a warning (issue 6). Runs in its own target
+//! `cargo doc` builds without a warning. Runs in its own target
 //! directory so the nested cargo never waits on the outer `cargo test`.
 
 use std::path::Path;

@@ -1,6 +1,6 @@
-//! The conformance table, shared by tests/conformance.rs (status, close and
-//! an h11 check per case), tests/split_anywhere.rs (every valid case split
-//! at every byte and at random) and tests/fuzz_replay.rs / fuzz/seeds/ (the
+//! The conformance table, shared by tests/protocol/conformance.rs (status, close and
+//! an h11 check per case), tests/protocol/split_anywhere.rs (every valid case split
+//! at every byte and at random) and tests/protocol/fuzz_replay.rs / fuzz/seeds/ (the
 //! valid requests seed the fuzzers).
 //!
 //! Each case is the exact bytes a client sends, optionally cut into the

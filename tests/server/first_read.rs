@@ -4,6 +4,7 @@
 //! epoll; those clients must still be answered, whether their request was
 //! already there when they were accepted or came after the ADD.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use common::*;

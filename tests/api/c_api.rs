@@ -1,4 +1,4 @@
-//! Test 11 (and contracts of the C API): NULL and invalid arguments return
+//! The C API's contracts: NULL and invalid arguments return
 //! error codes, Destroy is idempotent, misuse from callbacks is refused, a
 //! response whose client is gone answers CONNECTION_ERR_CLOSED.
 #![allow(clippy::field_reassign_with_default)] // mirrors the C usage: Default, then set fields

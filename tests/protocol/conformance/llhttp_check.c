@@ -17,7 +17,7 @@
  * An upgrade (HPE_PAUSED_UPGRADE) counts as "ok" with the requests so far:
  * what follows is no longer HTTP.
  *
- * Built and run by tests/conformance.rs (llhttp_agrees_on_accept_reject).
+ * Built and run by tests/protocol/conformance.rs (llhttp_agrees_on_accept_reject).
  */
 #include <stdio.h>
 #include <stdlib.h>

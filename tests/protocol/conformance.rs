@@ -1,4 +1,4 @@
-//! RFC 9112 conformance, one table row per rule (tests/conformance/cases.rs):
+//! RFC 9112 conformance, one table row per rule (tests/protocol/conformance/cases.rs):
 //! the exact bytes sent, the status of every response and whether the
 //! connection closes. Each row runs the real state machine from memory
 //! (`harness::run_exchange`) and its output is read twice: by our own strict
@@ -447,14 +447,14 @@ fn llhttp_agrees_on_accept_reject() {
 }
 
 /// docs/RFC9112.md names its tests as `c/NAME` (a case of this table) and
-/// `s/NAME` (a case of tests/smuggling.rs): each must exist, and every
+/// `s/NAME` (a case of tests/protocol/smuggling.rs): each must exist, and every
 /// matrix row must name a test or say why none.
 #[test]
 fn matrix_cites_existing_cases() {
     let root = env!("CARGO_MANIFEST_DIR");
     let doc = std::fs::read_to_string(format!("{root}/docs/RFC9112.md")).expect("docs/RFC9112.md");
-    let smuggling =
-        std::fs::read_to_string(format!("{root}/tests/smuggling.rs")).expect("tests/smuggling.rs");
+    let smuggling = std::fs::read_to_string(format!("{root}/tests/protocol/smuggling.rs"))
+        .expect("tests/protocol/smuggling.rs");
     let names: Vec<&str> = all_cases().iter().map(|c| c.name).collect();
     let mut missing = Vec::new();
     let mut cited = 0;

@@ -1,9 +1,10 @@
-//! Spec test 6: a client asks for a 16 MiB stream and never reads. With
+//! A client that never reads is given up on: it asks for a 16 MiB stream. With
 //! `--send-timeout-ms 1000` the server must, within a few seconds, give up on
 //! it (stats: cleanup_timeout >= 1, closed_timeout >= 1) and close the socket,
 //! while every other client keeps being answered in under 100 ms. Runs the
 //! test server (tests/fixtures/test_server.c) for its cleanup_* counters.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use common::*;

@@ -6,6 +6,7 @@
 //! And neither release library carries the test support (the in-memory
 //! transport and the scripted harness).
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::collections::BTreeSet;

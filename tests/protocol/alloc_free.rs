@@ -1,4 +1,4 @@
-//! Issue 5: after warm-up, serving a keep-alive request allocates nothing
+//! After warm-up, serving a keep-alive request allocates nothing
 //! on the server thread (buffers are pooled, headers parsed in place, the
 //! Date line cached). A counting global allocator counts only the allocations
 //! made while the server thread has counting switched on.

@@ -9,6 +9,7 @@
 //! nightly toolchain with the miri component (`.ci/run` adds it); without
 //! it the test fails and says so.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::process::Command;

@@ -1,6 +1,7 @@
-//! Spec test 7: 100 pipelined requests written in a single write on one
+//! 100 pipelined requests written in a single write on one
 //! connection are all answered, in order.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use common::*;

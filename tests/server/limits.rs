@@ -1,4 +1,4 @@
-//! Spec test 8: connection limits and fd exhaustion.
+//! Connection limits and fd exhaustion are survived without a busy loop or a lost client.
 //!
 //! * `--max-connections 8` with 8 idle keep-alive clients: a 9th client is
 //!   still served (an idle one is closed to make room; stats closed_limit >= 1).
@@ -9,6 +9,7 @@
 //!   EMFILE; the server neither spins nor stops serving, and counts it
 //!   (stats accept_fd_exhausted >= 1).
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use common::*;
