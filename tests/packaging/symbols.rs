@@ -140,22 +140,27 @@ fn exported_symbols(so: &std::path::Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Builds the release libraries as `make` does (no features; cargo decides
+/// freshness) in target/ctest, and holds the lock tests/common builds
+/// under, so no other test process rebuilds them while the caller looks.
+fn build_release() -> BuildLock {
+    let lock = BuildLock::acquire();
+    let mut cmd = Command::new(cargo_bin());
+    clean_build_env(&mut cmd)
+        .args(["build", "--release"])
+        .current_dir(common::repo_root())
+        .env("CARGO_TARGET_DIR", ctest_target());
+    run_ok(&mut cmd, common::BUILD_TIMEOUT);
+    lock
+}
+
 #[test]
 fn shared_library_exports_exactly_the_header_functions() {
     require_tool("nm", "--version", "binutils");
 
     let root = common::repo_root();
     let target = ctest_target();
-    // Build (cargo decides freshness) and read the outputs under the lock
-    // tests/common builds under, so no other test process rebuilds them
-    // while we look.
-    let _lock = BuildLock::acquire();
-    let mut cmd = Command::new(cargo_bin());
-    clean_build_env(&mut cmd)
-        .args(["build", "--release"])
-        .current_dir(&root)
-        .env("CARGO_TARGET_DIR", &target);
-    run_ok(&mut cmd, common::BUILD_TIMEOUT);
+    let _lock = build_release();
 
     let header_path = root.join("include").join("connection.h");
     let header = fs::read_to_string(&header_path)
@@ -222,16 +227,8 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 
 #[test]
 fn release_libraries_carry_no_test_support() {
-    let root = common::repo_root();
     let target = ctest_target();
-    let _lock = BuildLock::acquire();
-    // What `make` builds and installs: no features.
-    let mut cmd = Command::new(cargo_bin());
-    clean_build_env(&mut cmd)
-        .args(["build", "--release"])
-        .current_dir(&root)
-        .env("CARGO_TARGET_DIR", &target);
-    run_ok(&mut cmd, common::BUILD_TIMEOUT);
+    let _lock = build_release();
     for name in ["libconnection_core.a", "libconnection_core.so"] {
         let lib = target.join("release").join(name);
         let bytes = fs::read(&lib).unwrap_or_else(|e| panic!("read {}: {e}", lib.display()));
