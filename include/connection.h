@@ -29,9 +29,9 @@
 #include <stdint.h>
 
 #define CONNECTION_VERSION_MAJOR 0
-#define CONNECTION_VERSION_MINOR 1
+#define CONNECTION_VERSION_MINOR 2
 #define CONNECTION_VERSION_PATCH 0
-#define CONNECTION_VERSION_STRING "0.1.0"
+#define CONNECTION_VERSION_STRING "0.2.0"
 
 /**
  * Success.
@@ -283,6 +283,16 @@ typedef struct ConnectionConfig {
    * (the default). Copied during the call.
    */
   const char *server_header;
+  /**
+   * Memory held by output queues across all connections (what the
+   * library copied: `Response_Send` bodies, chunks, heads; not the
+   * bodies lent with `Response_SendBorrowed`) at which no connection
+   * starts a new request and `Response_WriteChunk` returns
+   * `CONNECTION_ERR_WOULD_BLOCK`, until clients have read enough (every
+   * wait is still bounded by the timeouts). Bounds what slow readers can
+   * make the server hold: this plus one response. Default 64 MiB.
+   */
+  uint64_t output_high_water_total;
 } ConnectionConfig;
 
 /**
@@ -400,6 +410,15 @@ typedef struct ConnectionStats {
  * Called on the thread whose library call logs (normally a loop thread).
  */
 typedef void (*ConnectionLogFn)(void *user, int level, const char *target, const char *message);
+
+/**
+ * Called exactly once when the library no longer needs a body lent with
+ * `Response_SendBorrowed`; the place to free or reuse it. Called on the
+ * loop thread, from inside `Connection_Process` (or `Connection_Destroy`);
+ * it must not call `Connection_Process`, `Connection_Run` or
+ * `Connection_Destroy`.
+ */
+typedef void (*ConnectionRelease)(void *user);
 
 /**
  * Pull-stream producer: write up to `cap` bytes of body into `buf` and
@@ -736,15 +755,46 @@ int Response_AddHeader(struct Response *resp, const char *name, const char *valu
 
 /**
  * Sends a complete response with `len` bytes of `body` (copied; may be
- * NULL when `len` is 0) and a Content-Length. For HEAD requests, 204 and
- * 304 no body is sent. Completes the response: `resp` must not be used
- * afterwards. Returns 0, `CONNECTION_ERR_NULL`, `CONNECTION_ERR_STATE`
- * (already answered), `CONNECTION_ERR_CLOSED` or
+ * NULL when `len` is 0) and a Content-Length. For a large body that stays
+ * in memory anyway, `Response_SendBorrowed` saves the copy. For HEAD
+ * requests, 204 and 304 no body is sent. Completes the response: `resp`
+ * must not be used afterwards. Returns 0, `CONNECTION_ERR_NULL`,
+ * `CONNECTION_ERR_STATE` (already answered), `CONNECTION_ERR_CLOSED` or
  * `CONNECTION_ERR_WRONG_THREAD`.
  *
  * Thread: the loop thread.
  */
 int Response_Send(struct Response *resp, const void *body, size_t len);
+
+/**
+ * Sends a complete response whose `len`-byte `body` is lent, not copied:
+ * the library writes it to the client straight from `body`, so a large
+ * body held by the application (a file in memory, a static buffer) costs
+ * nothing per client. A Content-Length is set; for HEAD requests, 204 and
+ * 304 no body is sent. Completes the response: `resp` must not be used
+ * afterwards.
+ *
+ * `body` must stay valid and unchanged until the library is done with it.
+ * If this returns 0, `release(user)` is then called exactly once (on the
+ * loop thread, from inside `Connection_Process` or `Connection_Destroy`):
+ * after the last byte went to the kernel, when no body is to be sent
+ * (HEAD, 204, 304, `len` 0; right after the handler returns), or when the
+ * client goes away, times out or the connection is closed by
+ * `Connection_Stop` or `Connection_Destroy` before all of it was sent.
+ * `release` may be NULL for memory that outlives the `Connection` (a
+ * static buffer). If this returns an error, `release` is never called and
+ * the body stays the caller's.
+ *
+ * While a lent body is being sent, the connection starts no further
+ * request (a pipelined one waits), so bytes go out in order.
+ *
+ * Returns 0, `CONNECTION_ERR_NULL` (`resp` NULL, or `body` NULL with a
+ * non-zero `len`), `CONNECTION_ERR_STATE` (already answered),
+ * `CONNECTION_ERR_CLOSED` or `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread, inside the request handler.
+ */
+int Response_SendBorrowed(struct Response *resp, const void *body, size_t len, ConnectionRelease release, void *user);
 
 /**
  * Starts a chunked response (`Transfer-Encoding: chunked`; for an HTTP/1.0
@@ -762,7 +812,8 @@ int Response_BeginChunked(struct Response *resp);
 /**
  * Queues one chunk (`len` bytes copied; 0 is a no-op) of an open chunked
  * response. Never blocks. Returns 0, `CONNECTION_ERR_WOULD_BLOCK` (more
- * than `output_high_water` is already queued: nothing was queued, try
+ * than `output_high_water` is already queued for this client, or more
+ * than `output_high_water_total` for all of them: nothing was queued, try
  * again later), `CONNECTION_ERR_CLOSED` (the client is gone; still call
  * `Response_End`), `CONNECTION_ERR_NULL`, `CONNECTION_ERR_STATE` or
  * `CONNECTION_ERR_WRONG_THREAD` (nothing queued).

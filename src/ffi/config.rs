@@ -69,6 +69,14 @@ pub struct ConnectionConfig {
     /// Value of a `Server` header added to every response, or NULL for none
     /// (the default). Copied during the call.
     pub server_header: *const c_char,
+    /// Memory held by output queues across all connections (what the
+    /// library copied: `Response_Send` bodies, chunks, heads; not the
+    /// bodies lent with `Response_SendBorrowed`) at which no connection
+    /// starts a new request and `Response_WriteChunk` returns
+    /// `CONNECTION_ERR_WOULD_BLOCK`, until clients have read enough (every
+    /// wait is still bounded by the timeouts). Bounds what slow readers can
+    /// make the server hold: this plus one response. Default 64 MiB.
+    pub output_high_water_total: u64,
 }
 
 impl Default for ConnectionConfig {
@@ -93,6 +101,7 @@ impl Default for ConnectionConfig {
             output_high_water: d.output_high_water as u64,
             reuse_port: d.reuse_port,
             server_header: std::ptr::null(),
+            output_high_water_total: d.output_high_water_total as u64,
         }
     }
 }
@@ -157,6 +166,8 @@ pub unsafe fn limits_from_config(cfg: &ConnectionConfig) -> Result<Limits, i32> 
     if cfg.max_body_bytes > MAX_BYTES
         || cfg.output_high_water == 0
         || cfg.output_high_water > MAX_BYTES
+        || cfg.output_high_water_total == 0
+        || cfg.output_high_water_total > MAX_BYTES
     {
         return Err(CONNECTION_ERR_INVALID);
     }
@@ -176,6 +187,7 @@ pub unsafe fn limits_from_config(cfg: &ConnectionConfig) -> Result<Limits, i32> 
         max_headers: cfg.max_headers as usize,
         max_body_bytes: cfg.max_body_bytes as usize,
         output_high_water: cfg.output_high_water as usize,
+        output_high_water_total: cfg.output_high_water_total as usize,
         server_line,
         trusted_gateway: false,
     })

@@ -24,6 +24,7 @@ use super::error::*;
 use super::guard_int;
 use crate::reactor::connection as driver_cleanup;
 use crate::reactor::driver;
+use crate::reactor::output::Borrowed;
 use crate::reactor::{Error, Reply};
 
 /// Pull-stream producer: write up to `cap` bytes of body into `buf` and
@@ -39,6 +40,13 @@ pub type ConnectionProducer =
 /// `Connection_Run` or `Connection_Destroy`. Called on the loop thread.
 pub type ConnectionCleanup =
     Option<unsafe extern "C" fn(user: *mut c_void, reason: ConnectionCloseReason)>;
+
+/// Called exactly once when the library no longer needs a body lent with
+/// `Response_SendBorrowed`; the place to free or reuse it. Called on the
+/// loop thread, from inside `Connection_Process` (or `Connection_Destroy`);
+/// it must not call `Connection_Process`, `Connection_Run` or
+/// `Connection_Destroy`.
+pub type ConnectionRelease = Option<unsafe extern "C" fn(user: *mut c_void)>;
 
 /// A response being built for one request. Opaque: use `Response_*`.
 // A `*mut Response` is the reactor's `*mut Reply`, cast at this boundary.
@@ -118,10 +126,11 @@ pub unsafe extern "C" fn Response_AddHeader(
 }
 
 /// Sends a complete response with `len` bytes of `body` (copied; may be
-/// NULL when `len` is 0) and a Content-Length. For HEAD requests, 204 and
-/// 304 no body is sent. Completes the response: `resp` must not be used
-/// afterwards. Returns 0, `CONNECTION_ERR_NULL`, `CONNECTION_ERR_STATE`
-/// (already answered), `CONNECTION_ERR_CLOSED` or
+/// NULL when `len` is 0) and a Content-Length. For a large body that stays
+/// in memory anyway, `Response_SendBorrowed` saves the copy. For HEAD
+/// requests, 204 and 304 no body is sent. Completes the response: `resp`
+/// must not be used afterwards. Returns 0, `CONNECTION_ERR_NULL`,
+/// `CONNECTION_ERR_STATE` (already answered), `CONNECTION_ERR_CLOSED` or
 /// `CONNECTION_ERR_WRONG_THREAD`.
 ///
 /// Thread: the loop thread.
@@ -146,6 +155,53 @@ pub unsafe extern "C" fn Response_Send(
     })
 }
 
+/// Sends a complete response whose `len`-byte `body` is lent, not copied:
+/// the library writes it to the client straight from `body`, so a large
+/// body held by the application (a file in memory, a static buffer) costs
+/// nothing per client. A Content-Length is set; for HEAD requests, 204 and
+/// 304 no body is sent. Completes the response: `resp` must not be used
+/// afterwards.
+///
+/// `body` must stay valid and unchanged until the library is done with it.
+/// If this returns 0, `release(user)` is then called exactly once (on the
+/// loop thread, from inside `Connection_Process` or `Connection_Destroy`):
+/// after the last byte went to the kernel, when no body is to be sent
+/// (HEAD, 204, 304, `len` 0; right after the handler returns), or when the
+/// client goes away, times out or the connection is closed by
+/// `Connection_Stop` or `Connection_Destroy` before all of it was sent.
+/// `release` may be NULL for memory that outlives the `Connection` (a
+/// static buffer). If this returns an error, `release` is never called and
+/// the body stays the caller's.
+///
+/// While a lent body is being sent, the connection starts no further
+/// request (a pipelined one waits), so bytes go out in order.
+///
+/// Returns 0, `CONNECTION_ERR_NULL` (`resp` NULL, or `body` NULL with a
+/// non-zero `len`), `CONNECTION_ERR_STATE` (already answered),
+/// `CONNECTION_ERR_CLOSED` or `CONNECTION_ERR_WRONG_THREAD`.
+///
+/// Thread: the loop thread, inside the request handler.
+#[no_mangle]
+pub unsafe extern "C" fn Response_SendBorrowed(
+    resp: *mut Response,
+    body: *const c_void,
+    len: usize,
+    release: ConnectionRelease,
+    user: *mut c_void,
+) -> c_int {
+    if body.is_null() && len > 0 {
+        return CONNECTION_ERR_NULL;
+    }
+    with_reply(resp, |r| {
+        // SAFETY: the caller lends `len` readable bytes at `body` until
+        // `release(user)` is called (documented contract); with no release,
+        // for as long as the connection exists.
+        let body = unsafe { Borrowed::new(body as *const u8, len, release, user) };
+        // SAFETY: `r` is a live handle (documented contract).
+        unsafe { driver::respond_borrowed(r, body) }
+    })
+}
+
 /// Starts a chunked response (`Transfer-Encoding: chunked`; for an HTTP/1.0
 /// client the body is delimited by closing the connection instead). The
 /// handle stays valid after the handler returns, until `Response_End`,
@@ -163,7 +219,8 @@ pub unsafe extern "C" fn Response_BeginChunked(resp: *mut Response) -> c_int {
 
 /// Queues one chunk (`len` bytes copied; 0 is a no-op) of an open chunked
 /// response. Never blocks. Returns 0, `CONNECTION_ERR_WOULD_BLOCK` (more
-/// than `output_high_water` is already queued: nothing was queued, try
+/// than `output_high_water` is already queued for this client, or more
+/// than `output_high_water_total` for all of them: nothing was queued, try
 /// again later), `CONNECTION_ERR_CLOSED` (the client is gone; still call
 /// `Response_End`), `CONNECTION_ERR_NULL`, `CONNECTION_ERR_STATE` or
 /// `CONNECTION_ERR_WRONG_THREAD` (nothing queued).

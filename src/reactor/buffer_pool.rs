@@ -8,6 +8,8 @@ pub struct BufferPool {
     size: usize,
     /// Buffers kept for reuse; beyond this they are freed.
     max_free: usize,
+    /// Bytes of buffers freed (not kept) since `take_freed` last asked.
+    freed: usize,
 }
 
 impl BufferPool {
@@ -16,6 +18,7 @@ impl BufferPool {
             free: Vec::with_capacity(max_free),
             size,
             max_free,
+            freed: 0,
         }
     }
 
@@ -33,9 +36,25 @@ impl BufferPool {
             return;
         }
         if buf.capacity() > 4 * self.size || self.free.len() >= self.max_free {
+            self.freed += buf.capacity();
             return;
         }
         buf.clear();
         self.free.push(buf);
+    }
+
+    /// Frees kept buffers beyond `keep` (after a burst of connections has
+    /// gone, so the pool does not hold the burst's buffers for good).
+    pub fn shrink(&mut self, keep: usize) {
+        while self.free.len() > keep {
+            if let Some(buf) = self.free.pop() {
+                self.freed += buf.capacity();
+            }
+        }
+    }
+
+    /// Bytes freed since the last call.
+    pub fn take_freed(&mut self) -> usize {
+        std::mem::take(&mut self.freed)
     }
 }

@@ -25,6 +25,9 @@ pub struct Limits {
     pub max_headers: usize,
     pub max_body_bytes: usize,
     pub output_high_water: usize,
+    /// Memory held by output queues across all connections at which no
+    /// connection starts a new request and chunks are refused.
+    pub output_high_water_total: usize,
     /// Bytes of a `Server: ...\r\n` line, or empty.
     pub server_line: Vec<u8>,
     /// See `ParseLimits::trusted_gateway`.
@@ -50,6 +53,7 @@ impl Default for Limits {
             max_headers: parse.max_headers,
             max_body_bytes: parse.max_body_bytes,
             output_high_water: 256 * 1024,
+            output_high_water_total: 64 * 1024 * 1024,
             server_line: Vec::new(),
             trusted_gateway: parse.trusted_gateway,
         }

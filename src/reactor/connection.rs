@@ -8,6 +8,7 @@ use std::os::raw::c_void;
 
 use super::buffer::Buffer;
 use super::error::CloseReason;
+use super::output::Output;
 use super::reply::Reply;
 use super::slab::Token;
 use crate::http::chunked::ChunkedDecoder;
@@ -103,7 +104,8 @@ pub struct Conn {
     pub fd: OwnedFd,
     pub peer: PeerAddr,
     pub input: Buffer,
-    pub output: Buffer,
+    /// What is still to send: copied bytes, then perhaps a borrowed body.
+    pub output: Output,
     pub socket: SocketFlags,
     /// send calls made so far (TCP_NODELAY is set before the second).
     pub sends: u32,
@@ -120,6 +122,9 @@ pub struct Conn {
     /// Something happened that restarts the current timer (bytes sent,
     /// a request completed).
     pub timer_dirty: bool,
+    /// In `Shared::room_waiters`: waiting for the loop's queued output to
+    /// fall below its bound before starting a request.
+    pub waiting_room: bool,
 }
 
 impl Conn {
@@ -129,7 +134,7 @@ impl Conn {
             fd,
             peer,
             input: Buffer::default(),
-            output: Buffer::default(),
+            output: Output::default(),
             socket: SocketFlags {
                 readable: true,
                 ..SocketFlags::default()
@@ -141,6 +146,7 @@ impl Conn {
             request_start_ms: now,
             requests_served: 0,
             timer_dirty: true,
+            waiting_room: false,
         }
     }
 

@@ -19,6 +19,7 @@ use super::error::{CloseReason, Error};
 use super::event_loop::EventLoop;
 use super::exchange::{self, Body};
 pub use super::handlers::{BodyFn, Handlers, RequestFn};
+use super::output::Borrowed;
 use super::progress::Step;
 use super::reply::{Phase, Reply};
 use super::request::RequestView;
@@ -56,11 +57,16 @@ impl LoopPtr {
         result
     }
 
-    /// Runs queued stream cleanups.
+    /// Runs queued stream cleanups and borrowed-body releases.
     pub fn run_cleanups(self) {
         while let Some((cleanup, user, reason)) = self.with(|el| el.cleanups.pop()) {
             // SAFETY: the application registered this callback for `user`.
             self.call_app(|| unsafe { cleanup(user, reason.number()) });
+        }
+        while let Some(r) = self.with(|el| el.sh.released.pop()) {
+            // SAFETY: the application lent a body with this release for
+            // `user`; it was taken out of the output, so this is its only call.
+            self.call_app(|| unsafe { (r.release)(r.user) });
         }
     }
 
@@ -183,7 +189,7 @@ impl LoopPtr {
             el.expire_timers();
         });
         self.run_cleanups();
-        self.with(|el| el.shrink_if_mostly_empty());
+        self.with(|el| el.end_turn());
         let overdue = self
             .with(|el| el.sh.stopping && !el.conns.is_empty() && el.sh.now >= el.drain_deadline);
         if overdue {
@@ -239,6 +245,24 @@ pub unsafe fn respond_full(reply: *mut Reply, body: &[u8]) -> Result<(), Error> 
     })
 }
 
+/// Answers with a complete response whose body the application lent (sent
+/// without a copy; its release is queued once the loop is done with it).
+/// On an error the body is dropped unsent and no release is owed.
+///
+/// # Safety
+/// As for `respond_full`.
+pub unsafe fn respond_borrowed(reply: *mut Reply, body: Borrowed) -> Result<(), Error> {
+    // SAFETY: contract.
+    let r = unsafe { &*reply };
+    r.check(Phase::Handler)?;
+    let token = r.token;
+    owner(r).with(|el| {
+        let c = el.conns.get_mut(token).ok_or(Error::Closed)?;
+        exchange::compose_borrowed(c, &mut el.sh, body);
+        Ok(())
+    })
+}
+
 /// Starts a chunked response.
 ///
 /// # Safety
@@ -273,7 +297,8 @@ pub unsafe fn write_chunk(reply: *mut Reply, data: &[u8]) -> Result<(), Error> {
         if head {
             return Ok(());
         }
-        if c.output.len() >= high_water {
+        c.output.sync(&mut el.sh.queued_output);
+        if c.output.len() >= high_water || el.sh.over_output_total() {
             return Err(Error::WouldBlock);
         }
         let out = c.output.writer(&mut el.sh.pool);
@@ -282,6 +307,7 @@ pub unsafe fn write_chunk(reply: *mut Reply, data: &[u8]) -> Result<(), Error> {
         } else {
             push_chunk(out, data);
         }
+        c.output.sync(&mut el.sh.queued_output);
         Ok::<(), Error>(())
     })?;
     advance_from_app(lp, token)

@@ -306,8 +306,12 @@ impl EventLoop {
                 self.sh.replies.spare.push(c.reply);
             }
         }
+        if let Some(body) = c.output.take_borrowed() {
+            self.sh.release_later(body);
+        }
         c.input.release(&mut self.sh.pool);
-        c.output.release(&mut self.sh.pool);
+        c.output
+            .release(&mut self.sh.pool, &mut self.sh.queued_output);
         self.sh.stats.count_close(reason);
         if log::log_enabled!(log::Level::Debug) {
             match c.peer.to_socket_addr() {
@@ -345,6 +349,24 @@ impl EventLoop {
     }
 
     // ----- timers ------------------------------------------------------
+
+    /// The end of a loop turn: memory goes back (`shrink_if_mostly_empty`,
+    /// `Shared::return_memory`), and connections waiting for the loop's
+    /// queued output to fall are driven again once it has.
+    pub(crate) fn end_turn(&mut self) {
+        self.shrink_if_mostly_empty();
+        self.sh.return_memory(self.conns.len());
+        if !self.sh.room_waiters.is_empty() && !self.sh.over_output_total() {
+            for token in self.sh.room_waiters.drain(..) {
+                if let Some(c) = self.conns.get_mut(token) {
+                    c.waiting_room = false;
+                    self.ready.push(token);
+                }
+            }
+            // An embedding loop polling the epoll fd learns there is work.
+            self.notify.signal();
+        }
+    }
 
     /// After a burst of connections (10,000 silent ones, say) has gone,
     /// gives the slab's and the timers' memory back, so memory returns to
@@ -388,6 +410,7 @@ impl EventLoop {
         for extra in [
             self.acceptor.retry_at,
             self.sh.stopping.then_some(self.drain_deadline),
+            self.sh.memory.trim_at,
         ]
         .into_iter()
         .flatten()

@@ -7,6 +7,7 @@
 
 use super::connection::{BodyWait, Conn, State, Upload};
 use super::error::{CloseReason, Error};
+use super::output::Borrowed;
 use super::reply::{Phase, Reply};
 use super::request::RequestView;
 use super::shared::Shared;
@@ -310,9 +311,33 @@ pub fn reject(c: &mut Conn, sh: &mut Shared, status: u16) {
     sh.stats.responses += 1;
 }
 
-/// Serialises the head (and a full body) of the connection's current
-/// response into its output.
+/// Serialises the head (and a full body, copied) of the connection's
+/// current response into its output.
 pub fn compose(c: &mut Conn, sh: &mut Shared, body: &[u8], kind: Body) -> Result<(), Error> {
+    if compose_head(c, sh, body.len(), kind)? {
+        c.output.append(&mut sh.pool, body);
+    }
+    c.output.sync(&mut sh.queued_output);
+    Ok(())
+}
+
+/// Serialises the head of a complete response whose body the application
+/// lent: the body follows the head without being copied. When no body is
+/// sent (HEAD, 204, 304, empty) its release is owed at once.
+pub fn compose_borrowed(c: &mut Conn, sh: &mut Shared, body: Borrowed) {
+    let sent = compose_head(c, sh, body.len(), Body::Full).expect("a full body is always allowed");
+    if sent && !body.is_empty() {
+        c.output.attach(body);
+    } else {
+        sh.release_later(body);
+    }
+    c.output.sync(&mut sh.queued_output);
+}
+
+/// The head of the current response, and the reply's and connection's
+/// state after it. Returns whether a full body of `body_len` bytes is to
+/// follow it.
+fn compose_head(c: &mut Conn, sh: &mut Shared, body_len: usize, kind: Body) -> Result<bool, Error> {
     // SAFETY: `c.reply` is owned by the connection; the application does
     // not touch it while this runs (it is the caller, or not running).
     let r: &mut Reply = unsafe { &mut *c.reply };
@@ -329,7 +354,7 @@ pub fn compose(c: &mut Conn, sh: &mut Shared, body: &[u8], kind: Body) -> Result
         Body::Full if r.status == 204 || r.status == 304 => {}
         Body::Full => {
             out.extend_from_slice(b"Content-Length: ");
-            push_decimal(out, body.len() as u64);
+            push_decimal(out, body_len as u64);
             out.extend_from_slice(b"\r\n");
         }
         _ if raw_stream => {}
@@ -342,9 +367,7 @@ pub fn compose(c: &mut Conn, sh: &mut Shared, body: &[u8], kind: Body) -> Result
     } else {
         out.extend_from_slice(b"\r\n");
     }
-    if kind == Body::Full && allows_body && !r.head_method {
-        out.extend_from_slice(body);
-    }
+    let body_follows = kind == Body::Full && allows_body && !r.head_method;
     if closing {
         c.close_after = Some(if sh.stopping {
             CloseReason::Shutdown
@@ -361,7 +384,7 @@ pub fn compose(c: &mut Conn, sh: &mut Shared, body: &[u8], kind: Body) -> Result
         sh.stats.responses += 1;
         c.await_next_request();
     }
-    Ok(())
+    Ok(body_follows)
 }
 
 /// Ends the current chunked or streamed response: the last chunk (unless

@@ -25,6 +25,10 @@ impl Io {
         sys::socket::send(fd, buf)
     }
     #[inline]
+    pub fn send_two(&self, fd: Fd, first: &[u8], second: &[u8]) -> io::Result<usize> {
+        sys::socket::send_two(fd, first, second)
+    }
+    #[inline]
     pub fn shutdown_write(&self, fd: Fd) {
         sys::socket::shutdown_write(fd)
     }
@@ -62,6 +66,12 @@ impl Io {
         match self {
             Io::Kernel => sys::socket::send(fd, buf),
             Io::Memory(m) => m.send(fd, buf),
+        }
+    }
+    pub fn send_two(&self, fd: Fd, first: &[u8], second: &[u8]) -> io::Result<usize> {
+        match self {
+            Io::Kernel => sys::socket::send_two(fd, first, second),
+            Io::Memory(m) => m.send_two(fd, first, second),
         }
     }
     pub fn shutdown_write(&self, fd: Fd) {
@@ -114,6 +124,9 @@ mod memory {
         pub send_cap: usize,
         /// Sends refused with EAGAIN before one is accepted again.
         pub blocked_sends: usize,
+        /// Bytes still accepted before every send returns EAGAIN (a peer
+        /// that stopped reading); None: no limit.
+        pub window: Option<usize>,
         pub shut_write: bool,
         pub closed: bool,
     }
@@ -150,6 +163,11 @@ mod memory {
         }
 
         pub fn send(&self, fd: Fd, buf: &[u8]) -> io::Result<usize> {
+            self.send_two(fd, buf, &[])
+        }
+
+        /// One send of `first` then `second` (as `sendmsg` with two iovecs).
+        pub fn send_two(&self, fd: Fd, first: &[u8], second: &[u8]) -> io::Result<usize> {
             let mut sockets = self.sockets.borrow_mut();
             let s = sockets
                 .get_mut(&fd)
@@ -161,12 +179,22 @@ mod memory {
                 s.blocked_sends -= 1;
                 return Err(would_block());
             }
-            let n = if s.send_cap == 0 {
-                buf.len()
+            let total = first.len() + second.len();
+            let mut n = if s.send_cap == 0 {
+                total
             } else {
-                buf.len().min(s.send_cap)
+                total.min(s.send_cap)
             };
-            s.sent.extend_from_slice(&buf[..n]);
+            if let Some(window) = &mut s.window {
+                if *window == 0 {
+                    return Err(would_block());
+                }
+                n = n.min(*window);
+                *window -= n;
+            }
+            let from_first = n.min(first.len());
+            s.sent.extend_from_slice(&first[..from_first]);
+            s.sent.extend_from_slice(&second[..n - from_first]);
             Ok(n)
         }
 

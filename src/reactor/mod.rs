@@ -11,6 +11,7 @@
 //! * `acceptor` — the listening socket
 //! * `connection` — one client: socket flags, buffers, `State`
 //! * `reply`, `request` — what the application holds while it answers
+//! * `output` — what a connection has to send: copied bytes, a lent body
 //! * `buffer`, `buffer_pool`, `slab`, `timers`, `first_read`, `shared`,
 //!   `stats`, `config`, `error`, `io` — the pieces those are made of
 
@@ -26,6 +27,7 @@ pub mod exchange;
 pub mod first_read;
 pub mod handlers;
 pub mod io;
+pub mod output;
 pub mod progress;
 pub mod reply;
 pub mod request;

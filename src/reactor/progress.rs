@@ -103,6 +103,8 @@ impl EventLoop {
                     }
                     Next::NeedMore => {}
                 }
+            } else if self.sh.over_output_total() {
+                self.wait_for_room(token);
             }
 
             // 3. Read more.
@@ -162,7 +164,8 @@ impl EventLoop {
                     // Idle: hand the buffers back so an idle connection
                     // costs only its `Conn`.
                     c.input.release(&mut self.sh.pool);
-                    c.output.release(&mut self.sh.pool);
+                    c.output
+                        .release(&mut self.sh.pool, &mut self.sh.queued_output);
                 }
             }
             self.arm_timer(token);
@@ -177,6 +180,19 @@ impl EventLoop {
         !c.responding()
             && c.close_after.is_none()
             && c.output.len() < self.sh.limits.output_high_water
+            && !c.output.has_borrowed()
+            && !self.sh.over_output_total()
+    }
+
+    /// The loop's queued output is over its bound: drive this connection
+    /// again once it falls (`EventLoop::end_turn`).
+    fn wait_for_room(&mut self, token: Token) {
+        if let Some(c) = self.conns.get_mut(token) {
+            if !c.waiting_room {
+                c.waiting_room = true;
+                self.sh.room_waiters.push(token);
+            }
+        }
     }
 
     /// Whether reading more is useful now (backpressure: a connection that
@@ -213,7 +229,8 @@ impl EventLoop {
             discarded: 0,
         };
         c.socket.readable = true;
-        c.output.release(&mut self.sh.pool);
+        c.output
+            .release(&mut self.sh.pool, &mut self.sh.queued_output);
         let deadline = self.sh.now + self.sh.limits.linger_timeout_ms;
         self.timers.arm(token.index(), TimerKind::Linger, deadline);
         if let Some(reason) = transfer::linger_read(c, &mut self.sh, &mut self.scratch) {

@@ -1,19 +1,30 @@
 //! `Shared`: what every step of every connection needs from the loop
 //! (settings, clock, Date, buffers, counters, the I/O backend), kept apart
-//! from the connection table so a step can borrow both at once.
+//! from the connection table so a step can borrow both at once; and how
+//! the loop's memory is bounded and given back (`queued_output`,
+//! `return_memory`).
 
 use super::buffer_pool::BufferPool;
 use super::config::Limits;
 use super::io::Io;
+use super::output::{Borrowed, Release};
 use super::reply::{Owner, Reply};
+use super::slab::Token;
 use super::stats::Stats;
 use crate::http::date::DateCache;
 use crate::http::request::HeaderSpan;
 use crate::http::ParseLimits;
-use crate::sys::ThreadTag;
+use crate::sys::{mem, ThreadTag};
 
 /// Size of the pooled read and write buffers.
 pub const BUFFER_SIZE: usize = 16 * 1024;
+/// Buffers the pool keeps at least, and per open connection beyond that.
+const POOL_KEEP_MIN: usize = 16;
+const POOL_KEEP_PER_CONN: usize = 2;
+/// Freed buffer bytes that make a heap trim worth it.
+const TRIM_AFTER_FREED: usize = 1024 * 1024;
+/// Least time between two heap trims.
+const TRIM_INTERVAL_MS: u64 = 1000;
 
 pub struct Shared {
     pub limits: Limits,
@@ -32,6 +43,29 @@ pub struct Shared {
     /// Reply handles not in use, and those whose client left while the
     /// application still holds them.
     pub replies: ReplyPool,
+    /// Releases of borrowed bodies owed to the application, made once no
+    /// borrow of the loop is alive (`LoopPtr::run_cleanups`).
+    pub released: Vec<Release>,
+    /// Heap memory held by output queues across all connections: the sum
+    /// of each `Output`'s counted storage (`Output::sync`). While it is at
+    /// or over `limits.output_high_water_total`, no request starts.
+    pub queued_output: usize,
+    /// Connections that could not start a request because `queued_output`
+    /// was over its bound; driven again once it falls.
+    pub room_waiters: Vec<Token>,
+    pub memory: MemoryReturn,
+}
+
+/// When the heap was last trimmed, and what has been freed since.
+#[derive(Default)]
+pub struct MemoryReturn {
+    /// Buffer bytes freed since the last trim.
+    pub freed: usize,
+    /// Most connections open since the last trim.
+    pub peak_conns: usize,
+    pub last_trim_ms: u64,
+    /// A trim is due but waits for `TRIM_INTERVAL_MS`: wake the loop then.
+    pub trim_at: Option<u64>,
 }
 
 impl Shared {
@@ -47,8 +81,56 @@ impl Shared {
             next_request_id: 1,
             header_spans: Vec::with_capacity(limits.max_headers),
             replies: ReplyPool::default(),
+            released: Vec::new(),
+            queued_output: 0,
+            room_waiters: Vec::new(),
+            memory: MemoryReturn::default(),
             limits,
         }
+    }
+
+    /// A borrowed body the loop is done with: its release (if any) is owed.
+    pub fn release_later(&mut self, body: Borrowed) {
+        if let Some(release) = body.into_release() {
+            self.released.push(release);
+        }
+    }
+
+    /// Output memory across all connections is at or over its bound: no
+    /// connection starts a new request, and chunks are refused.
+    pub fn over_output_total(&self) -> bool {
+        self.queued_output >= self.limits.output_high_water_total
+    }
+
+    /// Called once per loop turn with the number of open connections. Once
+    /// most of the connections seen since the last trim are gone, the pools
+    /// keep only what the open ones may use again, and when enough buffer
+    /// memory was freed the heap's free pages go back to the kernel (at most
+    /// once per `TRIM_INTERVAL_MS`; `trim_at` says when the next may run).
+    pub fn return_memory(&mut self, open: usize) {
+        let m = &mut self.memory;
+        m.peak_conns = m.peak_conns.max(open);
+        m.freed += self.pool.take_freed();
+        m.trim_at = None;
+        if open.saturating_mul(2) > m.peak_conns {
+            return;
+        }
+        self.pool
+            .shrink(POOL_KEEP_MIN.max(POOL_KEEP_PER_CONN.saturating_mul(open)));
+        self.replies.shrink(POOL_KEEP_MIN.max(open));
+        m.freed += self.pool.take_freed();
+        if m.freed < TRIM_AFTER_FREED {
+            return;
+        }
+        let due = m.last_trim_ms + TRIM_INTERVAL_MS;
+        if m.last_trim_ms != 0 && self.now < due {
+            m.trim_at = Some(due);
+            return;
+        }
+        mem::trim_heap();
+        m.freed = 0;
+        m.peak_conns = open;
+        m.last_trim_ms = self.now.max(1);
     }
 
     /// Reads the clocks (once per loop turn).
@@ -90,6 +172,18 @@ impl ReplyPool {
         self.spare
             .pop()
             .unwrap_or_else(|| Box::into_raw(Box::new(Reply::new(self.owner, self.thread))))
+    }
+
+    /// Frees spare handles beyond `keep` (open connections hold their own).
+    pub fn shrink(&mut self, keep: usize) {
+        while self.spare.len() > keep {
+            if let Some(reply) = self.spare.pop() {
+                // SAFETY: the handle came from Box::into_raw and is owned by
+                // the pool; a spare handle is in no connection and the
+                // application holds none of it.
+                drop(unsafe { Box::from_raw(reply) });
+            }
+        }
     }
 
     /// Frees a detached handle the application has ended. Returns whether

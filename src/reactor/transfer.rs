@@ -92,10 +92,17 @@ pub enum Flush {
 }
 
 /// Sends queued output until it is all out, the socket is full, or the
-/// connection failed. EPIPE/ECONNRESET mean the peer reset.
+/// connection failed. EPIPE/ECONNRESET mean the peer reset. Copied bytes and
+/// a borrowed body go out together in one `sendmsg`; a borrowed body sent
+/// to its last byte has its release queued. Storage larger than
+/// `output_high_water` is freed as soon as it is sent, and the loop's total
+/// of output memory updated.
 pub fn flush(c: &mut Conn, sh: &mut Shared) -> Flush {
     let fd = c.raw_fd();
-    while !c.output.is_empty() {
+    let result = loop {
+        if c.output.is_empty() {
+            break Flush::Done;
+        }
         if c.sends == 1 {
             // A second write may meet an unacknowledged first one: without
             // TCP_NODELAY, Nagle would hold it back for a delayed ACK. The
@@ -104,13 +111,20 @@ pub fn flush(c: &mut Conn, sh: &mut Shared) -> Flush {
             socket::set_nodelay(fd);
         }
         c.sends += 1;
-        match sh.io.send(fd, c.output.unread()) {
+        let sent = match c.output.slices() {
+            (copied, []) => sh.io.send(fd, copied),
+            ([], lent) => sh.io.send(fd, lent),
+            (copied, lent) => sh.io.send_two(fd, copied, lent),
+        };
+        match sent {
             Ok(n) => {
-                c.output.consume(n);
+                if let Some(body) = c.output.consume(n) {
+                    sh.release_later(body);
+                }
                 c.timer_dirty = true;
             }
             Err(e) => {
-                return match e.raw_os_error().unwrap_or(0) {
+                break match e.raw_os_error().unwrap_or(0) {
                     libc::EAGAIN => {
                         c.socket.write_blocked = true;
                         Flush::Blocked
@@ -125,8 +139,16 @@ pub fn flush(c: &mut Conn, sh: &mut Shared) -> Flush {
                 };
             }
         }
+    };
+    let large = sh.limits.output_high_water.max(4 * BUFFER_SIZE);
+    if c.output.copied() == 0 && c.output.capacity() > large {
+        // A large body is out: free its storage now rather than when the
+        // connection next goes idle. (A stream's refill buffer stays below
+        // this and is kept.)
+        c.output.release(&mut sh.pool, &mut sh.queued_output);
     }
-    Flush::Done
+    c.output.sync(&mut sh.queued_output);
+    result
 }
 
 /// Reads and discards until EAGAIN (None: keep lingering) or until the

@@ -16,6 +16,7 @@
 
 pub mod epoll;
 pub mod eventfd;
+pub mod mem;
 pub mod socket;
 pub mod thread;
 pub mod time;

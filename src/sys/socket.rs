@@ -1,4 +1,5 @@
-//! Sockets: listening, accepting, reading, writing (always `MSG_NOSIGNAL`),
+//! Sockets: listening, accepting, reading, writing (`send`, or `sendmsg`
+//! for two slices; always `MSG_NOSIGNAL`),
 //! half-closing, socket options and peer addresses.
 
 use std::io;
@@ -173,6 +174,36 @@ pub fn send(fd: Fd, buf: &[u8]) -> io::Result<usize> {
                 libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
             )
         };
+        match cvt_size(ret) {
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Writes `first` then `second` in one `sendmsg` (two iovecs), with
+/// `MSG_NOSIGNAL` like `send`. Returns how many bytes the kernel took, which
+/// may end anywhere in either slice.
+pub fn send_two(fd: Fd, first: &[u8], second: &[u8]) -> io::Result<usize> {
+    let mut iov = [
+        libc::iovec {
+            iov_base: first.as_ptr() as *mut libc::c_void,
+            iov_len: first.len(),
+        },
+        libc::iovec {
+            iov_base: second.as_ptr() as *mut libc::c_void,
+            iov_len: second.len(),
+        },
+    ];
+    // SAFETY: msghdr is plain old data; all-zero is a valid value (no
+    // address, no control data).
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = iov.len() as _;
+    loop {
+        // SAFETY: `msg` points to two iovecs describing readable slices that
+        // outlive the call; the kernel only reads through them.
+        let ret = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
         match cvt_size(ret) {
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
             other => return other,

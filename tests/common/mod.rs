@@ -196,6 +196,116 @@ pub fn fd_count(pid: i32) -> usize {
         .count()
 }
 
+/// VmRSS of a process, in KiB (0 once it is gone).
+pub fn rss_kib(pid: i32) -> u64 {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return 0;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The highest total VmRSS of some processes, sampled every 10 ms on a
+/// thread from `start` until `finish`.
+pub struct PeakRss {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sampler: thread::JoinHandle<u64>,
+}
+
+impl PeakRss {
+    pub fn start(pids: Vec<i32>) -> PeakRss {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let sampler = thread::spawn(move || {
+            let mut peak = 0;
+            loop {
+                peak = pids.iter().map(|&p| rss_kib(p)).sum::<u64>().max(peak);
+                if flag.load(Ordering::SeqCst) {
+                    return peak;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        });
+        PeakRss { stop, sampler }
+    }
+
+    /// The peak in KiB.
+    pub fn finish(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.sampler.join().expect("RSS sampler")
+    }
+}
+
+/// Raises this process's soft RLIMIT_NOFILE to the hard limit if it is
+/// below `need`; panics if the hard limit is too low.
+pub fn ensure_nofile(need: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid out pointer.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    if lim.rlim_cur >= need {
+        return;
+    }
+    assert!(
+        lim.rlim_max >= need,
+        "this test needs {need} descriptors; the hard RLIMIT_NOFILE is {}",
+        lim.rlim_max
+    );
+    lim.rlim_cur = lim.rlim_max;
+    // SAFETY: a valid rlimit value.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+}
+
+/// `count` slow readers (`slowhttptest -X -k PIPELINED` in small): each
+/// connects with a small receive buffer (`rcvbuf`), sends `request`
+/// `pipelined` times in one write, reads the first `read_first` bytes and
+/// then reads nothing more. Returns them open (dropping them closes them,
+/// with unread data: an RST) and how many got the start of a 200 response
+/// within `wait` (the others are still waiting for one, or were closed).
+pub fn slow_readers(
+    port: u16,
+    count: usize,
+    request: &[u8],
+    pipelined: usize,
+    read_first: usize,
+    rcvbuf: i32,
+    wait: Duration,
+) -> (Vec<Conn>, usize) {
+    let wire = request.repeat(pipelined);
+    let mut clients = Vec::with_capacity(count);
+    for i in 0..count {
+        let stream = connect_with_rcvbuf(port, rcvbuf)
+            .unwrap_or_else(|e| panic!("slow reader {i}: connect 127.0.0.1:{port}: {e}"));
+        let mut c = Conn::new(stream);
+        c.send(&wire)
+            .unwrap_or_else(|e| panic!("slow reader {i}: send: {e}"));
+        clients.push(c);
+    }
+    let deadline = Instant::now() + wait;
+    let mut answered = 0;
+    for (i, c) in clients.iter_mut().enumerate() {
+        // Past the deadline, only what has already arrived counts.
+        let until = deadline.max(Instant::now() + Duration::from_millis(5));
+        match c.read_at_least(read_first, until) {
+            Ok(_) if c.buffered().starts_with(b"HTTP/1.1 200 ") => answered += 1,
+            Ok(_) => panic!(
+                "slow reader {i}: {:?}",
+                String::from_utf8_lossy(&c.buffered()[..c.buffered().len().min(100)])
+            ),
+            // Still waiting, or closed by the server (a timeout) meanwhile.
+            Err(_) => {}
+        }
+    }
+    (clients, answered)
+}
+
 /// `fd -> link target` for diagnostics.
 pub fn list_fds(pid: i32) -> Vec<String> {
     let mut out = Vec::new();
