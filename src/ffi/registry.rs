@@ -11,7 +11,7 @@
 //! long-stale handle reads memory that is still the table's.
 //!
 //! Resolving takes no lock (acquire loads of the segment and the
-//! generation); only Init and Destroy lock the free list. The slot also
+//! generation); only Init and Destroy take a lock. The slot also
 //! holds the loop's thread (`ThreadTag`), so a call from another thread is
 //! told apart without touching the loop.
 //!
@@ -26,7 +26,9 @@
 
 use std::os::raw::c_int;
 use std::ptr::null_mut;
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 use std::sync::Mutex;
 
 use crate::reactor::EventLoop;
@@ -48,35 +50,36 @@ struct Slot {
     stop_fd: AtomicI32,
     /// `stop` calls between their generation check and their write.
     stops: AtomicU32,
+    /// Free for the next Init (set by Destroy once no Stop can still use
+    /// the slot's old descriptor); read and written under `USED`'s lock.
+    vacant: AtomicBool,
 }
 
 impl Slot {
-    fn empty() -> Slot {
+    const fn empty() -> Slot {
         Slot {
             generation: AtomicUsize::new(0),
             core: AtomicPtr::new(null_mut()),
             owner: AtomicU64::new(0),
             stop_fd: AtomicI32::new(-1),
             stops: AtomicU32::new(0),
+            vacant: AtomicBool::new(true),
         }
     }
 }
 
-/// Each segment is `SEGMENT_SLOTS` slots, allocated once and never freed.
+/// The first segment is static, so a program with up to `SEGMENT_SLOTS`
+/// live Connections allocates nothing here (and valgrind sees nothing
+/// left at exit).
+static FIRST: [Slot; SEGMENT_SLOTS] = [const { Slot::empty() }; SEGMENT_SLOTS];
+
+/// The further segments, `SEGMENT_SLOTS` slots each, allocated when first
+/// needed and never freed (index 0 stays null: that segment is `FIRST`).
 static SEGMENTS: [AtomicPtr<Slot>; MAX_SEGMENTS] =
     [const { AtomicPtr::new(null_mut()) }; MAX_SEGMENTS];
 
-struct FreeList {
-    /// Slots whose loop was destroyed, reused first.
-    free: Vec<usize>,
-    /// Slots ever handed out (the next new one).
-    used: usize,
-}
-
-static FREE: Mutex<FreeList> = Mutex::new(FreeList {
-    free: Vec::new(),
-    used: 0,
-});
+/// Slots ever handed out (the next new one); Init and Destroy take the lock.
+static USED: Mutex<usize> = Mutex::new(0);
 
 /// What a `Connection` stores: which slot, and its generation at Init.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +100,9 @@ pub enum Refused {
 /// The slot at `index`, if its segment exists. Lock-free and
 /// async-signal-safe (one atomic load).
 fn slot(index: usize) -> Option<&'static Slot> {
+    if index < SEGMENT_SLOTS {
+        return Some(&FIRST[index]);
+    }
     let segment = SEGMENTS.get(index / SEGMENT_SLOTS)?.load(Ordering::Acquire);
     if segment.is_null() {
         return None;
@@ -117,23 +123,25 @@ fn named(h: Handle) -> Option<&'static Slot> {
 /// Enters `core` (just created by the calling thread, its loop thread)
 /// into the table. None when the table is full or out of memory.
 pub fn insert(core: *mut EventLoop, stop_fd: c_int) -> Option<Handle> {
-    let mut list = FREE.lock().unwrap_or_else(|e| e.into_inner());
-    let index = match list.free.pop() {
+    let mut used = USED.lock().unwrap_or_else(|e| e.into_inner());
+    // A vacant slot first (Init is rare: a scan is fine), else a new one.
+    let reuse = (0..*used).find(|&i| slot(i).is_some_and(|s| s.vacant.load(Ordering::Relaxed)));
+    let index = match reuse {
         Some(i) => i,
         None => {
-            let i = list.used;
-            let segment = SEGMENTS.get(i / SEGMENT_SLOTS)?;
-            if i % SEGMENT_SLOTS == 0 {
-                list.free.try_reserve(i + SEGMENT_SLOTS).ok()?;
+            let i = *used;
+            if i >= SEGMENT_SLOTS && i % SEGMENT_SLOTS == 0 {
+                let segment = SEGMENTS.get(i / SEGMENT_SLOTS)?;
                 let slots: Box<[Slot; SEGMENT_SLOTS]> =
                     Box::new(std::array::from_fn(|_| Slot::empty()));
                 segment.store(Box::into_raw(slots) as *mut Slot, Ordering::Release);
             }
-            list.used += 1;
+            *used += 1;
             i
         }
     };
     let s = slot(index).expect("a handed-out slot's segment exists");
+    s.vacant.store(false, Ordering::Relaxed);
     s.core.store(core, Ordering::Relaxed);
     s.owner.store(ThreadTag::current().0, Ordering::Relaxed);
     s.stop_fd.store(stop_fd, Ordering::Relaxed);
@@ -205,7 +213,6 @@ pub fn remove(h: Handle) {
     }
     s.core.store(null_mut(), Ordering::Relaxed);
     s.stop_fd.store(-1, Ordering::Relaxed);
-    let mut list = FREE.lock().unwrap_or_else(|e| e.into_inner());
-    // Reserved when the slot's segment was made: never allocates here.
-    list.free.push(h.slot);
+    let _used = USED.lock().unwrap_or_else(|e| e.into_inner());
+    s.vacant.store(true, Ordering::Relaxed);
 }
