@@ -174,13 +174,18 @@ pub(super) fn split_port(value: &[u8]) -> Option<(&[u8], &[u8])> {
 /// *DIGIT. An empty value is valid (RFC 9110 7.2), and so is an empty
 /// reg-name before a port.
 pub(super) fn valid_host(value: &[u8]) -> bool {
-    // The common case, a name or address with an optional port, is one
-    // table lookup per byte.
-    static SIMPLE: [bool; 256] = super::alnum_and(b"-._~!$&'()*+,;=:");
-    if value.iter().all(|&b| SIMPLE[b as usize])
-        && value.iter().filter(|&&b| b == b':').count() <= 1
-    {
-        return split_port(value).is_some();
+    // The common case, a name or an IPv4 address with an optional port, is
+    // one pass: a table lookup per byte of the name, a digit check per byte
+    // of the port.
+    static SIMPLE: [bool; 256] = super::alnum_and(b"-._~!$&'()*+,;=");
+    match value.iter().position(|&b| !SIMPLE[b as usize]) {
+        None => return true,
+        Some(colon) if value[colon] == b':' => {
+            if value[colon + 1..].iter().all(u8::is_ascii_digit) {
+                return true;
+            }
+        }
+        Some(_) => {}
     }
     let Some((host, _port)) = split_port(value) else {
         return false;
