@@ -9,9 +9,12 @@
 #![allow(dead_code)]
 
 mod build;
+mod nginx;
 mod process;
 
 pub use build::*;
+#[allow(unused_imports)] // only the tests that run nginx use these
+pub use nginx::*;
 pub use process::*;
 
 use std::collections::HashMap;

@@ -14,7 +14,6 @@
 mod common;
 
 use std::fs;
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -24,8 +23,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    close_wait_count, describe_status, fd_count, run_ok, wait_child, wait_until, Conn, Server,
-    TempDir,
+    close_wait_count, describe_status, fd_count, free_port, nginx_program, nginx_temp_paths,
+    nginx_version, nginx_version_at_least, run_ok, wait_child, wait_until, Conn, Server, TempDir,
 };
 
 const CLIENTS: usize = 4;
@@ -78,23 +77,6 @@ impl Drop for Nginx {
     }
 }
 
-fn nginx_version_at_least(v: &str, want: (u32, u32, u32)) -> bool {
-    // "nginx version: nginx/1.22.1 ..."
-    let Some(ver) = v.split("nginx/").nth(1) else {
-        return false;
-    };
-    let nums: Vec<u32> = ver
-        .split(|c: char| !c.is_ascii_digit())
-        .take(3)
-        .map(|n| n.parse().unwrap_or(0))
-        .collect();
-    (
-        nums.first().copied().unwrap_or(0),
-        nums.get(1).copied().unwrap_or(0),
-        nums.get(2).copied().unwrap_or(0),
-    ) >= want
-}
-
 /// Replaces `from` (which must occur exactly once) by `to`.
 fn replace_once(text: &str, from: &str, to: &str) -> String {
     let n = text.matches(from).count();
@@ -103,11 +85,6 @@ fn replace_once(text: &str, from: &str, to: &str) -> String {
         "c-examples/nginx-upstream.conf should contain {from:?} exactly once (found {n})"
     );
     text.replacen(from, to, 1)
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().unwrap().port()
 }
 
 /// The example config with real ports, and everything nginx writes kept in `dir`.
@@ -133,18 +110,10 @@ fn write_config(dir: &Path, nginx_v: &str, backends: [u16; 2], listen: u16) -> s
     );
     conf = replace_once(&conf, "worker_processes auto;", "worker_processes 1;");
     let d = dir.display();
-    let mut http_extra = format!(
-        "http {{\n    access_log {d}/access.log;\n    client_body_temp_path {d}/client_body;\n    proxy_temp_path {d}/proxy;\n"
+    let http_extra = format!(
+        "http {{\n    access_log {d}/access.log;\n{}",
+        nginx_temp_paths(dir, nginx_v)
     );
-    for (module, directive) in [
-        ("fastcgi", "fastcgi_temp_path"),
-        ("uwsgi", "uwsgi_temp_path"),
-        ("scgi", "scgi_temp_path"),
-    ] {
-        if !nginx_v.contains(&format!("--without-http_{module}_module")) {
-            http_extra.push_str(&format!("    {directive} {d}/{module};\n"));
-        }
-    }
     conf = replace_once(&conf, "http {\n", &http_extra);
     if !nginx_v.contains("http_stub_status_module") {
         // Not built in: drop the status location (not what this test is about).
@@ -197,30 +166,10 @@ fn client(port: u16, done: Arc<AtomicUsize>, failures: Arc<Mutex<Vec<String>>>, 
     }
 }
 
-/// `nginx` from PATH, else from the sbin directories a non-root PATH
-/// often lacks (Debian installs it as /usr/sbin/nginx).
-fn nginx_program() -> std::path::PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(std::path::PathBuf::from))
-        .map(|dir| dir.join("nginx"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| "nginx".into())
-}
-
 #[test]
 fn nginx_fails_over_with_no_failed_request() {
     let nginx_bin = nginx_program();
-    let nginx_v = match Command::new(&nginx_bin).arg("-V").output() {
-        Ok(out) => {
-            String::from_utf8_lossy(&out.stderr).into_owned()
-                + &String::from_utf8_lossy(&out.stdout)
-        }
-        Err(e) => panic!(
-            "nginx is needed by this test but cannot be run ({e}): install nginx-light \
-             (apt-get install nginx-light; .ci/run installs it)"
-        ),
-    };
+    let nginx_v = nginx_version(&nginx_bin);
 
     let mut a = Server::start(&[]);
     let mut b = Server::start(&[]);

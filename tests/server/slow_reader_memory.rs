@@ -14,9 +14,8 @@
 mod common;
 
 use std::fs;
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -152,33 +151,13 @@ impl Nginx {
     /// nginx on 127.0.0.1 (a free port) serving `dir/www/big` (1 MiB) with
     /// everything it writes kept in `dir`; waits until it answers.
     fn start(bin: &Path, dir: &Path) -> Nginx {
-        let v = Command::new(bin).arg("-V").output().unwrap_or_else(|e| {
-            panic!(
-                "nginx is needed by this test but cannot be run ({e}): install nginx-light \
-                     (apt-get install nginx-light; .ci/run installs it)"
-            )
-        });
-        let version =
-            String::from_utf8_lossy(&v.stderr).into_owned() + &String::from_utf8_lossy(&v.stdout);
+        let version = nginx_version(bin);
         let www = dir.join("www");
         fs::create_dir_all(&www).unwrap();
         fs::write(www.join("big"), vec![b'x'; 1 << 20]).unwrap();
-        let port = {
-            let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-            l.local_addr().unwrap().port()
-        };
+        let port = free_port();
         let d = dir.display();
-        let mut temp_paths =
-            format!("    client_body_temp_path {d}/client_body;\n    proxy_temp_path {d}/proxy;\n");
-        for (module, directive) in [
-            ("fastcgi", "fastcgi_temp_path"),
-            ("uwsgi", "uwsgi_temp_path"),
-            ("scgi", "scgi_temp_path"),
-        ] {
-            if !version.contains(&format!("--without-http_{module}_module")) {
-                temp_paths.push_str(&format!("    {directive} {d}/{module};\n"));
-            }
-        }
+        let temp_paths = nginx_temp_paths(dir, &version);
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
         let conf = format!(
@@ -195,7 +174,7 @@ impl Nginx {
         fs::write(&conf_path, conf).unwrap();
         let mut cmd = Command::new(bin);
         cmd.arg("-p").arg(format!("{d}/")).arg("-c").arg(&conf_path);
-        if version_at_least(&version, (1, 19, 5)) {
+        if nginx_version_at_least(&version, (1, 19, 5)) {
             // The error log before the configuration is read.
             cmd.arg("-e").arg(dir.join("error.log"));
         }
@@ -245,33 +224,4 @@ impl Drop for Nginx {
         // Workers included, whatever happened to the master.
         kill_group(self.pid);
     }
-}
-
-/// `nginx` from PATH, else from the sbin directories a non-root PATH
-/// often lacks (Debian installs it as /usr/sbin/nginx).
-fn nginx_program() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join("nginx"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| "nginx".into())
-}
-
-/// Whether `nginx -V` output names a version of at least `want`.
-fn version_at_least(v: &str, want: (u32, u32, u32)) -> bool {
-    // "nginx version: nginx/1.22.1 ..."
-    let Some(ver) = v.split("nginx/").nth(1) else {
-        return false;
-    };
-    let nums: Vec<u32> = ver
-        .split(|c: char| !c.is_ascii_digit())
-        .take(3)
-        .map(|n| n.parse().unwrap_or(0))
-        .collect();
-    (
-        nums.first().copied().unwrap_or(0),
-        nums.get(1).copied().unwrap_or(0),
-        nums.get(2).copied().unwrap_or(0),
-    ) >= want
 }

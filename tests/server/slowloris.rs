@@ -19,6 +19,9 @@
 //! The tests share one process (its RSS, its descriptors), so they run one
 //! at a time.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::FromRawFd;
@@ -27,6 +30,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::ensure_nofile;
 use connection_core::harness::reference_handler;
 use connection_core::*;
 
@@ -132,27 +136,6 @@ fn vm_rss() -> i64 {
         .and_then(|v| v.parse().ok())
         .expect("VmRSS value");
     kb * 1024
-}
-
-/// Raises the soft RLIMIT_NOFILE to the hard limit if it is below `need`.
-fn ensure_nofile(need: u64) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: a valid out pointer.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-    if lim.rlim_cur >= need {
-        return;
-    }
-    assert!(
-        lim.rlim_max >= need,
-        "this test needs {need} descriptors; the hard RLIMIT_NOFILE is {}",
-        lim.rlim_max
-    );
-    lim.rlim_cur = lim.rlim_max;
-    // SAFETY: a valid rlimit value.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
 }
 
 /// What a trickling client saw.
