@@ -294,17 +294,38 @@ pub fn run_exchange_with(
     send_cap: usize,
     stream_above: Option<usize>,
 ) -> Outcome {
+    let body = stream_above.map(|above| {
+        (
+            Some(collect_body as unsafe extern "C" fn(_, _, _, _) -> _),
+            above,
+        )
+    });
+    exchange(limits, Some(reference_handler), body, pieces, fin, send_cap)
+}
+
+/// `run_exchange` with the application's own request handler instead of
+/// `reference_handler`.
+pub fn run_exchange_handled(
+    limits: Limits,
+    handler: ConnectionHandler,
+    pieces: &[&[u8]],
+    fin: bool,
+    send_cap: usize,
+) -> Outcome {
+    exchange(limits, handler, None, pieces, fin, send_cap)
+}
+
+fn exchange(
+    limits: Limits,
+    handler: ConnectionHandler,
+    body: Option<(ConnectionBodyHandler, usize)>,
+    pieces: &[&[u8]],
+    fin: bool,
+    send_cap: usize,
+) -> Outcome {
     let memory = Memory::default();
     let ml = MemoryLoop::new(limits, memory.clone());
-    ml.set_handlers(
-        Some(reference_handler),
-        stream_above.map(|above| {
-            (
-                Some(collect_body as unsafe extern "C" fn(_, _, _, _) -> _),
-                above,
-            )
-        }),
-    );
+    ml.set_handlers(handler, body);
     let (token, fd) = ml.attach();
     memory.sockets.borrow_mut().get_mut(&fd).unwrap().send_cap = send_cap;
     for piece in pieces {

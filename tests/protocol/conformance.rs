@@ -528,26 +528,15 @@ unsafe extern "C" fn no_content_handler(
 #[test]
 fn no_content_statuses_carry_no_framing() {
     use connection_core::config::Limits;
-    use connection_core::harness::MemoryLoop;
-    use connection_core::reactor::io::Memory;
-    let memory = Memory::default();
-    let ml = MemoryLoop::new(Limits::default(), memory.clone());
-    ml.set_handlers(Some(no_content_handler), None);
-    let (token, fd) = ml.attach();
-    memory
-        .sockets
-        .borrow_mut()
-        .get_mut(&fd)
-        .unwrap()
-        .pending
-        .push_back(
-            b"GET /204 HTTP/1.1\r\nHost: a\r\n\r\nGET /304 HTTP/1.1\r\nHost: a\r\n\r\n".to_vec(),
-        );
-    for _ in 0..8 {
-        ml.pump(token);
-    }
-    drop(ml);
-    let sent = memory.sockets.borrow()[&fd].sent.clone();
+    use connection_core::harness::run_exchange_handled;
+    let out = run_exchange_handled(
+        Limits::default(),
+        Some(no_content_handler),
+        &[b"GET /204 HTTP/1.1\r\nHost: a\r\n\r\nGET /304 HTTP/1.1\r\nHost: a\r\n\r\n"],
+        false,
+        0,
+    );
+    let sent = out.sent;
     assert_eq!(
         BEGIN_CHUNKED_204.load(std::sync::atomic::Ordering::Relaxed),
         connection_core::CONNECTION_ERR_INVALID,
