@@ -96,22 +96,14 @@ impl ConnectionCloseReason {
             .and_then(|i| Self::ALL.get(i).copied())
     }
 
-    /// Lower-case name, NUL-terminated for C ("peer_closed", ...).
+    /// Lower-case name, NUL-terminated for C ("peer_closed", ...): the
+    /// reactor's own name of the reason.
     pub fn name_c(self) -> &'static std::ffi::CStr {
-        match self {
-            Self::CONNECTION_CLOSE_COMPLETED => c"completed",
-            Self::CONNECTION_CLOSE_PEER_CLOSED => c"peer_closed",
-            Self::CONNECTION_CLOSE_RESET => c"reset",
-            Self::CONNECTION_CLOSE_TIMEOUT => c"timeout",
-            Self::CONNECTION_CLOSE_SHUTDOWN => c"shutdown",
-            Self::CONNECTION_CLOSE_ERROR => c"error",
-            Self::CONNECTION_CLOSE_LIMIT => c"limit",
-            Self::CONNECTION_CLOSE_PROTOCOL => c"protocol",
-        }
+        CloseReason::ALL[self as usize].name_c()
     }
 
     pub fn name(self) -> &'static str {
-        self.name_c().to_str().expect("names are ASCII")
+        CloseReason::ALL[self as usize].name()
     }
 }
 

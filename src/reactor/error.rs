@@ -1,6 +1,7 @@
 //! The reactor's errors and close reasons, in Rust terms. The C boundary
 //! maps each to its fixed C value in one place (`ffi/error.rs`).
 
+use std::ffi::CStr;
 use std::io;
 
 /// Why a call on the loop or on a response failed.
@@ -72,15 +73,20 @@ impl CloseReason {
 
     /// Lower-case name, as in logs ("peer_closed").
     pub fn name(self) -> &'static str {
+        self.name_c().to_str().expect("names are ASCII")
+    }
+
+    /// The name, NUL-terminated (the C boundary hands it out as is).
+    pub fn name_c(self) -> &'static CStr {
         match self {
-            CloseReason::Completed => "completed",
-            CloseReason::PeerClosed => "peer_closed",
-            CloseReason::Reset => "reset",
-            CloseReason::Timeout => "timeout",
-            CloseReason::Shutdown => "shutdown",
-            CloseReason::Error => "error",
-            CloseReason::Limit => "limit",
-            CloseReason::Protocol => "protocol",
+            CloseReason::Completed => c"completed",
+            CloseReason::PeerClosed => c"peer_closed",
+            CloseReason::Reset => c"reset",
+            CloseReason::Timeout => c"timeout",
+            CloseReason::Shutdown => c"shutdown",
+            CloseReason::Error => c"error",
+            CloseReason::Limit => c"limit",
+            CloseReason::Protocol => c"protocol",
         }
     }
 }
