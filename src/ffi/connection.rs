@@ -100,6 +100,20 @@ unsafe fn store_handle(conn: *mut Connection, h: Option<Handle>) {
     unsafe { conn.write(value) };
 }
 
+/// The reactor's view of a C request handler. A `Request*`/`Response*` is
+/// the reactor's `RequestView*`/`Reply*` (opaque handles), so the two
+/// function types differ only in pointee types: the same ABI.
+pub(crate) fn request_fn(handler: ConnectionHandler) -> Option<RequestFn> {
+    // SAFETY: same ABI, as said above.
+    handler.map(|f| unsafe { std::mem::transmute::<_, RequestFn>(f) })
+}
+
+/// The reactor's view of a C body handler (same ABI, as for `request_fn`).
+pub(crate) fn body_fn(handler: ConnectionBodyHandler) -> Option<BodyFn> {
+    // SAFETY: same ABI: only the request pointer's pointee type differs.
+    handler.map(|f| unsafe { std::mem::transmute::<_, BodyFn>(f) })
+}
+
 /// The live core of `conn` and its registry handle, or the error to
 /// return: `CONNECTION_ERR_NULL`, `CONNECTION_ERR_NOT_INITIALIZED` (never
 /// initialised, or destroyed through any copy), `CONNECTION_ERR_WRONG_THREAD`
@@ -221,10 +235,7 @@ pub unsafe extern "C" fn Connection_SetHandler(
     // a live core, borrowed only for the call; no callback runs.
     unsafe {
         with_live(conn, |lp| {
-            // SAFETY: a `Request*`/`Response*` is the reactor's `RequestView*`/
-            // `Reply*` (opaque handles), and the two function types differ
-            // only in pointee types: the same ABI.
-            let request = handler.map(|f| std::mem::transmute::<_, RequestFn>(f));
+            let request = request_fn(handler);
             lp.with(|el| {
                 let mut h = el.handlers();
                 h.request = request;
@@ -258,8 +269,7 @@ pub unsafe extern "C" fn Connection_SetBodyHandler(
     // a live core, borrowed only for the call; no callback runs.
     unsafe {
         with_live(conn, |lp| {
-            // SAFETY: as in `Connection_SetHandler`: same ABI.
-            let body = handler.map(|f| std::mem::transmute::<_, BodyFn>(f));
+            let body = body_fn(handler);
             lp.with(|el| {
                 let mut h = el.handlers();
                 h.body = body;

@@ -5,13 +5,12 @@
 
 use std::os::raw::c_void;
 
-use crate::ffi::connection::{ConnectionBodyHandler, ConnectionHandler};
+use crate::ffi::connection::{body_fn, request_fn, ConnectionBodyHandler, ConnectionHandler};
 use crate::ffi::error::ConnectionCloseReason;
 use crate::ffi::request::*;
 use crate::ffi::response::*;
 use crate::ffi::stats::ConnectionStats;
 use crate::reactor::acceptor::Acceptor;
-use crate::reactor::driver::{BodyFn, RequestFn};
 use crate::reactor::event_loop::LISTENER;
 use crate::reactor::io::{Io, Memory};
 use crate::reactor::slab::Token;
@@ -52,12 +51,9 @@ impl MemoryLoop {
     ) {
         self.lp.with(|el| {
             let mut h = el.handlers();
-            // SAFETY: a `Request*`/`Response*` is the reactor's view/reply
-            // pointer: the function types have the same ABI.
-            h.request = handler.map(|f| unsafe { std::mem::transmute::<_, RequestFn>(f) });
+            h.request = request_fn(handler);
             if let Some((body, above)) = body {
-                // SAFETY: as above.
-                h.body = body.map(|f| unsafe { std::mem::transmute::<_, BodyFn>(f) });
+                h.body = body_fn(body);
                 h.stream_above = above;
             }
             el.set_handlers(h);
