@@ -6,6 +6,16 @@
 //! application still holds it (an open chunked response) is `Detached`: it
 //! stays allocated, refuses every call with `Error::Closed`, and is freed
 //! when the application ends it, or when the loop is destroyed.
+//!
+//! A reply the handler kept with `Response_Defer` is `deferred`: it belongs
+//! to the application until its release (`Response_Release`) and is never
+//! reused before, whatever happened to its connection. While the request
+//! waits its phase stays `Handler`; once answered it leaves the connection
+//! (`Done`: further calls get `Error::State`); if the connection ends first,
+//! or the library answers 503 at the response timeout, it is `Detached`
+//! (further calls get `Error::Closed`) and its cleanup is queued once.
+
+use std::os::raw::c_void;
 
 use super::error::Error;
 use super::slab::Token;
@@ -30,6 +40,23 @@ pub enum Phase {
     Detached,
 }
 
+/// What `Response_Defer` registered.
+#[derive(Clone, Copy)]
+pub struct Deferred {
+    /// Called once with `CloseReason::number()` if the response can no
+    /// longer be answered (its connection ended, or the response timeout
+    /// answered 503) before the application answered or released it.
+    pub cleanup: Option<unsafe extern "C" fn(user: *mut c_void, reason: i32)>,
+    pub user: *mut c_void,
+    /// When the handler deferred it (the response timeout counts from here).
+    pub since_ms: u64,
+    /// Its index in `ReplyPool::deferred`.
+    pub slot: usize,
+    /// The application released it while a stream still owned the
+    /// response: freed when the stream ends.
+    pub released: bool,
+}
+
 /// The address of the event loop a reply belongs to. Kept as an untyped
 /// address so this file stays below the loop; only `driver.rs` turns it
 /// back into the loop.
@@ -51,6 +78,8 @@ pub struct Reply {
     pub(crate) minor_version: u8,
     /// The application asked for `Connection: close`.
     pub(crate) app_close: bool,
+    /// Kept by `Response_Defer`: owned by the application until released.
+    pub(crate) deferred: Option<Deferred>,
 }
 
 impl Reply {
@@ -66,6 +95,7 @@ impl Reply {
             keep_alive: true,
             minor_version: 1,
             app_close: false,
+            deferred: None,
         }
     }
 
