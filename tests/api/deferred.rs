@@ -34,6 +34,7 @@ struct State {
     /// The cleanup releases the handle itself.
     release_in_cleanup: bool,
     /// Tags given as cleanup `user` (freed with the state).
+    #[allow(clippy::vec_box)] // boxed: each Tag's address is handed out
     tags: Vec<Box<Tag>>,
 }
 
