@@ -190,7 +190,8 @@ pub unsafe extern "C" fn Response_Send(
 /// non-zero `len`), `CONNECTION_ERR_STATE` (already answered),
 /// `CONNECTION_ERR_CLOSED` or `CONNECTION_ERR_WRONG_THREAD`.
 ///
-/// Thread: the loop thread, inside the request handler.
+/// Thread: the loop thread, inside the request handler (or later, for a
+/// response kept with `Response_Defer`).
 #[no_mangle]
 pub unsafe extern "C" fn Response_SendBorrowed(
     resp: *mut Response,
