@@ -29,14 +29,16 @@ const MAX_APP_HEADER_BYTES: usize = 64 * 1024;
 pub enum Phase {
     /// No request is being answered through this handle.
     Done,
-    /// The handler is running and has not answered yet.
+    /// The handler is running and has not answered yet, or it deferred the
+    /// response (`Reply::deferred`) and the application answers later.
     Handler,
     /// A chunked response is open; the application writes and ends it.
     Chunked,
     /// A pull stream owns the response.
     Streaming,
-    /// The client went away while a chunked response was open; the handle
-    /// waits for the application's end call to be freed.
+    /// The client went away while a chunked response was open (the handle
+    /// waits for the application's end call to be freed), or a deferred
+    /// response can no longer be answered (freed by its release).
     Detached,
 }
 
