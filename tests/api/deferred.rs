@@ -604,6 +604,7 @@ fn input_behind_a_deferred_request_is_bounded() {
     });
     srv.pump_until(|_| blocked.load(Ordering::SeqCst) || client.is_finished());
     let total = written.load(Ordering::SeqCst);
+    eprintln!("the client wrote {total} bytes before its writes blocked");
     assert!(
         total < 64 * 1024 * 1024,
         "the client wrote {total} bytes without blocking"
