@@ -293,6 +293,15 @@ typedef struct ConnectionConfig {
    * make the server hold: this plus one response. Default 64 MiB.
    */
   uint64_t output_high_water_total;
+  /**
+   * Time a response kept with `Response_Defer` may wait for the
+   * application, counted from the `Response_Defer` call. When it passes
+   * unanswered, the library answers 503 (and logs a warning), and the
+   * handle is closed for the application (`CONNECTION_ERR_CLOSED`; its
+   * cleanup gets `CONNECTION_CLOSE_TIMEOUT`). Default 30000 ms. Must be
+   * > 0, like every timeout (for long polling, set a large value).
+   */
+  uint32_t response_timeout_ms;
 } ConnectionConfig;
 
 /**
@@ -401,6 +410,14 @@ typedef struct ConnectionStats {
    * accepted and closed through the reserved descriptor when possible).
    */
   uint64_t accept_fd_exhausted;
+  /**
+   * Responses kept past their handler with `Response_Defer`.
+   */
+  uint64_t deferred;
+  /**
+   * Deferred responses the library answered 503 at `response_timeout_ms`.
+   */
+  uint64_t response_timeouts;
 } ConnectionStats;
 
 /**
@@ -792,7 +809,8 @@ int Response_Send(struct Response *resp, const void *body, size_t len);
  * non-zero `len`), `CONNECTION_ERR_STATE` (already answered),
  * `CONNECTION_ERR_CLOSED` or `CONNECTION_ERR_WRONG_THREAD`.
  *
- * Thread: the loop thread, inside the request handler.
+ * Thread: the loop thread, inside the request handler (or later, for a
+ * response kept with `Response_Defer`).
  */
 int Response_SendBorrowed(struct Response *resp, const void *body, size_t len, ConnectionRelease release, void *user);
 
@@ -823,8 +841,9 @@ int Response_BeginChunked(struct Response *resp);
 int Response_WriteChunk(struct Response *resp, const void *data, size_t len);
 
 /**
- * Ends an open chunked response. Always releases the handle: after this
- * call `resp` must not be used. Returns 0, or `CONNECTION_ERR_CLOSED` if
+ * Ends an open chunked response. Always releases the handle, unless the
+ * response was deferred (`Response_Defer`: only `Response_Release` releases
+ * it): after this call `resp` must not be used. Returns 0, or `CONNECTION_ERR_CLOSED` if
  * the client went away before the end (the handle is released all the
  * same), `CONNECTION_ERR_NULL`, `CONNECTION_ERR_STATE` (not an open
  * chunked response), or `CONNECTION_ERR_WRONG_THREAD` (nothing done, the
@@ -847,6 +866,64 @@ int Response_End(struct Response *resp);
  * Thread: the loop thread.
  */
 int Response_Stream(struct Response *resp, ConnectionProducer producer, ConnectionCleanup cleanup, void *user);
+
+/**
+ * Keeps the response past the handler's return, to answer it later with
+ * the usual calls (`Response_Send`, `Response_SendBorrowed`,
+ * `Response_BeginChunked` ... `Response_End`, `Response_Stream`, after
+ * `Response_SetStatus` / `Response_AddHeader`). Call it from the request
+ * handler, before answering. The request itself is valid only during the
+ * handler: copy what the answer needs.
+ *
+ * While the response waits, no later request on the same connection is
+ * handed to the handler (pipelined requests wait their turn and are
+ * answered in order); the client is read on until `max_header_bytes` of
+ * what it sends next is buffered, then not at all until the answer. If the
+ * client half-closes (FIN), the answer is still sent. After
+ * `response_timeout_ms` without an answer the library answers 503 and logs
+ * a warning.
+ *
+ * The handle stays valid memory until `Response_Release(resp)`, which must
+ * be called exactly once, on the loop thread, when the application is done
+ * with it: after answering, or after it learnt the client is gone (it may
+ * be called inside `on_close`). Until then: calls on an answered response
+ * return `CONNECTION_ERR_STATE`; once the connection ended (reset, FIN
+ * before the request was complete, timeouts, `Connection_Stop`'s drain
+ * deadline, `Connection_Destroy`) or the 503 was sent, every call returns
+ * `CONNECTION_ERR_CLOSED`. `Connection_Destroy` frees handles not yet
+ * released: the pointer is invalid once Destroy returns.
+ *
+ * `on_close(user, reason)` (may be NULL) is called at most once, on the
+ * loop thread, when the response can no longer be answered before the
+ * application finished its answer and before it released the handle:
+ * `CONNECTION_CLOSE_RESET`, `PEER_CLOSED`, `TIMEOUT` (a connection timeout
+ * or the response timeout's 503), `SHUTDOWN` (`Connection_Stop`'s drain
+ * deadline or `Connection_Destroy`), `ERROR`, ... It is not called when
+ * the answer completed (a stream reports to its own cleanup) or after
+ * `Response_Release`. Like every cleanup it must not call
+ * `Connection_Process`, `Connection_Run` or `Connection_Destroy`.
+ *
+ * Returns 0, `CONNECTION_ERR_NULL`, `CONNECTION_ERR_STATE` (not inside the
+ * handler, already answered or already deferred), `CONNECTION_ERR_CLOSED`
+ * or `CONNECTION_ERR_WRONG_THREAD`; on an error nothing changed and
+ * `on_close` is never called.
+ *
+ * Thread: the loop thread, inside the request handler.
+ */
+int Response_Defer(struct Response *resp, ConnectionCleanup on_close, void *user);
+
+/**
+ * Gives a deferred response's handle back to the library; `resp` must not
+ * be used afterwards. If it was not answered yet, the library answers 500
+ * (and closes the connection after it); an open chunked response not yet
+ * ended is cut off (the connection closes); a response handed to
+ * `Response_Stream` goes on to its end. `on_close` is never called after
+ * this. Returns 0, `CONNECTION_ERR_NULL`, `CONNECTION_ERR_STATE` (not a
+ * deferred response) or `CONNECTION_ERR_WRONG_THREAD` (nothing done).
+ *
+ * Thread: the loop thread.
+ */
+int Response_Release(struct Response *resp);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -77,6 +77,13 @@ pub struct ConnectionConfig {
     /// wait is still bounded by the timeouts). Bounds what slow readers can
     /// make the server hold: this plus one response. Default 64 MiB.
     pub output_high_water_total: u64,
+    /// Time a response kept with `Response_Defer` may wait for the
+    /// application, counted from the `Response_Defer` call. When it passes
+    /// unanswered, the library answers 503 (and logs a warning), and the
+    /// handle is closed for the application (`CONNECTION_ERR_CLOSED`; its
+    /// cleanup gets `CONNECTION_CLOSE_TIMEOUT`). Default 30000 ms. Must be
+    /// > 0, like every timeout (for long polling, set a large value).
+    pub response_timeout_ms: u32,
 }
 
 impl Default for ConnectionConfig {
@@ -102,6 +109,7 @@ impl Default for ConnectionConfig {
             reuse_port: d.reuse_port,
             server_header: std::ptr::null(),
             output_high_water_total: d.output_high_water_total as u64,
+            response_timeout_ms: d.response_timeout_ms as u32,
         }
     }
 }
@@ -145,6 +153,7 @@ pub unsafe fn limits_from_config(cfg: &ConnectionConfig) -> Result<Limits, i32> 
         cfg.send_timeout_ms,
         cfg.linger_timeout_ms,
         cfg.drain_timeout_ms,
+        cfg.response_timeout_ms,
     ];
     if timeouts.contains(&0) {
         return Err(CONNECTION_ERR_INVALID);
@@ -190,6 +199,7 @@ pub unsafe fn limits_from_config(cfg: &ConnectionConfig) -> Result<Limits, i32> 
         output_high_water_total: cfg.output_high_water_total as usize,
         server_line,
         trusted_gateway: false,
+        response_timeout_ms: cfg.response_timeout_ms as u64,
     })
 }
 

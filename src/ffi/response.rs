@@ -10,6 +10,16 @@
 //! memory, and `Response_End` releases it. Nothing here blocks: output is
 //! queued and written by the event loop.
 //!
+//! Deferred responses: a handler that cannot answer before it returns calls
+//! `Response_Defer`; the handle then belongs to the application until it
+//! calls `Response_Release`, exactly once, whatever happened meanwhile. Until
+//! that call every `Response_*` call on it is defined: it answers while the
+//! request waits, returns `CONNECTION_ERR_STATE` once answered, and
+//! `CONNECTION_ERR_CLOSED` once the client is gone or the library answered
+//! 503 at `response_timeout_ms`. The pointer stops being valid when
+//! `Response_Release` returns, or when `Connection_Destroy` returns
+//! (Destroy frees the handles not released, after their cleanup).
+//!
 //! Threads: every `Response_*` call must be made on the loop thread (the
 //! thread that initialised the Connection), also for a chunked response
 //! continued after the handler returned. From another thread a call
@@ -180,7 +190,8 @@ pub unsafe extern "C" fn Response_Send(
 /// non-zero `len`), `CONNECTION_ERR_STATE` (already answered),
 /// `CONNECTION_ERR_CLOSED` or `CONNECTION_ERR_WRONG_THREAD`.
 ///
-/// Thread: the loop thread, inside the request handler.
+/// Thread: the loop thread, inside the request handler (or later, for a
+/// response kept with `Response_Defer`).
 #[no_mangle]
 pub unsafe extern "C" fn Response_SendBorrowed(
     resp: *mut Response,
@@ -247,8 +258,9 @@ pub unsafe extern "C" fn Response_WriteChunk(
     })
 }
 
-/// Ends an open chunked response. Always releases the handle: after this
-/// call `resp` must not be used. Returns 0, or `CONNECTION_ERR_CLOSED` if
+/// Ends an open chunked response. Always releases the handle, unless the
+/// response was deferred (`Response_Defer`: only `Response_Release` releases
+/// it): after this call `resp` must not be used. Returns 0, or `CONNECTION_ERR_CLOSED` if
 /// the client went away before the end (the handle is released all the
 /// same), `CONNECTION_ERR_NULL`, `CONNECTION_ERR_STATE` (not an open
 /// chunked response), or `CONNECTION_ERR_WRONG_THREAD` (nothing done, the
@@ -294,4 +306,77 @@ pub unsafe extern "C" fn Response_Stream(
     with_reply(resp, |r| unsafe {
         driver::begin_stream(r, producer, cleanup, user)
     })
+}
+
+/// Keeps the response past the handler's return, to answer it later with
+/// the usual calls (`Response_Send`, `Response_SendBorrowed`,
+/// `Response_BeginChunked` ... `Response_End`, `Response_Stream`, after
+/// `Response_SetStatus` / `Response_AddHeader`). Call it from the request
+/// handler, before answering. The request itself is valid only during the
+/// handler: copy what the answer needs.
+///
+/// While the response waits, no later request on the same connection is
+/// handed to the handler (pipelined requests wait their turn and are
+/// answered in order); the client is read on until `max_header_bytes` of
+/// what it sends next is buffered, then not at all until the answer. If the
+/// client half-closes (FIN), the answer is still sent. After
+/// `response_timeout_ms` without an answer the library answers 503 and logs
+/// a warning.
+///
+/// The handle stays valid memory until `Response_Release(resp)`, which must
+/// be called exactly once, on the loop thread, when the application is done
+/// with it: after answering, or after it learnt the client is gone (it may
+/// be called inside `on_close`). Until then: calls on an answered response
+/// return `CONNECTION_ERR_STATE`; once the connection ended (reset, FIN
+/// before the request was complete, timeouts, `Connection_Stop`'s drain
+/// deadline, `Connection_Destroy`) or the 503 was sent, every call returns
+/// `CONNECTION_ERR_CLOSED`. `Connection_Destroy` frees handles not yet
+/// released: the pointer is invalid once Destroy returns.
+///
+/// `on_close(user, reason)` (may be NULL) is called at most once, on the
+/// loop thread, when the response can no longer be answered before the
+/// application finished its answer and before it released the handle:
+/// `CONNECTION_CLOSE_RESET`, `PEER_CLOSED`, `TIMEOUT` (a connection timeout
+/// or the response timeout's 503), `SHUTDOWN` (`Connection_Stop`'s drain
+/// deadline or `Connection_Destroy`), `ERROR`, ... It is not called when
+/// the answer completed (a stream reports to its own cleanup) or after
+/// `Response_Release`. Like every cleanup it must not call
+/// `Connection_Process`, `Connection_Run` or `Connection_Destroy`.
+///
+/// Returns 0, `CONNECTION_ERR_NULL`, `CONNECTION_ERR_STATE` (not inside the
+/// handler, already answered or already deferred), `CONNECTION_ERR_CLOSED`
+/// or `CONNECTION_ERR_WRONG_THREAD`; on an error nothing changed and
+/// `on_close` is never called.
+///
+/// Thread: the loop thread, inside the request handler.
+#[no_mangle]
+pub unsafe extern "C" fn Response_Defer(
+    resp: *mut Response,
+    on_close: ConnectionCleanup,
+    user: *mut c_void,
+) -> c_int {
+    // SAFETY: as in `Response_Stream`: a C enum argument is passed as an int.
+    let on_close = on_close.map(|f| unsafe {
+        std::mem::transmute::<
+            unsafe extern "C" fn(*mut c_void, ConnectionCloseReason),
+            driver_cleanup::CleanupFn,
+        >(f)
+    });
+    // SAFETY: `resp` is NULL or a live handle (documented contract).
+    with_reply(resp, |r| unsafe { driver::defer(r, on_close, user) })
+}
+
+/// Gives a deferred response's handle back to the library; `resp` must not
+/// be used afterwards. If it was not answered yet, the library answers 500
+/// (and closes the connection after it); an open chunked response not yet
+/// ended is cut off (the connection closes); a response handed to
+/// `Response_Stream` goes on to its end. `on_close` is never called after
+/// this. Returns 0, `CONNECTION_ERR_NULL`, `CONNECTION_ERR_STATE` (not a
+/// deferred response) or `CONNECTION_ERR_WRONG_THREAD` (nothing done).
+///
+/// Thread: the loop thread.
+#[no_mangle]
+pub unsafe extern "C" fn Response_Release(resp: *mut Response) -> c_int {
+    // SAFETY: `resp` is NULL or a live handle (documented contract).
+    with_reply(resp, |r| unsafe { driver::release(r) })
 }

@@ -37,6 +37,10 @@ pub struct ConnectionStats {
     /// Times accept failed with EMFILE/ENFILE (the waiting client was
     /// accepted and closed through the reserved descriptor when possible).
     pub accept_fd_exhausted: u64,
+    /// Responses kept past their handler with `Response_Defer`.
+    pub deferred: u64,
+    /// Deferred responses the library answered 503 at `response_timeout_ms`.
+    pub response_timeouts: u64,
 }
 
 impl From<Stats> for ConnectionStats {
@@ -56,6 +60,8 @@ impl From<Stats> for ConnectionStats {
             closed_error: s.closed_error,
             accept_paused: s.accept_paused,
             accept_fd_exhausted: s.accept_fd_exhausted,
+            deferred: s.deferred,
+            response_timeouts: s.response_timeouts,
         }
     }
 }

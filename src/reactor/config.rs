@@ -32,6 +32,9 @@ pub struct Limits {
     pub server_line: Vec<u8>,
     /// See `ParseLimits::trusted_gateway`.
     pub trusted_gateway: bool,
+    /// Time a deferred response may wait for the application before the
+    /// library answers 503 in its place.
+    pub response_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -56,6 +59,7 @@ impl Default for Limits {
             output_high_water_total: 64 * 1024 * 1024,
             server_line: Vec::new(),
             trusted_gateway: parse.trusted_gateway,
+            response_timeout_ms: 30_000,
         }
     }
 }

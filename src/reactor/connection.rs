@@ -67,7 +67,8 @@ pub enum State {
     Receiving(Option<Box<BodyWait>>),
     /// A request body is being streamed to the body handler.
     Uploading(Box<Upload>),
-    /// The application answers: its handler is running, or it holds an open
+    /// The application answers: its handler is running, it deferred the
+    /// response (`Response_Defer`) and answers later, or it holds an open
     /// chunked response. No new request starts meanwhile.
     Answering,
     /// A pull stream feeds the output.
@@ -125,6 +126,10 @@ pub struct Conn {
     /// In `Shared::room_waiters`: waiting for the loop's queued output to
     /// fall below its bound before starting a request.
     pub waiting_room: bool,
+    /// The handler returned after `Response_Defer` and the application has
+    /// not begun its answer: the response timer runs, and the client is
+    /// read up to `max_header_bytes` (then not at all) meanwhile.
+    pub deferred_wait: bool,
 }
 
 impl Conn {
@@ -147,6 +152,7 @@ impl Conn {
             requests_served: 0,
             timer_dirty: true,
             waiting_room: false,
+            deferred_wait: false,
         }
     }
 

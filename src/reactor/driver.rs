@@ -21,7 +21,7 @@ use super::exchange::{self, Body};
 pub use super::handlers::{BodyFn, Handlers, RequestFn};
 use super::output::Borrowed;
 use super::progress::Step;
-use super::reply::{Phase, Reply};
+use super::reply::{Deferred, Phase, Reply};
 use super::request::RequestView;
 use super::slab::Token;
 use super::transfer::{self, Flush};
@@ -238,11 +238,14 @@ pub unsafe fn respond_full(reply: *mut Reply, body: &[u8]) -> Result<(), Error> 
     // SAFETY: contract.
     let r = unsafe { &*reply };
     r.check(Phase::Handler)?;
-    let token = r.token;
-    owner(r).with(|el| {
+    let (token, deferred) = (r.token, r.deferred.is_some());
+    let lp = owner(r);
+    lp.with(|el| {
         let c = el.conns.get_mut(token).ok_or(Error::Closed)?;
         exchange::compose(c, &mut el.sh, body, Body::Full)
-    })
+    })?;
+    answered_later(lp, token, deferred);
+    Ok(())
 }
 
 /// Answers with a complete response whose body the application lent (sent
@@ -255,12 +258,15 @@ pub unsafe fn respond_borrowed(reply: *mut Reply, body: Borrowed) -> Result<(), 
     // SAFETY: contract.
     let r = unsafe { &*reply };
     r.check(Phase::Handler)?;
-    let token = r.token;
-    owner(r).with(|el| {
+    let (token, deferred) = (r.token, r.deferred.is_some());
+    let lp = owner(r);
+    lp.with(|el| {
         let c = el.conns.get_mut(token).ok_or(Error::Closed)?;
         exchange::compose_borrowed(c, &mut el.sh, body);
-        Ok(())
-    })
+        Ok::<(), Error>(())
+    })?;
+    answered_later(lp, token, deferred);
+    Ok(())
 }
 
 /// Starts a chunked response.
@@ -271,11 +277,14 @@ pub unsafe fn begin_chunked(reply: *mut Reply) -> Result<(), Error> {
     // SAFETY: contract.
     let r = unsafe { &*reply };
     r.check(Phase::Handler)?;
-    let token = r.token;
-    owner(r).with(|el| {
+    let (token, deferred) = (r.token, r.deferred.is_some());
+    let lp = owner(r);
+    lp.with(|el| {
         let c = el.conns.get_mut(token).ok_or(Error::Closed)?;
         exchange::compose(c, &mut el.sh, &[], Body::Chunked)
-    })
+    })?;
+    answered_later(lp, token, deferred);
+    Ok(())
 }
 
 /// Queues one chunk of an open chunked response.
@@ -352,7 +361,9 @@ pub unsafe fn begin_stream(
     let r = unsafe { &*reply };
     r.check(Phase::Handler)?;
     let (token, head, raw) = (r.token, r.head_method, r.minor_version == 0);
-    owner(r).with(|el| {
+    let deferred = r.deferred.is_some();
+    let lp = owner(r);
+    lp.with(|el| {
         let c = el.conns.get_mut(token).ok_or(Error::Closed)?;
         exchange::compose(c, &mut el.sh, &[], Body::Stream)?;
         // A HEAD response has no body: the stream is over before it starts.
@@ -363,8 +374,105 @@ pub unsafe fn begin_stream(
             eof: head,
             raw,
         });
-        Ok(())
-    })
+        Ok::<(), Error>(())
+    })?;
+    answered_later(lp, token, deferred);
+    Ok(())
+}
+
+/// Keeps the response past the handler's return (`Response_Defer`): the
+/// handle is the application's until `release`, and `cleanup(user, reason)`
+/// is queued once if the response can no longer be answered first.
+///
+/// # Safety
+/// As for `respond_full`.
+pub unsafe fn defer(
+    reply: *mut Reply,
+    cleanup: Option<CleanupFn>,
+    user: *mut c_void,
+) -> Result<(), Error> {
+    // SAFETY: contract.
+    let r = unsafe { &mut *reply };
+    // Phase `Handler` without a deferral happens only while the handler
+    // runs: `end_dispatch` answers 500 otherwise.
+    r.check(Phase::Handler)?;
+    if r.deferred.is_some() {
+        return Err(Error::State);
+    }
+    let token = r.token;
+    let (since_ms, slot) = owner(r).with(|el| {
+        el.conns.get(token).ok_or(Error::Closed)?;
+        el.sh.stats.deferred += 1;
+        Ok::<_, Error>((el.sh.now, el.sh.replies.keep_deferred(reply)))
+    })?;
+    r.deferred = Some(Deferred {
+        cleanup,
+        user,
+        since_ms,
+        slot,
+        released: false,
+    });
+    Ok(())
+}
+
+/// The application is done with a deferred handle. Unanswered, the library
+/// answers 500 in its place; an open chunked response is cut off (the
+/// connection closes); a stream keeps the handle until it ends. The
+/// cleanup is not called after this.
+///
+/// # Safety
+/// As for `respond_full`; `reply` is not used afterwards.
+pub unsafe fn release(reply: *mut Reply) -> Result<(), Error> {
+    // SAFETY: contract.
+    let r = unsafe { &mut *reply };
+    let lp = owner(r);
+    let (token, phase) = (r.token, r.phase);
+    let Some(d) = r.deferred.as_mut() else {
+        return Err(Error::State);
+    };
+    if d.released {
+        return Err(Error::State);
+    }
+    match phase {
+        Phase::Handler => {
+            lp.with(|el| {
+                if let Some(c) = el.conns.get_mut(token) {
+                    log::error!("application error: a deferred response was released unanswered; sending 500");
+                    exchange::answer_instead(c, &mut el.sh, 500, b"Internal Server Error\n", true);
+                }
+                // SAFETY: deferred, and no longer the connection's.
+                unsafe { el.sh.replies.free_deferred(reply) };
+            });
+            answered_later(lp, token, true);
+        }
+        Phase::Chunked => {
+            d.cleanup = None;
+            log::warn!("a deferred chunked response was released before its end; closing");
+            lp.with(|el| {
+                el.close(token, CloseReason::Error);
+                // SAFETY: deferred, and no longer the connection's.
+                unsafe { el.sh.replies.free_deferred(reply) };
+            });
+            lp.run_cleanups();
+        }
+        Phase::Streaming => d.released = true,
+        Phase::Done | Phase::Detached => {
+            // SAFETY: deferred, and no longer any connection's.
+            lp.with(|el| unsafe { el.sh.replies.free_deferred(reply) });
+        }
+    }
+    Ok(())
+}
+
+/// A deferred response was answered (begun or completed) after its
+/// handler returned: have the loop send it. (From inside its own handler
+/// the loop does that when the handler returns.)
+fn answered_later(lp: LoopPtr, token: Token, deferred: bool) {
+    if deferred {
+        // The answer was accepted; if writing it now finds the client gone,
+        // that is the connection's end, not this call's failure.
+        let _ = advance_from_app(lp, token);
+    }
 }
 
 /// After a chunk or the end was queued. Outside any callback (the

@@ -297,7 +297,21 @@ impl EventLoop {
         if !c.reply.is_null() {
             // SAFETY: `c.reply` came from the reply pool and is owned by `c`.
             let reply = unsafe { &mut *c.reply };
-            if reply.phase == Phase::Chunked {
+            if let Some(d) = reply.deferred {
+                // The application holds it until its release: unanswered, it
+                // is told once why it can no longer answer.
+                if matches!(reply.phase, Phase::Handler | Phase::Chunked) {
+                    if let Some(cleanup) = d.cleanup {
+                        self.cleanups.push((cleanup, d.user, reason));
+                    }
+                }
+                if d.released {
+                    // SAFETY: in the pool's deferred list; `c` is gone.
+                    unsafe { self.sh.replies.free_deferred(c.reply) };
+                } else {
+                    reply.phase = Phase::Detached;
+                }
+            } else if reply.phase == Phase::Chunked {
                 // The application still holds it and must end it.
                 reply.phase = Phase::Detached;
                 self.sh.replies.detached.push(c.reply);
@@ -388,6 +402,10 @@ impl EventLoop {
                 continue;
             };
             let token = c.token;
+            if kind == TimerKind::Response {
+                self.response_timeout(token);
+                continue;
+            }
             let reason = match (kind, c.lingering()) {
                 (TimerKind::Linger, Some(r)) => r,
                 _ => CloseReason::Timeout,

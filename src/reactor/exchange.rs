@@ -368,6 +368,7 @@ fn compose_head(c: &mut Conn, sh: &mut Shared, body_len: usize, kind: Body) -> R
         out.extend_from_slice(b"\r\n");
     }
     let body_follows = kind == Body::Full && allows_body && !r.head_method;
+    c.deferred_wait = false;
     if closing {
         c.close_after = Some(if sh.stopping {
             CloseReason::Shutdown
@@ -383,8 +384,44 @@ fn compose_head(c: &mut Conn, sh: &mut Shared, body_len: usize, kind: Body) -> R
     if kind == Body::Full {
         sh.stats.responses += 1;
         c.await_next_request();
+        answered(c, sh);
     }
     Ok(body_follows)
+}
+
+/// The current response is complete. A deferred handle leaves the
+/// connection (the next request gets another): the application holds it
+/// until its release, or it is freed now if already released.
+fn answered(c: &mut Conn, sh: &mut Shared) {
+    c.deferred_wait = false;
+    let reply = c.reply;
+    if reply.is_null() {
+        return;
+    }
+    // SAFETY: `c.reply` is owned by the connection; no reference to it is
+    // alive here.
+    let Some(d) = (unsafe { (*reply).deferred }) else {
+        return;
+    };
+    c.reply = std::ptr::null_mut();
+    if d.released {
+        // SAFETY: a deferred handle in the pool's list; the connection no
+        // longer refers to it and the application released it.
+        unsafe { sh.replies.free_deferred(reply) };
+    }
+}
+
+/// The library answers in the application's place (a deferred response
+/// released unanswered, or its response timeout): `status` with `body`,
+/// the application's headers dropped; `close` adds `Connection: close`.
+pub fn answer_instead(c: &mut Conn, sh: &mut Shared, status: u16, body: &[u8], close: bool) {
+    // SAFETY: `c.reply` is owned by the connection (the caller checked it
+    // is set); no reference to it is alive here.
+    let r = unsafe { &mut *c.reply };
+    r.status = status;
+    r.headers.clear();
+    r.app_close |= close;
+    let _ = compose(c, sh, body, Body::Full);
 }
 
 /// Ends the current chunked or streamed response: the last chunk (unless
@@ -401,4 +438,5 @@ pub fn finish_response(c: &mut Conn, sh: &mut Shared, last_chunk: bool) {
     c.await_next_request();
     c.timer_dirty = true;
     sh.stats.responses += 1;
+    answered(c, sh);
 }

@@ -201,7 +201,14 @@ impl EventLoop {
         let Some(c) = self.conns.get(token) else {
             return false;
         };
-        !c.socket.peer_fin && self.can_start_request(token)
+        if c.socket.peer_fin {
+            return false;
+        }
+        // A deferred request waits for the application: read on (a reset or
+        // FIN is seen at once) until `max_header_bytes` of what follows is
+        // buffered, then stop until the answer (backpressure).
+        self.can_start_request(token)
+            || c.deferred_wait && c.input.len() < self.sh.limits.max_header_bytes
     }
 
     /// The last response is out: half-close and linger (so the client reads
@@ -253,6 +260,11 @@ impl EventLoop {
             && unsafe { (*c.reply).phase } == Phase::Chunked;
         let (kind, deadline) = if !c.output.is_empty() || matches!(c.state, State::Streaming(_)) {
             (TimerKind::Send, now + limits.send_timeout_ms)
+        } else if c.deferred_wait {
+            // SAFETY: a deferred connection has its reply handle, which no
+            // application code is using during a loop step.
+            let since = unsafe { (*c.reply).deferred }.map_or(now, |d| d.since_ms);
+            (TimerKind::Response, since + limits.response_timeout_ms)
         } else if app_open {
             (TimerKind::AppWait, now + limits.idle_timeout_ms)
         } else if c.awaiting_body() {
@@ -286,8 +298,18 @@ impl EventLoop {
         c.requests_served += 1;
         c.timer_dirty = true;
         c.request_start_ms = now;
+        if c.reply.is_null() {
+            // A deferred response answered inside its handler: the
+            // application holds the handle, the connection has none.
+            return;
+        }
         // SAFETY: the reply is owned by the connection; the handler returned.
         let reply = unsafe { &mut *c.reply };
+        if reply.phase == Phase::Handler && reply.deferred.is_some() {
+            // The application answers later (`Response_Defer`).
+            c.deferred_wait = true;
+            return;
+        }
         if reply.phase == Phase::Handler {
             log::error!("application error: the handler returned without responding; sending 500");
             reply.status = 500;
@@ -295,6 +317,37 @@ impl EventLoop {
             reply.app_close = true;
             let _ = exchange::compose(c, &mut self.sh, b"Internal Server Error\n", Body::Full);
         }
+    }
+
+    /// A deferred response's time is up: the library answers 503 in the
+    /// application's place (the connection stays open for the next
+    /// request), the application's handle is closed for it (every call gets
+    /// `Error::Closed`), and its cleanup is queued with `Timeout`.
+    pub(crate) fn response_timeout(&mut self, token: Token) {
+        let Some(c) = self.conns.get_mut(token) else {
+            return;
+        };
+        if !c.deferred_wait || c.reply.is_null() {
+            return;
+        }
+        let reply = c.reply;
+        log::warn!(
+            "fd {}: the application did not answer a deferred request within {} ms; sent 503",
+            c.raw_fd(),
+            self.sh.limits.response_timeout_ms
+        );
+        self.sh.stats.response_timeouts += 1;
+        exchange::answer_instead(c, &mut self.sh, 503, b"Service Unavailable\n", false);
+        // SAFETY: the deferred handle stays allocated (the pool's deferred
+        // list) until the application releases it; no reference to it is
+        // alive here.
+        let r = unsafe { &mut *reply };
+        r.phase = Phase::Detached;
+        if let Some(cleanup) = r.deferred.and_then(|d| d.cleanup) {
+            let user = r.deferred.map_or(std::ptr::null_mut(), |d| d.user);
+            self.cleanups.push((cleanup, user, CloseReason::Timeout));
+        }
+        self.queue_ready(token);
     }
 
     /// Stores what a stream producer returned.

@@ -6,6 +6,16 @@
 //! application still holds it (an open chunked response) is `Detached`: it
 //! stays allocated, refuses every call with `Error::Closed`, and is freed
 //! when the application ends it, or when the loop is destroyed.
+//!
+//! A reply the handler kept with `Response_Defer` is `deferred`: it belongs
+//! to the application until its release (`Response_Release`) and is never
+//! reused before, whatever happened to its connection. While the request
+//! waits its phase stays `Handler`; once answered it leaves the connection
+//! (`Done`: further calls get `Error::State`); if the connection ends first,
+//! or the library answers 503 at the response timeout, it is `Detached`
+//! (further calls get `Error::Closed`) and its cleanup is queued once.
+
+use std::os::raw::c_void;
 
 use super::error::Error;
 use super::slab::Token;
@@ -19,15 +29,34 @@ const MAX_APP_HEADER_BYTES: usize = 64 * 1024;
 pub enum Phase {
     /// No request is being answered through this handle.
     Done,
-    /// The handler is running and has not answered yet.
+    /// The handler is running and has not answered yet, or it deferred the
+    /// response (`Reply::deferred`) and the application answers later.
     Handler,
     /// A chunked response is open; the application writes and ends it.
     Chunked,
     /// A pull stream owns the response.
     Streaming,
-    /// The client went away while a chunked response was open; the handle
-    /// waits for the application's end call to be freed.
+    /// The client went away while a chunked response was open (the handle
+    /// waits for the application's end call to be freed), or a deferred
+    /// response can no longer be answered (freed by its release).
     Detached,
+}
+
+/// What `Response_Defer` registered.
+#[derive(Clone, Copy)]
+pub struct Deferred {
+    /// Called once with `CloseReason::number()` if the response can no
+    /// longer be answered (its connection ended, or the response timeout
+    /// answered 503) before the application answered or released it.
+    pub cleanup: Option<unsafe extern "C" fn(user: *mut c_void, reason: i32)>,
+    pub user: *mut c_void,
+    /// When the handler deferred it (the response timeout counts from here).
+    pub since_ms: u64,
+    /// Its index in `ReplyPool::deferred`.
+    pub slot: usize,
+    /// The application released it while a stream still owned the
+    /// response: freed when the stream ends.
+    pub released: bool,
 }
 
 /// The address of the event loop a reply belongs to. Kept as an untyped
@@ -51,6 +80,8 @@ pub struct Reply {
     pub(crate) minor_version: u8,
     /// The application asked for `Connection: close`.
     pub(crate) app_close: bool,
+    /// Kept by `Response_Defer`: owned by the application until released.
+    pub(crate) deferred: Option<Deferred>,
 }
 
 impl Reply {
@@ -66,6 +97,7 @@ impl Reply {
             keep_alive: true,
             minor_version: 1,
             app_close: false,
+            deferred: None,
         }
     }
 

@@ -154,6 +154,9 @@ pub struct ReplyPool {
     pub thread: ThreadTag,
     pub spare: Vec<*mut Reply>,
     pub detached: Vec<*mut Reply>,
+    /// Handles kept with `Response_Defer` and not yet released by the
+    /// application (each knows its index: `Deferred::slot`).
+    pub deferred: Vec<*mut Reply>,
 }
 
 impl Default for ReplyPool {
@@ -163,6 +166,7 @@ impl Default for ReplyPool {
             thread: ThreadTag::current(),
             spare: Vec::with_capacity(64),
             detached: Vec::new(),
+            deferred: Vec::new(),
         }
     }
 }
@@ -202,9 +206,48 @@ impl ReplyPool {
     }
 }
 
+impl ReplyPool {
+    /// Records a handle the application keeps (`Response_Defer`); returns
+    /// its slot.
+    pub fn keep_deferred(&mut self, reply: *mut Reply) -> usize {
+        self.deferred.push(reply);
+        self.deferred.len() - 1
+    }
+
+    /// Takes back a deferred handle the application released: it becomes a
+    /// spare, reused for a later request.
+    ///
+    /// # Safety
+    /// `reply` is in `deferred` at its recorded slot, and no connection
+    /// refers to it any more.
+    pub unsafe fn free_deferred(&mut self, reply: *mut Reply) {
+        // SAFETY: contract: a live handle owned by the pool.
+        let r = unsafe { &mut *reply };
+        let Some(d) = r.deferred.take() else {
+            return;
+        };
+        debug_assert!(self.deferred[d.slot] == reply);
+        self.deferred.swap_remove(d.slot);
+        if let Some(&moved) = self.deferred.get(d.slot) {
+            // SAFETY: every handle in `deferred` is live and deferred.
+            if let Some(m) = unsafe { &mut (*moved).deferred } {
+                m.slot = d.slot;
+            }
+        }
+        r.phase = super::reply::Phase::Done;
+        r.token = Token(u64::MAX);
+        self.spare.push(reply);
+    }
+}
+
 impl Drop for ReplyPool {
     fn drop(&mut self) {
-        for reply in self.spare.drain(..).chain(self.detached.drain(..)) {
+        for reply in self
+            .spare
+            .drain(..)
+            .chain(self.detached.drain(..))
+            .chain(self.deferred.drain(..))
+        {
             // SAFETY: each came from Box::into_raw and is owned by the pool.
             drop(unsafe { Box::from_raw(reply) });
         }

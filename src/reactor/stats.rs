@@ -19,6 +19,10 @@ pub struct Stats {
     pub closed_error: u64,
     pub accept_paused: u64,
     pub accept_fd_exhausted: u64,
+    /// Responses kept by their handler with `Response_Defer`.
+    pub deferred: u64,
+    /// Deferred responses answered 503 at `response_timeout_ms`.
+    pub response_timeouts: u64,
 }
 
 impl Stats {

@@ -24,9 +24,12 @@ pub enum TimerKind {
     Linger = 4,
     /// An open chunked response that the application has not written to.
     AppWait = 5,
+    /// A deferred response the application has not answered (counted from
+    /// `Response_Defer`).
+    Response = 6,
 }
 
-const KINDS: usize = 6;
+const KINDS: usize = 7;
 
 #[derive(Clone, Copy)]
 struct Link {
