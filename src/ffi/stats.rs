@@ -37,6 +37,10 @@ pub struct ConnectionStats {
     /// Times accept failed with EMFILE/ENFILE (the waiting client was
     /// accepted and closed through the reserved descriptor when possible).
     pub accept_fd_exhausted: u64,
+    /// Connections handed to the application by `Response_Upgrade` (from
+    /// then on neither counted in `active_connections` nor closed by the
+    /// library).
+    pub upgraded: u64,
 }
 
 impl From<Stats> for ConnectionStats {
@@ -56,6 +60,7 @@ impl From<Stats> for ConnectionStats {
             closed_error: s.closed_error,
             accept_paused: s.accept_paused,
             accept_fd_exhausted: s.accept_fd_exhausted,
+            upgraded: s.upgraded,
         }
     }
 }

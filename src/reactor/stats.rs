@@ -19,6 +19,9 @@ pub struct Stats {
     pub closed_error: u64,
     pub accept_paused: u64,
     pub accept_fd_exhausted: u64,
+    /// Connections handed to the application after a protocol upgrade
+    /// (no longer the loop's: neither open nor closed here).
+    pub upgraded: u64,
 }
 
 impl Stats {
