@@ -100,13 +100,7 @@ impl LoopPtr {
         // (the connection left the loop); `ptr` holds `len` bytes owned by
         // `input`, which nothing touches until the call returns.
         self.call_app(|| unsafe {
-            (upgrade.on_upgrade)(
-                upgrade.user,
-                fd,
-                ptr,
-                len,
-                CloseReason::Completed.number(),
-            )
+            (upgrade.on_upgrade)(upgrade.user, fd, ptr, len, CloseReason::Completed.number())
         });
         self.with(|el| input.release(&mut el.sh.pool));
     }
