@@ -89,7 +89,17 @@ unsafe extern "C" fn handler(req: *const Request, resp: *mut Response, _user: *m
         } else {
             Some(on_upgrade as _)
         };
-        let rc = Response_Upgrade(resp, proto.as_ptr(), callback, null_mut());
+        let rc = if header(req, "X-Other-Thread").is_some() {
+            // The same call from a thread that is not the loop's.
+            let (r, p) = (resp as usize, proto.as_ptr() as usize);
+            std::thread::spawn(move || {
+                Response_Upgrade(r as *mut Response, p as *const _, callback, null_mut())
+            })
+            .join()
+            .unwrap()
+        } else {
+            Response_Upgrade(resp, proto.as_ptr(), callback, null_mut())
+        };
         if rc != CONNECTION_OK {
             let body = rc.to_string();
             Response_SetStatus(resp, 400);
@@ -434,6 +444,10 @@ fn requests_that_do_not_ask_for_the_upgrade_are_refused_with_a_code() {
         (
             "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: test\r\nConnection: upgrade\r\nX-No-Callback: 1\r\n\r\n",
             CONNECTION_ERR_NULL,
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: test\r\nConnection: upgrade\r\nX-Other-Thread: 1\r\n\r\n",
+            CONNECTION_ERR_WRONG_THREAD,
         ),
     ];
     for &(request, code) in cases {

@@ -22,12 +22,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    example, fd_count, free_port, nginx_program, nginx_temp_paths, nginx_version,
-    require_tool, run, run_ok, send_signal, wait_child, wait_stable_fd_count, wait_until,
-    Program, TempDir,
+    example, fd_count, free_port, nginx_program, nginx_temp_paths, nginx_version, require_tool,
+    run, run_ok, send_signal, wait_child, wait_stable_fd_count, wait_until, Program, TempDir,
 };
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/server/websocket_check.py");
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/server/websocket_check.py"
+);
 
 /// A Python 3 with `websockets` 10 or later (the asyncio client API used by
 /// the script). Debian's package lives in the system interpreter's
@@ -59,7 +61,10 @@ fn python_with_websockets() -> String {
 fn check(port: u16, extra: &[&str]) -> String {
     let py = python_with_websockets();
     let out = run(
-        Command::new(&py).arg(SCRIPT).arg(port.to_string()).args(extra),
+        Command::new(&py)
+            .arg(SCRIPT)
+            .arg(port.to_string())
+            .args(extra),
         Duration::from_secs(120),
     )
     .unwrap_or_else(|e| panic!("websocket_check.py: {e}"));
@@ -141,7 +146,9 @@ impl Nginx {
         fs::write(&path, conf).unwrap();
         let prefix = format!("{d}/");
         run_ok(
-            Command::new(&bin).args(["-t", "-p", &prefix, "-c"]).arg(&path),
+            Command::new(&bin)
+                .args(["-t", "-p", &prefix, "-c"])
+                .arg(&path),
             Duration::from_secs(30),
         );
         let child = Command::new(&bin)
@@ -278,7 +285,10 @@ fn strace_session(dir: &Path) -> (PathBuf, i32) {
          asyncio.run(main())\n",
         p.port
     );
-    run_ok(Command::new(py).args(["-c", &session]), Duration::from_secs(60));
+    run_ok(
+        Command::new(py).args(["-c", &session]),
+        Duration::from_secs(60),
+    );
     send_signal(server, libc::SIGINT);
     assert!(
         wait_until(Duration::from_secs(20), || p.exit_status().is_some()),
