@@ -483,3 +483,83 @@ fn requests_that_do_not_ask_for_the_upgrade_are_refused_with_a_code() {
     // SAFETY: live connection; no callback is running.
     unsafe { Connection_Destroy(&mut *conn) };
 }
+
+#[test]
+fn hand_off_waits_for_the_head_to_drain_then_happens_once() {
+    let _serial = serial();
+    CALLS.lock().unwrap().clear();
+    let (mut conn, port) = start(30_000);
+    let mut client = socket2_small_rcvbuf(port);
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let after = b"new protocol bytes";
+    let mut wire = format!("GET /big HTTP/1.1\r\nHost: a\r\n\r\n{UPGRADE}\r\n").into_bytes();
+    wire.extend_from_slice(after);
+    client.write_all(&wire).unwrap();
+    // SAFETY: a Connection may be copied by value (a bitwise copy).
+    let copy: Connection = unsafe { std::ptr::read(&*conn) };
+    pump(&mut conn, || stats(&copy).requests == 2);
+    assert!(
+        CALLS.lock().unwrap().is_empty(),
+        "handed off with the head unsent"
+    );
+    // The client reads the big body and the 101 head: the socket drains
+    // (EPOLLOUT), the head goes out, the connection is handed off.
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        while !got.ends_with(b"\r\n\r\n") || got.len() < BIG {
+            let n = client.read(&mut buf).expect("read");
+            assert!(n > 0, "EOF after {} bytes", got.len());
+            got.extend_from_slice(&buf[..n]);
+        }
+        (client, got)
+    });
+    pump(&mut conn, || !CALLS.lock().unwrap().is_empty());
+    let (mut client, got) = reader.join().unwrap();
+    let head = String::from_utf8_lossy(&got[got.len() - 300.min(got.len())..]).into_owned();
+    assert!(
+        head.contains("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{head}"
+    );
+    let call = CALLS.lock().unwrap()[0].clone();
+    assert_eq!(
+        call.reason,
+        ConnectionCloseReason::CONNECTION_CLOSE_COMPLETED
+    );
+    // What followed the request: handed over, or still in the kernel for us.
+    let mut rest = call.data.clone();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rest.len() < after.len() && Instant::now() < deadline {
+        let mut buf = [0u8; 64];
+        // SAFETY: our descriptor, a 64-byte buffer.
+        let n = unsafe { libc::recv(call.fd, buf.as_mut_ptr() as *mut c_void, 64, 0) };
+        if n > 0 {
+            rest.extend_from_slice(&buf[..n as usize]);
+        }
+    }
+    assert_eq!(rest, after);
+    // SAFETY: our descriptor.
+    assert_eq!(
+        unsafe { libc::send(call.fd, b"ok".as_ptr() as *const c_void, 2, 0) },
+        2
+    );
+    let mut two = [0u8; 2];
+    client.read_exact(&mut two).unwrap();
+    assert_eq!(&two, b"ok");
+    let until = Instant::now() + Duration::from_millis(100);
+    pump(&mut conn, || Instant::now() >= until);
+    assert_eq!(CALLS.lock().unwrap().len(), 1, "once");
+    let s = stats(&conn);
+    assert_eq!((s.active_connections, s.upgraded), (0, 1));
+    // SAFETY: live connection; no callback is running.
+    unsafe { Connection_Destroy(&mut *conn) };
+    assert_eq!(
+        CALLS.lock().unwrap().len(),
+        1,
+        "Destroy reports nothing more"
+    );
+    // SAFETY: our descriptor, closed once.
+    assert_eq!(unsafe { libc::close(call.fd) }, 0);
+}
