@@ -128,6 +128,19 @@
 #define CONNECTION_ERR_WRONG_THREAD -16
 
 /**
+ * `Response_Upgrade`: the request does not ask for this protocol (it must
+ * be HTTP/1.1 with an `Upgrade` header listing the protocol and a
+ * `Connection` header holding `upgrade`); nothing was sent.
+ */
+#define CONNECTION_ERR_NOT_UPGRADE -30
+
+/**
+ * `Response_Upgrade`: the request has a body (Content-Length other than 0,
+ * or Transfer-Encoding); such a request cannot be upgraded; nothing was sent.
+ */
+#define CONNECTION_ERR_UPGRADE_BODY -31
+
+/**
  * Log levels for `Connection_SetLogger`.
  */
 #define CONNECTION_LOG_OFF 0
@@ -418,6 +431,12 @@ typedef struct ConnectionStats {
    * Deferred responses the library answered 503 at `response_timeout_ms`.
    */
   uint64_t response_timeouts;
+  /**
+   * Connections handed to the application by `Response_Upgrade` (from
+   * then on neither counted in `active_connections` nor closed by the
+   * library).
+   */
+  uint64_t upgraded;
 } ConnectionStats;
 
 /**
@@ -452,6 +471,29 @@ typedef ptrdiff_t (*ConnectionProducer)(void *user, uint8_t *buf, size_t cap);
  * `Connection_Run` or `Connection_Destroy`. Called on the loop thread.
  */
 typedef void (*ConnectionCleanup)(void *user, enum ConnectionCloseReason reason);
+
+/**
+ * Called exactly once for every upgrade `Response_Upgrade` accepted, on the
+ * loop thread, from inside `Connection_Process` (or `Connection_Destroy`).
+ *
+ * On success `fd` is the client's socket and `reason` is
+ * `CONNECTION_CLOSE_COMPLETED`: the `101 Switching Protocols` head has gone
+ * to the kernel, the library has taken the socket out of its epoll set
+ * (EPOLL_CTL_DEL), its timers and its connection count, and will never
+ * touch it again. From then on `fd` is the application's, to read, write
+ * and `close` itself; it is non-blocking and close-on-exec. `data` holds
+ * the `len` bytes the library had already read past the upgrade request
+ * (the first bytes of the new protocol, pipelined requests included); they
+ * are valid only during the call (copy what is needed); `data` is NULL
+ * when `len` is 0.
+ *
+ * If the connection ended before the 101 head was out (client reset or
+ * gone, send timeout, the drain deadline after `Connection_Stop`,
+ * `Connection_Destroy`), `fd` is -1, `data` NULL, `len` 0, and `reason`
+ * says why; the library closed the socket. The callback must not call
+ * `Connection_Process`, `Connection_Run` or `Connection_Destroy`.
+ */
+typedef void (*ConnectionUpgradeHandler)(void *user, int fd, const uint8_t *data, size_t len, enum ConnectionCloseReason reason);
 
 
 
@@ -924,6 +966,40 @@ int Response_Defer(struct Response *resp, ConnectionCleanup on_close, void *user
  * Thread: the loop thread.
  */
 int Response_Release(struct Response *resp);
+
+/**
+ * Accepts the protocol upgrade the request asks for (RFC 9110 7.8), from
+ * inside the request handler. The request must be HTTP/1.1, carry an
+ * `Upgrade` header listing `protocol` (compared without case) and a
+ * `Connection` header holding `upgrade`, else `CONNECTION_ERR_NOT_UPGRADE`;
+ * and it must have no body (`CONNECTION_ERR_UPGRADE_BODY`: the body would
+ * have to be read before switching). On an error nothing is sent, no
+ * callback will be called and the handler still has to answer (e.g. 400
+ * or 426).
+ *
+ * On success the library sends `101 Switching Protocols` with the headers
+ * added by `Response_AddHeader` (e.g. `Sec-WebSocket-Accept`), then
+ * `Connection: Upgrade` and `Upgrade: protocol`; `resp` must not be used
+ * afterwards. No further request is read on this connection: whatever the
+ * client sent after the upgrade request belongs to the new protocol. Once
+ * the head is fully written (at once, or after the socket drains),
+ * `on_upgrade(user, fd, data, len, CONNECTION_CLOSE_COMPLETED)` is called
+ * exactly once and the descriptor is the application's; if the connection
+ * ends first, `on_upgrade(user, -1, NULL, 0, reason)` is called instead
+ * (see `ConnectionUpgradeHandler`). An upgrade accepted during a
+ * `Connection_Stop` drain is still handed over if its head is out before
+ * the drain deadline. `ConnectionStats.upgraded` counts the hand-offs.
+ *
+ * `protocol` is `name` or `name/version`, both HTTP tokens
+ * (`CONNECTION_ERR_INVALID` otherwise). Returns 0, `CONNECTION_ERR_NULL`,
+ * `CONNECTION_ERR_INVALID`, `CONNECTION_ERR_NOT_UPGRADE`,
+ * `CONNECTION_ERR_UPGRADE_BODY`, `CONNECTION_ERR_STATE` (already answered, or
+ * deferred with `Response_Defer`: only a handler may upgrade),
+ * `CONNECTION_ERR_CLOSED` or `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread, inside the request handler.
+ */
+int Response_Upgrade(struct Response *resp, const char *protocol, ConnectionUpgradeHandler on_upgrade, void *user);
 
 #ifdef __cplusplus
 }  // extern "C"

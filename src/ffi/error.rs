@@ -49,6 +49,13 @@ pub const CONNECTION_ERR_TOO_LARGE: c_int = -15;
 /// Called from a thread other than the Connection's loop thread (the one
 /// that initialised it); nothing was done.
 pub const CONNECTION_ERR_WRONG_THREAD: c_int = -16;
+/// `Response_Upgrade`: the request does not ask for this protocol (it must
+/// be HTTP/1.1 with an `Upgrade` header listing the protocol and a
+/// `Connection` header holding `upgrade`); nothing was sent.
+pub const CONNECTION_ERR_NOT_UPGRADE: c_int = -30;
+/// `Response_Upgrade`: the request has a body (Content-Length other than 0,
+/// or Transfer-Encoding); such a request cannot be upgraded; nothing was sent.
+pub const CONNECTION_ERR_UPGRADE_BODY: c_int = -31;
 
 /// Why a connection (or a pull stream) ended. Passed to cleanup callbacks
 /// and counted in `ConnectionStats`.
@@ -130,6 +137,10 @@ pub fn message(code: c_int) -> &'static std::ffi::CStr {
         CONNECTION_ERR_WRONG_THREAD => {
             c"called from a thread other than the Connection's loop thread (the one that initialised it)"
         }
+        CONNECTION_ERR_NOT_UPGRADE => {
+            c"the request does not ask for this upgrade (HTTP/1.1, Upgrade listing the protocol, Connection: upgrade)"
+        }
+        CONNECTION_ERR_UPGRADE_BODY => c"a request with a body cannot be upgraded",
         _ => c"unknown error code",
     }
 }
@@ -144,6 +155,8 @@ pub fn code(err: Error) -> c_int {
         Error::Busy => CONNECTION_ERR_BUSY,
         Error::Header => CONNECTION_ERR_HEADER,
         Error::TooLarge => CONNECTION_ERR_TOO_LARGE,
+        Error::NotUpgrade => CONNECTION_ERR_NOT_UPGRADE,
+        Error::UpgradeBody => CONNECTION_ERR_UPGRADE_BODY,
         Error::Io(e) => from_io(&e),
     }
 }

@@ -41,6 +41,10 @@ pub struct ConnectionStats {
     pub deferred: u64,
     /// Deferred responses the library answered 503 at `response_timeout_ms`.
     pub response_timeouts: u64,
+    /// Connections handed to the application by `Response_Upgrade` (from
+    /// then on neither counted in `active_connections` nor closed by the
+    /// library).
+    pub upgraded: u64,
 }
 
 impl From<Stats> for ConnectionStats {
@@ -62,6 +66,7 @@ impl From<Stats> for ConnectionStats {
             accept_fd_exhausted: s.accept_fd_exhausted,
             deferred: s.deferred,
             response_timeouts: s.response_timeouts,
+            upgraded: s.upgraded,
         }
     }
 }

@@ -11,6 +11,7 @@ use super::error::CloseReason;
 use super::output::Output;
 use super::reply::Reply;
 use super::slab::Token;
+use super::upgrade::Upgrade;
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::request::{Head, HeaderSpan};
 use crate::sys::PeerAddr;
@@ -73,6 +74,10 @@ pub enum State {
     Answering,
     /// A pull stream feeds the output.
     Streaming(Stream),
+    /// The application accepted a protocol upgrade: the 101 head is being
+    /// sent; once it is out the connection leaves the loop for the
+    /// application. Nothing more is read meanwhile.
+    Upgrading(Upgrade),
     /// Half-closed by us after the last response: discarding input until
     /// the client's FIN or the linger timer.
     Lingering {
@@ -160,10 +165,13 @@ impl Conn {
         self.fd.as_raw_fd()
     }
 
-    /// A response is in progress (the handler's, an open chunked one, or a
-    /// stream): no new request starts meanwhile.
+    /// A response is in progress (the handler's, an open chunked one, a
+    /// stream, or a 101 before the hand-off): no new request starts meanwhile.
     pub fn responding(&self) -> bool {
-        matches!(self.state, State::Answering | State::Streaming(_))
+        matches!(
+            self.state,
+            State::Answering | State::Streaming(_) | State::Upgrading(_)
+        )
     }
 
     /// The head of a request is in and its buffered body is still arriving.

@@ -11,6 +11,7 @@
 //! allocations, outside the loop, so those short borrows never invalidate
 //! them.
 
+use std::os::fd::IntoRawFd;
 use std::os::raw::c_void;
 use std::ptr::NonNull;
 
@@ -25,6 +26,7 @@ use super::reply::{Deferred, Phase, Reply};
 use super::request::RequestView;
 use super::slab::Token;
 use super::transfer::{self, Flush};
+use super::upgrade::{self, Handoff, Upgrade};
 use crate::http::response::push_chunk;
 
 /// A live event loop, held as a raw pointer (see the module doc).
@@ -68,6 +70,39 @@ impl LoopPtr {
             // `user`; it was taken out of the output, so this is its only call.
             self.call_app(|| unsafe { (r.release)(r.user) });
         }
+        while let Some((u, reason)) = self.with(|el| el.lost_upgrades.pop()) {
+            // SAFETY: the application registered this callback for `user`
+            // with an accepted upgrade; the connection is closed, so this
+            // is the upgrade's only call.
+            self.call_app(|| unsafe {
+                (u.on_upgrade)(u.user, -1, std::ptr::null(), 0, reason.number())
+            });
+        }
+    }
+
+    /// Gives an upgraded connection to the application: its descriptor
+    /// (from now on the application's) and the bytes read past the upgrade
+    /// request, valid during the call.
+    fn hand_over(self, handoff: Handoff) {
+        let Handoff {
+            fd,
+            mut input,
+            upgrade,
+        } = handoff;
+        let data = input.unread();
+        let (ptr, len) = if data.is_empty() {
+            (std::ptr::null(), 0)
+        } else {
+            (data.as_ptr(), data.len())
+        };
+        let fd = fd.into_raw_fd();
+        // SAFETY: the application's callback for this upgrade, called once
+        // (the connection left the loop); `ptr` holds `len` bytes owned by
+        // `input`, which nothing touches until the call returns.
+        self.call_app(|| unsafe {
+            (upgrade.on_upgrade)(upgrade.user, fd, ptr, len, CloseReason::Completed.number())
+        });
+        self.with(|el| input.release(&mut el.sh.pool));
     }
 
     /// Moves one connection along, calling the handler, body handler and
@@ -138,6 +173,7 @@ impl LoopPtr {
                     let n = self.call_app(|| unsafe { producer(user, buf, cap) });
                     self.with(|el| el.end_produce(token, n, cap));
                 }
+                Step::Upgrade(handoff) => self.hand_over(handoff),
             }
             self.run_cleanups();
         }
@@ -267,6 +303,37 @@ pub unsafe fn respond_borrowed(reply: *mut Reply, body: Borrowed) -> Result<(), 
     })?;
     answered_later(lp, token, deferred);
     Ok(())
+}
+
+/// Accepts the protocol upgrade the current request asks for: the 101
+/// head is queued; the connection is handed to `upgrade` once it is out.
+///
+/// # Safety
+/// As for `respond_full`.
+pub unsafe fn accept_upgrade(
+    reply: *mut Reply,
+    protocol: &[u8],
+    upgrade: Upgrade,
+) -> Result<(), Error> {
+    // SAFETY: contract.
+    let r = unsafe { &*reply };
+    r.check(Phase::Handler)?;
+    // Only from inside the handler: a deferred reply's request may no
+    // longer be the one in the view.
+    if r.deferred.is_some() {
+        return Err(Error::State);
+    }
+    let token = r.token;
+    owner(r).with(|el| {
+        // SAFETY: the view is the loop's own allocation; while a reply is in
+        // `Phase::Handler` its handler is running, so the view holds that
+        // reply's request, and the application reads nothing during this call.
+        let view = unsafe { &*el.view };
+        upgrade::check_request(view, protocol)?;
+        let c = el.conns.get_mut(token).ok_or(Error::Closed)?;
+        exchange::compose_upgrade(c, &mut el.sh, protocol, upgrade);
+        Ok(())
+    })
 }
 
 /// Starts a chunked response.

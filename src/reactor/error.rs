@@ -21,6 +21,11 @@ pub enum Error {
     Header,
     /// Too large for its limit.
     TooLarge,
+    /// The request does not ask for this protocol upgrade (HTTP/1.1, an
+    /// `Upgrade` header listing it, `Connection: upgrade`).
+    NotUpgrade,
+    /// An upgrade was asked for by a request with a body.
+    UpgradeBody,
     /// A system call failed while setting up.
     Io(io::Error),
 }

@@ -18,6 +18,7 @@ use super::shared::Shared;
 use super::slab::{Slab, Token};
 use super::stats::Stats;
 use super::timers::{TimerKind, Timers};
+use super::upgrade::Upgrade;
 use crate::sys::{socket, Event, EventFd, Interest, OwnedFd, PeerAddr, Poller};
 
 pub(crate) const LISTENER: Token = Token(u64::MAX);
@@ -55,6 +56,9 @@ pub struct EventLoop {
     pub(crate) driving: Option<Token>,
     /// Stream cleanups to call once no borrow of the loop is alive.
     pub(crate) cleanups: Vec<(CleanupFn, *mut c_void, CloseReason)>,
+    /// Accepted upgrades whose connection ended before the hand-off: the
+    /// application is told, once no borrow of the loop is alive.
+    pub(crate) lost_upgrades: Vec<(Upgrade, CloseReason)>,
     /// Where lingering connections' input is discarded.
     pub(crate) scratch: Vec<u8>,
     pub(crate) drain_deadline: u64,
@@ -112,6 +116,7 @@ impl EventLoop {
             ready_scratch: Vec::with_capacity(64),
             driving: None,
             cleanups: Vec::with_capacity(16),
+            lost_upgrades: Vec::new(),
             scratch: Vec::with_capacity(4096),
             drain_deadline: 0,
         }));
@@ -267,7 +272,7 @@ impl EventLoop {
         }
     }
 
-    fn resume_accept(&mut self) {
+    pub(crate) fn resume_accept(&mut self) {
         if !self.sh.stopping {
             self.acceptor.resume(&self.poller);
         }
@@ -289,10 +294,17 @@ impl EventLoop {
         }
         self.sh.io.closing(c.raw_fd());
         self.timers.cancel(token.index());
-        if let super::connection::State::Streaming(stream) = &c.state {
-            if let Some(cleanup) = stream.cleanup {
-                self.cleanups.push((cleanup, stream.user, reason));
+        match &c.state {
+            super::connection::State::Streaming(stream) => {
+                if let Some(cleanup) = stream.cleanup {
+                    self.cleanups.push((cleanup, stream.user, reason));
+                }
             }
+            // The 101 head was not out: the application is told instead.
+            super::connection::State::Upgrading(upgrade) => {
+                self.lost_upgrades.push((*upgrade, reason));
+            }
+            _ => {}
         }
         if !c.reply.is_null() {
             // SAFETY: `c.reply` came from the reply pool and is owned by `c`.

@@ -11,6 +11,7 @@ use super::output::Borrowed;
 use super::reply::{Phase, Reply};
 use super::request::RequestView;
 use super::shared::Shared;
+use super::upgrade::Upgrade;
 use crate::http::chunked::{ChunkedDecoder, Progress};
 use crate::http::request::{parse_head, Framing, Head, HeaderSpan, Parsed};
 use crate::http::response::{
@@ -422,6 +423,25 @@ pub fn answer_instead(c: &mut Conn, sh: &mut Shared, status: u16, body: &[u8], c
     r.headers.clear();
     r.app_close |= close;
     let _ = compose(c, sh, body, Body::Full);
+}
+
+/// Serialises the `101 Switching Protocols` head of an accepted upgrade
+/// (the application's headers, then `Connection: Upgrade` and `Upgrade:
+/// protocol`); the connection waits for it to be out, then is handed off.
+pub fn compose_upgrade(c: &mut Conn, sh: &mut Shared, protocol: &[u8], upgrade: Upgrade) {
+    // SAFETY: as in `compose_head`: the connection's own reply, not
+    // borrowed elsewhere while this runs.
+    let r: &mut Reply = unsafe { &mut *c.reply };
+    let out = c.output.writer(&mut sh.pool);
+    start_head(out, 101, sh);
+    out.extend_from_slice(&r.headers);
+    out.extend_from_slice(b"Connection: Upgrade\r\nUpgrade: ");
+    out.extend_from_slice(protocol);
+    out.extend_from_slice(b"\r\n\r\n");
+    c.output.sync(&mut sh.queued_output);
+    r.phase = Phase::Done;
+    c.state = State::Upgrading(upgrade);
+    sh.stats.responses += 1;
 }
 
 /// Ends the current chunked or streamed response: the last chunk (unless

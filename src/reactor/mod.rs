@@ -11,6 +11,7 @@
 //! * `acceptor` — the listening socket
 //! * `connection` — one client: socket flags, buffers, `State`
 //! * `reply`, `request` — what the application holds while it answers
+//! * `upgrade` — which requests may switch protocols, the hand-off's parts
 //! * `output` — what a connection has to send: copied bytes, a lent body
 //! * `buffer`, `buffer_pool`, `slab`, `timers`, `first_read`, `shared`,
 //!   `stats`, `config`, `error`, `io` — the pieces those are made of
@@ -36,6 +37,7 @@ pub mod slab;
 pub mod stats;
 pub mod timers;
 pub mod transfer;
+pub mod upgrade;
 
 pub use config::Limits;
 pub use driver::LoopPtr;

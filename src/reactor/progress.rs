@@ -12,6 +12,7 @@ use super::reply::Phase;
 use super::slab::Token;
 use super::timers::TimerKind;
 use super::transfer::{self, Flush, Read};
+use super::upgrade::Handoff;
 use crate::http::response::chunk_size_line;
 
 /// Bytes one connection may read per turn before others get theirs.
@@ -36,6 +37,9 @@ pub enum Step {
         buf: *mut u8,
         cap: usize,
     },
+    /// The 101 head of an accepted upgrade is out: the connection has left
+    /// the loop; the application is to be handed it.
+    Upgrade(Handoff),
 }
 
 impl EventLoop {
@@ -56,6 +60,11 @@ impl EventLoop {
                     }
                 }
                 return Step::Idle;
+            }
+
+            // 0. An accepted upgrade whose 101 head is out leaves the loop.
+            if matches!(c.state, State::Upgrading(_)) && c.output.is_empty() {
+                return self.hand_off(token);
             }
 
             // 1. A stream wants refilling, or has finished.
@@ -171,6 +180,49 @@ impl EventLoop {
             self.arm_timer(token);
             return Step::Idle;
         }
+    }
+
+    /// Takes an upgraded connection out of the loop without closing it:
+    /// out of the epoll set (EPOLL_CTL_DEL, the descriptor stays open), the
+    /// timers and the connection table; its reply handle back to the pool.
+    /// What is left is the application's (`Step::Upgrade`).
+    fn hand_off(&mut self, token: Token) -> Step {
+        let Some(mut c) = self.conns.remove(token) else {
+            return Step::Idle;
+        };
+        let State::Upgrading(upgrade) = c.state else {
+            unreachable!("hand_off is called for an upgrading connection");
+        };
+        let fd = c.raw_fd();
+        if c.socket.registered {
+            if let Err(e) = self.poller.delete(fd) {
+                // Only EBADF/ENOENT/ENOMEM are possible; the slot's
+                // generation moved on, so a late event is ignored anyway.
+                log::warn!("epoll_ctl(DEL) fd {fd} at hand-off: {e}");
+            }
+        }
+        self.timers.cancel(token.index());
+        if !c.reply.is_null() {
+            // SAFETY: `c.reply` came from the reply pool and is owned by `c`;
+            // its response is complete (the 101 head), nobody holds it.
+            unsafe { (*c.reply).phase = Phase::Done };
+            self.sh.replies.spare.push(c.reply);
+        }
+        c.output
+            .release(&mut self.sh.pool, &mut self.sh.queued_output);
+        self.sh.stats.upgraded += 1;
+        log::debug!(
+            "fd {fd}: upgraded; handed to the application with {} bytes",
+            c.input.len()
+        );
+        if self.conns.len() < self.sh.limits.max_connections && self.acceptor.retry_at.is_none() {
+            self.resume_accept();
+        }
+        Step::Upgrade(Handoff {
+            fd: c.fd,
+            input: c.input,
+            upgrade,
+        })
     }
 
     fn can_start_request(&self, token: Token) -> bool {

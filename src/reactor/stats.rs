@@ -23,6 +23,9 @@ pub struct Stats {
     pub deferred: u64,
     /// Deferred responses answered 503 at `response_timeout_ms`.
     pub response_timeouts: u64,
+    /// Connections handed to the application after a protocol upgrade
+    /// (no longer the loop's: neither open nor closed here).
+    pub upgraded: u64,
 }
 
 impl Stats {
