@@ -84,6 +84,11 @@ unsafe extern "C" fn handler(req: *const Request, resp: *mut Response, _user: *m
             Response_AddHeader(resp, c"X-Extra".as_ptr(), c"1".as_ptr()),
             CONNECTION_OK
         );
+        // Only a handler may upgrade: a deferred response is refused.
+        let deferred = header(req, "X-Deferred").is_some();
+        if deferred {
+            assert_eq!(Response_Defer(resp, None, null_mut()), CONNECTION_OK);
+        }
         let callback = if header(req, "X-No-Callback").is_some() {
             None
         } else {
@@ -110,6 +115,9 @@ unsafe extern "C" fn handler(req: *const Request, resp: *mut Response, _user: *m
         } else {
             // The response is complete: every further call is refused.
             assert_eq!(Response_Send(resp, null_mut(), 0), CONNECTION_ERR_STATE);
+        }
+        if deferred {
+            assert_eq!(Response_Release(resp), CONNECTION_OK);
         }
     }
 }
@@ -454,6 +462,10 @@ fn requests_that_do_not_ask_for_the_upgrade_are_refused_with_a_code() {
         (
             "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: test\r\nConnection: upgrade\r\nX-Other-Thread: 1\r\n\r\n",
             CONNECTION_ERR_WRONG_THREAD,
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: test\r\nConnection: upgrade\r\nX-Deferred: 1\r\n\r\n",
+            CONNECTION_ERR_STATE,
         ),
     ];
     for &(request, code) in cases {
