@@ -22,6 +22,7 @@ SERVERS = [
     ("nginx", "nginx (1 worker)"),
     ("mhd", "libmicrohttpd"),
     ("raw", "raw epoll (ceiling)"),
+    ("base", "connection-core, BASE_BIN"),
 ]
 
 # metric key, label, format, better ("high" or "low")
@@ -88,14 +89,16 @@ def print_table(path):
     data = load(path)
     med = {k: median(v) for k, v in data.items()}
 
+    # The base column (BASE_BIN) only when it was run.
+    servers = [x for x in SERVERS if x[0] != "base" or any(s == "base" for s, _ in data)]
     out = []
-    out.append("| Scenario | " + " | ".join(label for _, label in SERVERS) + " |")
-    out.append("|---|" + "---:|" * len(SERVERS))
+    out.append("| Scenario | " + " | ".join(label for _, label in servers) + " |")
+    out.append("|---|" + "---:|" * len(servers))
     any_dagger = False
     for key, label, fmt, better in METRICS:
         cells = []
         base = med.get(("nginx", key), (None, False))[0]
-        for s, _ in SERVERS:
+        for s, _ in servers:
             m, dirty = med.get((s, key), (None, False))
             if m is None:
                 cells.append("—")
