@@ -31,8 +31,13 @@ static LOGGER: Once = Once::new();
 
 unsafe extern "C" fn on_log(_: *mut c_void, _: c_int, _: *const c_char, message: *const c_char) {
     // SAFETY: the library passes a NUL-terminated string valid for the call.
-    let message = unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned();
-    RECORDS.lock().unwrap_or_else(|p| p.into_inner()).push(message);
+    let message = unsafe { CStr::from_ptr(message) }
+        .to_string_lossy()
+        .into_owned();
+    RECORDS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(message);
 }
 
 fn take_records() -> Vec<String> {
