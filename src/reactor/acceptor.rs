@@ -1,5 +1,5 @@
 //! The listening socket (muduo's Acceptor): one accept4 at a time (the
-//! loop takes one client per wake-up of the level-triggered listener), turn a
+//! loop takes a budget of clients per wake-up, `accept_budget.rs`), turn a
 //! waiting client away through a spare descriptor on EMFILE, and pause
 //! (taking the listener out of epoll) when told to.
 

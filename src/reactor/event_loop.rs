@@ -5,6 +5,7 @@
 
 use std::os::raw::c_void;
 
+use super::accept_budget::AcceptBudget;
 use super::acceptor::{Accepted, Acceptor};
 use super::config::Limits;
 use super::connection::{CleanupFn, Conn};
@@ -40,6 +41,8 @@ pub struct EventLoop {
     pub(crate) sh: Shared,
     /// Whether new clients are read before they are added to epoll.
     pub(crate) first_read: FirstRead,
+    /// How many clients to accept per wake-up of the listener.
+    pub(crate) accept_budget: AcceptBudget,
     pub(crate) handlers: Handlers,
     /// The request the application is looking at: its own allocation (see
     /// `request.rs`), freed in Drop.
@@ -105,6 +108,7 @@ impl EventLoop {
             timers: Timers::new(initial),
             sh: Shared::new(limits, io),
             first_read: FirstRead::default(),
+            accept_budget: AcceptBudget::default(),
             handlers: Handlers::default(),
             view,
             in_callback: false,
@@ -174,15 +178,23 @@ impl EventLoop {
 
     // ----- accepting ---------------------------------------------------
 
-    /// Accepts one client per wake-up (see below), or stops at the
-    /// connection limit or an fd shortage. At
+    /// Accepts up to the wake-up's budget (`accept_budget.rs`: no accept4
+    /// that ends in EAGAIN while the backlog stays as deep), or stops at
+    /// EAGAIN, the connection limit or an fd shortage. At
     /// the limit, room is made only for a client that is really waiting:
     /// the longest-idle keep-alive connection is closed for it; with none
     /// idle, accepting pauses until a connection closes or becomes idle.
     /// Nobody waiting: the (level-triggered) listener stays watched, and
     /// reports the next client.
     fn accept_ready(&mut self) {
+        let mut taken = 0u16;
         while !self.sh.stopping && self.acceptor.ready() {
+            if taken >= self.accept_budget.limit() {
+                // Clients may still wait: the level-triggered listener is
+                // reported again by the next epoll_wait.
+                self.accept_budget.record(taken, false);
+                return;
+            }
             if self.conns.len() >= self.sh.limits.max_connections {
                 if !self.acceptor.client_waiting() {
                     return;
@@ -195,19 +207,13 @@ impl EventLoop {
             match self.acceptor.accept(&mut self.sh.stats.accept_fd_exhausted) {
                 Accepted::Client(fd, peer) => {
                     self.register(fd, peer);
-                    // One per wake-up, as nginx does by default: accepting
-                    // until EAGAIN costs an accept4 that fails on nearly
-                    // every wake-up (0.7 per connection under churn). The
-                    // listener is level-triggered, so while clients still
-                    // wait, the next epoll_wait returns at once with it
-                    // again: none is lost, and the other connections'
-                    // events in each batch are handled between two accepts
-                    // (tests/api/accept_burst.rs).
+                    taken += 1;
+                }
+                Accepted::Skip | Accepted::TurnedAway => taken += 1,
+                Accepted::Drained => {
+                    self.accept_budget.record(taken, true);
                     return;
                 }
-                Accepted::TurnedAway => return,
-                Accepted::Skip => continue,
-                Accepted::Drained => return,
                 Accepted::Pause(ms) => {
                     self.pause_accept(Some(ms));
                     return;
