@@ -3,6 +3,7 @@
 //! backlog is accepted and answered with no loop turn waiting on a timer,
 //! and a keep-alive client that asks meanwhile is answered before the
 //! burst has all been accepted.
+#![allow(clippy::field_reassign_with_default)] // mirrors the C usage: Default, then set fields
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;

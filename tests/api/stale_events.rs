@@ -13,6 +13,7 @@
 //! Everything runs on the test's thread (the loop is pumped between client
 //! steps), so the order of events in a batch is set by the order of the
 //! client steps: epoll's ready list is first come, first served.
+#![allow(clippy::field_reassign_with_default)] // mirrors the C usage: Default, then set fields
 
 use std::ffi::CStr;
 use std::io::{ErrorKind, Read, Write};
