@@ -14,7 +14,7 @@
 //! connections' events (tests/api/accept_burst.rs).
 
 /// At most this many accepts per wake-up.
-pub const MAX: u16 = 64;
+const MAX: u16 = 64;
 
 #[derive(Debug)]
 pub struct AcceptBudget {
