@@ -151,7 +151,7 @@ def run_rounds(cfg, ctx):
                     continue  # instructions_syscalls could not restart it
                 if not srv.alive():
                     ctx.results.note("%s: the server died during the run" % ctx.label)
-                elif s == "ours":
+                elif s in ("ours", "base"):
                     ctx.servers.check_stats(srv, ctx.label)
                 srv.stop()
         if ctx.servers.have_multi and "pipelined" in cfg.scenarios:

@@ -139,6 +139,8 @@ class Servers:
         port = str(self.cfg.port(name))
         if name == "ours":
             return [os.path.join(self.root, "c-examples", "server"), "--host", HOST, "--port", port] + self.cfg.ours_args
+        if name == "base":
+            return [self.cfg.base_bin, "--host", HOST, "--port", port] + self.cfg.ours_args
         if name == "nginx":
             return self.nginx_cmd(single=wrapped)
         if name == "mhd":
@@ -255,7 +257,7 @@ class Server:
         Notes a kill, a non-zero exit status, and (ours, multi) any panic,
         abort or error in the log.  The other servers' logs are kept
         (KEEP_TMP=1) but not scanned: libmicrohttpd logs every peer reset."""
-        ours = self.name in ("ours", "multi")
+        ours = self.name in ("ours", "multi", "base")
         sig = signal.SIGINT if ours else signal.SIGTERM
         status, killed = self.child.stop(sig, timeout=10)
         if killed:

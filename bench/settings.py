@@ -11,8 +11,11 @@ import re
 
 HOST = "127.0.0.1"  # every load goes here
 READY_TIMEOUT = 10  # seconds for a server to accept connections
-SERVER_NAMES = ("ours", "nginx", "mhd", "raw")
-DEFAULT_PORTS = {"ours": 18080, "nginx": 18081, "mhd": 18082, "raw": 18083, "multi": 18084}
+SERVER_NAMES = ("ours", "nginx", "mhd", "raw", "base")
+# `base` (another build of c-examples/server, BASE_BIN: "before" in a
+# before/after comparison) runs only when SERVERS names it.
+DEFAULT_SERVERS = ("ours", "nginx", "mhd", "raw")
+DEFAULT_PORTS = {"ours": 18080, "nginx": 18081, "mhd": 18082, "raw": 18083, "multi": 18084, "base": 18085}
 
 
 class SettingsError(Exception):
@@ -71,11 +74,14 @@ class Settings:
         s.cc = env.get("CC", "") or "cc"
         # Word lists, split on white space as the shell did.
         s.ours_args = (env.get("OURS_ARGS") or "--max-connections 20000 --idle-timeout-ms 600000").split()
-        s.servers_text = env.get("SERVERS") or " ".join(SERVER_NAMES)
+        s.servers_text = env.get("SERVERS") or " ".join(DEFAULT_SERVERS)
+        s.base_bin = env.get("BASE_BIN", "")
         s.servers = s.servers_text.split()
         for name in s.servers:
             if name not in SERVER_NAMES:
                 raise SettingsError("SERVERS: unknown server '%s' (known: %s)" % (name, " ".join(SERVER_NAMES)))
+        if "base" in s.servers and not os.access(s.base_bin, os.X_OK):
+            raise SettingsError("SERVERS names base: BASE_BIN must be an executable c-examples/server build, got '%s'" % s.base_bin)
         s.scenarios_text = env.get("SCENARIOS") or "keepalive pipelined large_body connection_churn idle_connections instructions_syscalls"
         s.scenarios = resolve_scenarios(s.scenarios_text, scenario_aliases or {})
         return s

@@ -1,4 +1,5 @@
-//! The listening socket (muduo's Acceptor): accept until EAGAIN, turn a
+//! The listening socket (muduo's Acceptor): one accept4 at a time (the
+//! loop takes a budget of clients per wake-up, `accept_budget.rs`), turn a
 //! waiting client away through a spare descriptor on EMFILE, and pause
 //! (taking the listener out of epoll) when told to.
 

@@ -5,6 +5,7 @@
 
 use std::os::raw::c_void;
 
+use super::accept_budget::AcceptBudget;
 use super::acceptor::{Accepted, Acceptor};
 use super::config::Limits;
 use super::connection::{CleanupFn, Conn};
@@ -41,6 +42,8 @@ pub struct EventLoop {
     pub(crate) sh: Shared,
     /// Whether new clients are read before they are added to epoll.
     pub(crate) first_read: FirstRead,
+    /// How many clients to accept per wake-up of the listener.
+    pub(crate) accept_budget: AcceptBudget,
     pub(crate) handlers: Handlers,
     /// The request the application is looking at: its own allocation (see
     /// `request.rs`), freed in Drop.
@@ -109,6 +112,7 @@ impl EventLoop {
             timers: Timers::new(initial),
             sh: Shared::new(limits, io),
             first_read: FirstRead::default(),
+            accept_budget: AcceptBudget::default(),
             handlers: Handlers::default(),
             view,
             in_callback: false,
@@ -179,14 +183,23 @@ impl EventLoop {
 
     // ----- accepting ---------------------------------------------------
 
-    /// Accepts until EAGAIN, the connection limit, or an fd shortage. At
+    /// Accepts up to the wake-up's budget (`accept_budget.rs`: no accept4
+    /// that ends in EAGAIN while the backlog stays as deep), or stops at
+    /// EAGAIN, the connection limit or an fd shortage. At
     /// the limit, room is made only for a client that is really waiting:
     /// the longest-idle keep-alive connection is closed for it; with none
     /// idle, accepting pauses until a connection closes or becomes idle.
     /// Nobody waiting: the (level-triggered) listener stays watched, and
     /// reports the next client.
     fn accept_ready(&mut self) {
+        let mut taken = 0u16;
         while !self.sh.stopping && self.acceptor.ready() {
+            if taken >= self.accept_budget.limit() {
+                // Clients may still wait: the level-triggered listener is
+                // reported again by the next epoll_wait.
+                self.accept_budget.record(taken, false);
+                return;
+            }
             if self.conns.len() >= self.sh.limits.max_connections {
                 if !self.acceptor.client_waiting() {
                     return;
@@ -199,9 +212,13 @@ impl EventLoop {
             match self.acceptor.accept(&mut self.sh.stats.accept_fd_exhausted) {
                 Accepted::Client(fd, peer) => {
                     self.register(fd, peer);
+                    taken += 1;
                 }
-                Accepted::Skip | Accepted::TurnedAway => continue,
-                Accepted::Drained => return,
+                Accepted::Skip | Accepted::TurnedAway => taken += 1,
+                Accepted::Drained => {
+                    self.accept_budget.record(taken, true);
+                    return;
+                }
                 Accepted::Pause(ms) => {
                     self.pause_accept(Some(ms));
                     return;
@@ -280,18 +297,27 @@ impl EventLoop {
 
     // ----- closing -----------------------------------------------------
 
-    /// Closes a connection once: EPOLL_CTL_DEL before close(2), the stream
-    /// cleanup queued, an open chunked response detached, the slot's
-    /// generation bumped so later events for it are ignored.
+    /// Closes a connection once: the stream cleanup queued, an open chunked
+    /// response detached, the slot's generation bumped so later events for
+    /// it are ignored, then close(2) with no EPOLL_CTL_DEL before it.
+    ///
+    /// Why no DEL (one system call per connection, as nginx does with
+    /// `NGX_CLOSE_EVENT`): epoll drops a registration by itself when the
+    /// last descriptor of the open file description closes. When another
+    /// one survives (a `fork`ed child, a `dup`, SCM_RIGHTS) the registration
+    /// stays and keeps reporting under the old token; a DEL would not help
+    /// once the number is reused anyway. That is safe here because
+    /// (1) every token carries its slot's generation, bumped above, so a
+    /// stale event matches nothing (`handle_event`), and (2) a client is
+    /// registered edge-triggered (`Interest::CLIENT_EDGE`), so a stale
+    /// registration reports each change of its socket once and can never
+    /// spin the loop the way a level-triggered one would. The listener and
+    /// the eventfds (level-triggered) are still removed before they close.
+    /// tests/api/stale_events.rs checks both cases, fork included.
     pub(crate) fn close(&mut self, token: Token, reason: CloseReason) {
         let Some(mut c) = self.conns.remove(token) else {
             return;
         };
-        if c.socket.registered {
-            if let Err(e) = self.poller.delete(c.raw_fd()) {
-                log::warn!("epoll_ctl(DEL) fd {}: {e}", c.raw_fd());
-            }
-        }
         self.sh.io.closing(c.raw_fd());
         self.timers.cancel(token.index());
         match &c.state {
@@ -345,7 +371,7 @@ impl EventLoop {
                 None => log::debug!("closed fd {}: {}", c.raw_fd(), reason.name()),
             }
         }
-        // `c` drops here: its descriptor closes, after the DEL above.
+        // `c` drops here: its descriptor closes (see above: no DEL).
         drop(c);
         if self.conns.len() < self.sh.limits.max_connections && self.acceptor.retry_at.is_none() {
             self.resume_accept();
@@ -473,8 +499,21 @@ impl EventLoop {
             }
             token => {
                 // A stale token (connection closed earlier in this batch, slot
-                // perhaps reused) does not match any live connection.
-                let c = self.conns.get_mut(token)?;
+                // perhaps reused; or a registration left behind by a close
+                // without EPOLL_CTL_DEL, see `close`) matches no live
+                // connection. tests/api/stale_events.rs reads this record.
+                let Some(c) = self.conns.get_mut(token) else {
+                    log::debug!(
+                        "stale event for token {:#x} ignored (slot {})",
+                        token.0,
+                        if self.conns.at_index(token.index()).is_some() {
+                            "reused"
+                        } else {
+                            "free"
+                        }
+                    );
+                    return None;
+                };
                 if ev.error() {
                     let err = socket::take_socket_error(c.raw_fd());
                     let reason = if err == libc::ECONNRESET || err == libc::EPIPE || err == 0 {

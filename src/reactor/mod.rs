@@ -8,7 +8,7 @@
 //! * `progress` — one connection's step: read, parse, write, close, wait
 //! * `exchange` — the HTTP exchange: parse into the view, compose replies
 //! * `transfer` — moving one connection's bytes, every errno decided
-//! * `acceptor` — the listening socket
+//! * `acceptor` — the listening socket; `accept_budget` — accepts per wake-up
 //! * `connection` — one client: socket flags, buffers, `State`
 //! * `reply`, `request` — what the application holds while it answers
 //! * `upgrade` — which requests may switch protocols, the hand-off's parts
@@ -16,6 +16,7 @@
 //! * `buffer`, `buffer_pool`, `slab`, `timers`, `first_read`, `shared`,
 //!   `stats`, `config`, `error`, `io` — the pieces those are made of
 
+pub mod accept_budget;
 pub mod acceptor;
 pub mod buffer;
 pub mod buffer_pool;

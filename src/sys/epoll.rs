@@ -95,9 +95,10 @@ impl Poller {
         )
     }
 
-    /// Removes `fd`. Always called before `close(fd)`: a descriptor that is
-    /// closed while still registered (a dup shares the open file) would keep
-    /// reporting events for a connection that no longer exists.
+    /// Removes `fd`. Called before closing the listener (level-triggered: a
+    /// registration left behind by a shared descriptor would report a
+    /// non-empty backlog on every wait). Client sockets are closed without
+    /// it (see `EventLoop::close` for why that is safe).
     pub fn delete(&self, fd: RawFd) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0)
     }
