@@ -125,6 +125,14 @@ pub struct Conn {
     /// In `Shared::room_waiters`: waiting for the loop's queued output to
     /// fall below its bound before starting a request.
     pub waiting_room: bool,
+    /// A completion record is open for the request being answered
+    /// (`completion.rs`): no new request starts until it is finished.
+    pub record_open: bool,
+    /// Bytes received and sent over the connection's life, and where in
+    /// the received bytes the current request starts: completion records.
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub rx_start: u64,
 }
 
 impl Conn {
@@ -147,6 +155,10 @@ impl Conn {
             requests_served: 0,
             timer_dirty: true,
             waiting_room: false,
+            record_open: false,
+            bytes_received: 0,
+            bytes_sent: 0,
+            rx_start: 0,
         }
     }
 

@@ -68,6 +68,38 @@ impl LoopPtr {
             // `user`; it was taken out of the output, so this is its only call.
             self.call_app(|| unsafe { (r.release)(r.user) });
         }
+        self.run_completions();
+    }
+
+    /// Hands finished completion records to the application's sink. The
+    /// batch is taken out of the loop first: the sink may call back into
+    /// the library, which may queue more records meanwhile.
+    fn run_completions(self) {
+        let sink = self.with(|el| {
+            if el.sh.finished.records.is_empty() {
+                return None;
+            }
+            Some(el.handlers.completion)
+        });
+        let Some(sink) = sink else {
+            return;
+        };
+        let mut batch = self.with(|el| {
+            let mut batch = std::mem::take(&mut el.finished_spare);
+            std::mem::swap(&mut batch, &mut el.sh.finished);
+            batch
+        });
+        if let Some(sink) = sink {
+            for entry in &batch.records {
+                let record = batch.record(entry);
+                // SAFETY: the application set this sink with its callback
+                // and user pointer; the record lives in `batch`, owned here,
+                // for the whole call.
+                self.call_app(|| unsafe { (sink.emit)(&record, sink.callback, sink.user) });
+            }
+        }
+        batch.clear();
+        self.with(|el| el.finished_spare = batch);
     }
 
     /// Moves one connection along, calling the handler, body handler and

@@ -6,12 +6,14 @@
 use std::os::raw::c_void;
 
 use super::acceptor::{Accepted, Acceptor};
+use super::completion::Finished;
 use super::config::Limits;
 use super::connection::{CleanupFn, Conn};
 use super::error::{CloseReason, Error};
 use super::first_read::FirstRead;
 use super::handlers::Handlers;
 use super::io::Io;
+use super::records;
 use super::reply::{Owner, Phase};
 use super::request::RequestView;
 use super::shared::Shared;
@@ -58,6 +60,9 @@ pub struct EventLoop {
     /// Where lingering connections' input is discarded.
     pub(crate) scratch: Vec<u8>,
     pub(crate) drain_deadline: u64,
+    /// Storage for the next batch of completion records, swapped with
+    /// `sh.finished` when a batch is handed over (`LoopPtr::run_cleanups`).
+    pub(crate) finished_spare: Finished,
 }
 
 impl EventLoop {
@@ -114,6 +119,7 @@ impl EventLoop {
             cleanups: Vec::with_capacity(16),
             scratch: Vec::with_capacity(4096),
             drain_deadline: 0,
+            finished_spare: Finished::default(),
         }));
         // SAFETY: just allocated and not shared; the replies' owner address
         // derives from the allocation's own pointer.
@@ -140,6 +146,7 @@ impl EventLoop {
 
     pub fn set_handlers(&mut self, handlers: Handlers) {
         self.handlers = handlers;
+        self.sh.recording = handlers.completion.is_some();
     }
 
     /// See `ParseLimits::trusted_gateway`.
@@ -289,6 +296,10 @@ impl EventLoop {
         }
         self.sh.io.closing(c.raw_fd());
         self.timers.cancel(token.index());
+        if c.record_open {
+            let completed = c.output.is_empty() && !c.responding();
+            records::finish(&mut c, &mut self.sh, Some(reason), completed);
+        }
         if let super::connection::State::Streaming(stream) = &c.state {
             if let Some(cleanup) = stream.cleanup {
                 self.cleanups.push((cleanup, stream.user, reason));

@@ -8,6 +8,7 @@
 use super::connection::{BodyWait, Conn, State, Upload};
 use super::error::{CloseReason, Error};
 use super::output::Borrowed;
+use super::records;
 use super::reply::{Phase, Reply};
 use super::request::RequestView;
 use super::shared::Shared;
@@ -153,6 +154,7 @@ pub fn parse_next(
         id,
     );
     begin_reply(c, sh, &head);
+    records::begin_dispatched(c, sh, &head, id, total);
     Next::Dispatch { len: total }
 }
 
@@ -244,7 +246,9 @@ fn continue_upload(c: &mut Conn, sh: &mut Shared, view: &mut RequestView) -> Nex
     }
     // Body complete: the handler runs with an empty body.
     let len = head.len + up.raw_done.unwrap_or(0);
+    let id = up.id;
     begin_reply(c, sh, &head);
+    records::begin_dispatched(c, sh, &head, id, len);
     Next::Dispatch { len }
 }
 
@@ -297,6 +301,7 @@ fn await_body(c: &mut Conn, sh: &mut Shared, expect_continue: bool) -> Next {
 /// Queues a canned error response and closes after it.
 pub fn reject(c: &mut Conn, sh: &mut Shared, status: u16) {
     log::debug!("fd {}: rejecting request with {status}", c.raw_fd());
+    records::begin_refused(c, sh, status);
     let out = c.output.writer(&mut sh.pool);
     start_head(out, status, sh);
     let body = reason_phrase(status).as_bytes();

@@ -8,6 +8,7 @@ use super::connection::{ProducerFn, State};
 use super::error::CloseReason;
 use super::event_loop::EventLoop;
 use super::exchange::{self, Body, Next};
+use super::records;
 use super::reply::Phase;
 use super::slab::Token;
 use super::timers::TimerKind;
@@ -56,6 +57,11 @@ impl EventLoop {
                     }
                 }
                 return Step::Idle;
+            }
+            if c.record_open && c.output.is_empty() && !c.responding() {
+                // The response left: its completion record is done.
+                let close = c.close_after;
+                records::finish(c, &mut self.sh, close, true);
             }
 
             // 1. A stream wants refilling, or has finished.
@@ -178,6 +184,7 @@ impl EventLoop {
             return false;
         };
         !c.responding()
+            && !c.record_open
             && c.close_after.is_none()
             && c.output.len() < self.sh.limits.output_high_water
             && !c.output.has_borrowed()

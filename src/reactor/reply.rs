@@ -7,6 +7,7 @@
 //! stays allocated, refuses every call with `Error::Closed`, and is freed
 //! when the application ends it, or when the loop is destroyed.
 
+use super::completion::Track;
 use super::error::Error;
 use super::slab::Token;
 use crate::http::response::{valid_header_name, valid_header_value};
@@ -51,6 +52,8 @@ pub struct Reply {
     pub(crate) minor_version: u8,
     /// The application asked for `Connection: close`.
     pub(crate) app_close: bool,
+    /// What the completion record of the request answered needs.
+    pub(crate) track: Track,
 }
 
 impl Reply {
@@ -66,6 +69,7 @@ impl Reply {
             keep_alive: true,
             minor_version: 1,
             app_close: false,
+            track: Track::default(),
         }
     }
 
