@@ -4,6 +4,8 @@
 //! reason and completed flag: kept-alive, pipelined, chunked, streamed,
 //! aborted by a client reset, and refused by the parser (400, 413, 431).
 
+#![allow(clippy::field_reassign_with_default)] // mirrors the C usage: Default, then set fields
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
