@@ -261,6 +261,11 @@ typedef struct ConnectionCompletion {
    */
   int status;
   /**
+   * The request's HTTP version: 10 (HTTP/1.0) or 11 (HTTP/1.1); 0 when
+   * the library refused a request whose version it could not read.
+   */
+  int http_version;
+  /**
    * 1 when the whole response left; 0 when the connection ended first
    * (client reset, timeout, shutdown): `bytes_out` is what did leave.
    */
@@ -280,6 +285,12 @@ typedef struct ConnectionCompletion {
    * `100 Continue` excluded).
    */
   uint64_t bytes_out;
+  /**
+   * The length of the response head: the body's bytes that left are
+   * `bytes_out - head_bytes` (nginx's `$body_bytes_sent`) when
+   * `bytes_out >= head_bytes`, else 0.
+   */
+  uint64_t head_bytes;
   /**
    * Wall clock, microseconds since the Unix epoch, when the request was
    * complete and dispatched to the handler (for a refused request: when

@@ -37,6 +37,9 @@ pub struct ConnectionCompletion {
     /// handler did not answer, or the library's own 4xx/5xx when it refused
     /// the request (no handler was called then).
     pub status: c_int,
+    /// The request's HTTP version: 10 (HTTP/1.0) or 11 (HTTP/1.1); 0 when
+    /// the library refused a request whose version it could not read.
+    pub http_version: c_int,
     /// 1 when the whole response left; 0 when the connection ended first
     /// (client reset, timeout, shutdown): `bytes_out` is what did leave.
     pub completed: c_int,
@@ -49,6 +52,10 @@ pub struct ConnectionCompletion {
     /// Response bytes the kernel accepted: head and body (an interim
     /// `100 Continue` excluded).
     pub bytes_out: u64,
+    /// The length of the response head: the body's bytes that left are
+    /// `bytes_out - head_bytes` (nginx's `$body_bytes_sent`) when
+    /// `bytes_out >= head_bytes`, else 0.
+    pub head_bytes: u64,
     /// Wall clock, microseconds since the Unix epoch, when the request was
     /// complete and dispatched to the handler (for a refused request: when
     /// it was refused). Not the first byte's arrival.
@@ -92,12 +99,14 @@ unsafe fn emit(record: &Completion<'_>, callback: *const (), user: *mut c_void) 
         remote_addr: addr.as_ptr() as *const c_char,
         remote_port: port,
         status: record.status as c_int,
+        http_version: record.version as c_int,
         completed: record.completed as c_int,
         close_reason: record
             .close
             .map_or(CONNECTION_COMPLETION_KEPT_ALIVE, |r| r.number()),
         bytes_in: record.bytes_in,
         bytes_out: record.bytes_out,
+        head_bytes: record.head_bytes,
         start_us: record.start_us,
         duration_us: record.duration_us,
     };

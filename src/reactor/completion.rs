@@ -24,10 +24,16 @@ pub struct Completion<'a> {
     pub method: &'a [u8],
     pub target: &'a [u8],
     pub status: u16,
+    /// 10 or 11 (HTTP/1.0, HTTP/1.1); 0 when a refused request's version
+    /// was not read.
+    pub version: u8,
     /// Request bytes received (head and body as they came on the wire).
     pub bytes_in: u64,
     /// Response bytes the kernel accepted (head and body).
     pub bytes_out: u64,
+    /// The length of the response head (so the body's bytes are
+    /// `bytes_out - head_bytes`, when at least the head left).
+    pub head_bytes: u64,
     /// Wall clock, microseconds since the epoch, when the request was
     /// dispatched to the handler (or refused).
     pub start_us: u64,
@@ -62,6 +68,9 @@ pub struct Track {
     pub bytes_in: u64,
     /// `Conn::bytes_sent` when the response started.
     pub out_base: u64,
+    /// The response head's length, once composed.
+    pub head_bytes: u64,
+    pub version: u8,
     /// The method, a NUL, the target, a NUL.
     pub line: Vec<u8>,
     pub method_len: usize,
@@ -77,6 +86,8 @@ impl Track {
         self.start_us = unix_micros();
         self.start_mono_us = monotonic_us();
         self.line.clear();
+        self.head_bytes = 0;
+        self.version = 0;
     }
 
     /// The finished record, queued in `finished`: `reply_status` is what
@@ -104,8 +115,10 @@ impl Track {
             },
             start_us: self.start_us,
             duration_us: monotonic_us().saturating_sub(self.start_mono_us),
+            version: self.version,
             bytes_in: self.bytes_in,
             bytes_out: sent - self.out_base,
+            head_bytes: self.head_bytes,
             close,
             completed,
             peer,
@@ -130,8 +143,10 @@ pub struct Entry {
     status: u16,
     start_us: u64,
     duration_us: u64,
+    version: u8,
     bytes_in: u64,
     bytes_out: u64,
+    head_bytes: u64,
     close: Option<CloseReason>,
     completed: bool,
     peer: PeerAddr,
@@ -152,8 +167,10 @@ impl Finished {
             method: &self.text[entry.method.0..entry.method.1],
             target: &self.text[entry.target.0..entry.target.1],
             status: entry.status,
+            version: entry.version,
             bytes_in: entry.bytes_in,
             bytes_out: entry.bytes_out,
+            head_bytes: entry.head_bytes,
             start_us: entry.start_us,
             duration_us: entry.duration_us,
             close: entry.close,
@@ -179,8 +196,9 @@ pub fn line_from_head(buf: &[u8], head: &Head, out: &mut Vec<u8>) -> usize {
 }
 
 /// What can be read of a refused request's line: the method if a space
-/// follows it, the target if the line is complete; empty otherwise.
-pub fn line_from_raw(buf: &[u8], out: &mut Vec<u8>) -> usize {
+/// follows it, the target and version if the line is complete; empty (and
+/// version 0) otherwise. Returns the method's length and the version.
+pub fn line_from_raw(buf: &[u8], out: &mut Vec<u8>) -> (usize, u8) {
     let line_end = buf.iter().position(|&b| b == b'\n' || b == 0);
     let line = &buf[..line_end.unwrap_or(buf.len())];
     let mut parts = line.split(|&b| b == b' ');
@@ -188,13 +206,19 @@ pub fn line_from_raw(buf: &[u8], out: &mut Vec<u8>) -> usize {
         Some(m) if line.len() > m.len() && !m.is_empty() && m.iter().all(u8::is_ascii_graphic) => m,
         _ => &[],
     };
+    let complete = line_end.is_some() && !method.is_empty();
     let target = match parts.next() {
-        Some(t) if line_end.is_some() && !method.is_empty() => t.trim_ascii_end(),
+        Some(t) if complete => t.trim_ascii_end(),
         _ => &[],
+    };
+    let version = match parts.next().map(<[u8]>::trim_ascii_end) {
+        Some(b"HTTP/1.0") if complete => 10,
+        Some(b"HTTP/1.1") if complete => 11,
+        _ => 0,
     };
     out.extend_from_slice(method);
     out.push(0);
     out.extend_from_slice(target);
     out.push(0);
-    method.len()
+    (method.len(), version)
 }

@@ -303,11 +303,17 @@ pub fn reject(c: &mut Conn, sh: &mut Shared, status: u16) {
     log::debug!("fd {}: rejecting request with {status}", c.raw_fd());
     records::begin_refused(c, sh, status);
     let out = c.output.writer(&mut sh.pool);
+    let head_start = out.len();
     start_head(out, status, sh);
     let body = reason_phrase(status).as_bytes();
     out.extend_from_slice(b"Content-Type: text/plain\r\nConnection: close\r\nContent-Length: ");
     push_decimal(out, body.len() as u64 + 1);
     out.extend_from_slice(b"\r\n\r\n");
+    if c.record_open {
+        // SAFETY: `begin_refused` gave the connection its reply handle; the
+        // application holds no pointer into it.
+        unsafe { (*c.reply).track.head_bytes = (out.len() - head_start) as u64 };
+    }
     out.extend_from_slice(body);
     out.push(b'\n');
     c.close_after = Some(CloseReason::Protocol);
@@ -353,6 +359,7 @@ fn compose_head(c: &mut Conn, sh: &mut Shared, body_len: usize, kind: Body) -> R
     let raw_stream = kind != Body::Full && r.minor_version == 0;
     let closing = !r.keep_alive || r.app_close || sh.stopping || raw_stream;
     let out = c.output.writer(&mut sh.pool);
+    let head_start = out.len();
     start_head(out, r.status, sh);
     out.extend_from_slice(&r.headers);
     match kind {
@@ -371,6 +378,9 @@ fn compose_head(c: &mut Conn, sh: &mut Shared, body_len: usize, kind: Body) -> R
         out.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
     } else {
         out.extend_from_slice(b"\r\n");
+    }
+    if c.record_open {
+        r.track.head_bytes = (out.len() - head_start) as u64;
     }
     let body_follows = kind == Body::Full && allows_body && !r.head_method;
     if closing {

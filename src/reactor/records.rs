@@ -33,6 +33,7 @@ pub fn begin_dispatched(c: &mut Conn, sh: &mut Shared, head: &Head, id: u64, len
     track.begin(id, 0, bytes_in, c.bytes_sent);
     let start = c.input.read_pos();
     track.method_len = line_from_head(&c.input.storage()[start..], head, &mut track.line);
+    track.version = 10 + head.minor_version;
     c.record_open = true;
 }
 
@@ -56,8 +57,11 @@ pub fn begin_refused(c: &mut Conn, sh: &mut Shared, status: u16) {
     track.begin(id, status, bytes_in, out_base);
     let start = c.input.read_pos();
     let buf = &c.input.storage()[start..];
-    track.method_len = match &c.state {
-        State::Uploading(up) => line_from_head(buf, &up.head, &mut track.line),
+    (track.method_len, track.version) = match &c.state {
+        State::Uploading(up) => (
+            line_from_head(buf, &up.head, &mut track.line),
+            10 + up.head.minor_version,
+        ),
         _ => line_from_raw(buf, &mut track.line),
     };
     c.record_open = true;

@@ -26,6 +26,8 @@ struct Rec {
     target: String,
     remote: String,
     status: i32,
+    version: i32,
+    head_bytes: u64,
     completed: bool,
     close: i32,
     bytes_in: u64,
@@ -57,6 +59,8 @@ unsafe extern "C" fn on_complete(r: *const ConnectionCompletion, user: *mut c_vo
         target: text(r.target, r.target_len),
         remote: remote.to_str().unwrap().to_string(),
         status: r.status,
+        version: r.http_version,
+        head_bytes: r.head_bytes,
         completed: r.completed != 0,
         close: r.close_reason,
         bytes_in: r.bytes_in,
@@ -258,6 +262,11 @@ impl Client {
     }
 }
 
+/// The length of a response's head.
+fn head_len(response: &[u8]) -> u64 {
+    response.windows(4).position(|w| w == b"\r\n\r\n").unwrap() as u64 + 4
+}
+
 fn status_of(response: &[u8]) -> i32 {
     std::str::from_utf8(&response[9..12])
         .unwrap()
@@ -299,6 +308,8 @@ fn kept_alive_requests_one_record_each() {
         assert_eq!(rec.status, status_of(&outs[i]));
         assert_eq!(rec.bytes_in, reqs[i].len() as u64, "{rec:?}");
         assert_eq!(rec.bytes_out, outs[i].len() as u64, "{rec:?}");
+        assert_eq!(rec.head_bytes, head_len(&outs[i]), "{rec:?}");
+        assert_eq!(rec.version, 11);
         assert!(rec.completed);
         assert_eq!(rec.close, KEPT_ALIVE);
         assert_eq!(rec.remote, "127.0.0.1");
@@ -313,8 +324,8 @@ fn kept_alive_requests_one_record_each() {
     );
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
 
-    // Connection: close: the record carries the close reason.
-    let req = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    // HTTP/1.0 without keep-alive: the record carries the close reason.
+    let req = b"GET / HTTP/1.0\r\n\r\n";
     c.send(req);
     let out = c.response();
     let recs = server.records(4);
@@ -428,6 +439,8 @@ fn refused_requests_get_records() {
     );
     assert_eq!(recs[0].bytes_in, req.len() as u64);
     assert_eq!(recs[0].bytes_out, out400.len() as u64);
+    assert_eq!(recs[0].head_bytes, head_len(&out400));
+    assert_eq!(recs[0].version, 11);
     assert_eq!(recs[0].close, protocol);
     assert!(recs[0].completed);
 
