@@ -253,6 +253,9 @@ typedef struct ConnectionCompletion {
    * The client's IP address as text ("127.0.0.1", "::1"), NUL-terminated.
    */
   const char *remote_addr;
+  /**
+   * The client's port (0 when the address family has none).
+   */
   uint16_t remote_port;
   /**
    * The response status: the application's, the library's 500 when the

@@ -32,6 +32,7 @@ pub struct ConnectionCompletion {
     pub target_len: usize,
     /// The client's IP address as text ("127.0.0.1", "::1"), NUL-terminated.
     pub remote_addr: *const c_char,
+    /// The client's port (0 when the address family has none).
     pub remote_port: u16,
     /// The response status: the application's, the library's 500 when the
     /// handler did not answer, or the library's own 4xx/5xx when it refused
