@@ -131,7 +131,7 @@ $(CARGO_TARGET_DIR)/cmake/%.cmake: cmake/%.cmake.in Cargo.toml FORCE
 	sed -e 's|@CMAKE_TO_PREFIX@|$(CMAKE_TO_PREFIX)|g' \
 	    -e 's|@CMAKE_LIBDIR@|$(call cmake_path,$(LIBDIR))|g' \
 	    -e 's|@CMAKE_INCLUDEDIR@|$(call cmake_path,$(INCLUDEDIR))|g' \
-	    -e 's|@CMAKE_SYSTEM_LIBS@|$(subst $(space),;,$(filter-out pthread,$(LIBS_PRIVATE:-l%=%)))|g' \
+	    -e 's|@CMAKE_SYSTEM_LIBS@|$(subst $(space),;,$(LIBS_PRIVATE:-l%=%))|g' \
 	    -e 's|@SHARED_REAL@|$(SHARED_REAL)|g' \
 	    -e 's|@SHARED_SONAME@|$(SHARED_SONAME)|g' \
 	    -e 's|@VERSION@|$(VERSION)|g' \

@@ -123,6 +123,29 @@ fn find_package_links_shared_and_static() {
     );
     eprintln!("cmake --build:\n{}", String::from_utf8_lossy(&out.stdout));
 
+    // The static target brings the system libraries the archive needs (the
+    // list Makefile's LIBS_PRIVATE and the .pc file's Libs.private carry);
+    // with glibc >= 2.34 most live in libc, so a link without them would
+    // still succeed here, but not on older or other C libraries: check the
+    // link line itself.
+    let link = fs::read_to_string(build.join("CMakeFiles/consumer-static.dir/link.txt"))
+        .expect("consumer-static's link line");
+    let words: Vec<&str> = link.split_whitespace().collect();
+    for lib in ["-lutil", "-lrt", "-lm", "-ldl"] {
+        assert!(
+            words.contains(&lib),
+            "consumer-static links without {lib}: {link}"
+        );
+    }
+    assert!(
+        words.iter().any(|w| *w == "-pthread" || *w == "-lpthread"),
+        "consumer-static links without threads: {link}"
+    );
+    assert!(
+        words.iter().any(|w| w.ends_with("/libconnection_core.a")),
+        "consumer-static does not link the archive: {link}"
+    );
+
     for name in ["consumer-shared", "consumer-static"] {
         let out = run_ok(clean(&mut Command::new(build.join(name))), CMD_TIMEOUT);
         let text = String::from_utf8_lossy(&out.stdout);

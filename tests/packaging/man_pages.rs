@@ -103,6 +103,49 @@ fn committed_pages_are_up_to_date() {
     assert!(pages.contains("connection-core.3"));
 }
 
+/// `page` (in `man_root`/man3) renders with no warning from groff or man.
+fn check_page(man_root: &Path, page: &str) {
+    let rel = format!("man3/{page}");
+    // groff itself, every warning on; -s follows .so links.
+    let out = run_ok(
+        Command::new("groff")
+            .args(["-s", "-man", "-Tutf8", "-ww", "-z"])
+            .arg(&rel)
+            .current_dir(man_root),
+        CMD_TIMEOUT,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.is_empty(), "groff warns on {rel}:\n{err}");
+    // man -l, as a reader would run it (from the man root, where .so
+    // links resolve), with man-db's warnings on.
+    let out = run_ok(
+        Command::new("man")
+            .args(["--warnings", "-l"])
+            .arg(&rel)
+            .current_dir(man_root)
+            .env("MANWIDTH", "80")
+            .env_remove("MANPAGER")
+            .env_remove("PAGER")
+            .env_remove("MANOPT"),
+        CMD_TIMEOUT,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.is_empty(), "man --warnings -l {rel} warns:\n{err}");
+    // Without a terminal man overstrikes bold text ("N\x08N"): drop that.
+    let mut text = String::new();
+    for c in String::from_utf8_lossy(&out.stdout).chars() {
+        if c == '\u{8}' {
+            text.pop();
+        } else {
+            text.push(c);
+        }
+    }
+    assert!(
+        text.contains("NAME") && text.lines().count() > 8,
+        "man -l {rel} rendered almost nothing:\n{text}"
+    );
+}
+
 #[test]
 fn installed_pages_render_without_warnings() {
     require_tool("make", "--version", "make");
@@ -127,47 +170,18 @@ fn installed_pages_render_without_warnings() {
         pages_in(&common::repo_root().join("man/man3")),
         "installed pages"
     );
-    for page in &installed {
-        let rel = format!("man3/{page}");
-        // groff itself, every warning on; -s follows .so links.
-        let out = run_ok(
-            Command::new("groff")
-                .args(["-s", "-man", "-Tutf8", "-ww", "-z"])
-                .arg(&rel)
-                .current_dir(&man_root),
-            CMD_TIMEOUT,
-        );
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.is_empty(), "groff warns on {rel}:\n{err}");
-        // man -l, as a reader would run it (from the man root, where .so
-        // links resolve), with man-db's warnings on.
-        let out = run_ok(
-            Command::new("man")
-                .args(["--warnings", "-l"])
-                .arg(&rel)
-                .current_dir(&man_root)
-                .env("MANWIDTH", "80")
-                .env_remove("MANPAGER")
-                .env_remove("PAGER")
-                .env_remove("MANOPT"),
-            CMD_TIMEOUT,
-        );
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.is_empty(), "man --warnings -l {rel} warns:\n{err}");
-        // Without a terminal man overstrikes bold text ("N\x08N"): drop that.
-        let mut text = String::new();
-        for c in String::from_utf8_lossy(&out.stdout).chars() {
-            if c == '\u{8}' {
-                text.pop();
-            } else {
-                text.push(c);
-            }
+    // Four at a time: each `man` run is a pipeline of several processes.
+    let pages: Vec<&String> = installed.iter().collect();
+    std::thread::scope(|scope| {
+        for part in pages.chunks(pages.len().div_ceil(4)) {
+            let man_root = &man_root;
+            scope.spawn(move || {
+                for page in part {
+                    check_page(man_root, page);
+                }
+            });
         }
-        assert!(
-            text.contains("NAME") && text.lines().count() > 8,
-            "man -l {rel} rendered almost nothing:\n{text}"
-        );
-    }
+    });
     eprintln!("{} pages render without warnings", installed.len());
 
     make("uninstall");
