@@ -260,7 +260,9 @@ typedef struct ConnectionCompletion {
   /**
    * The response status: the application's, the library's 500 when the
    * handler did not answer, or the library's own 4xx/5xx when it refused
-   * the request (no handler was called then).
+   * the request (no handler was called then); 0 when the connection
+   * ended before any response was made (an answer the application had
+   * not given yet when its client left).
    */
   int status;
   /**

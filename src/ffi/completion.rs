@@ -36,7 +36,9 @@ pub struct ConnectionCompletion {
     pub remote_port: u16,
     /// The response status: the application's, the library's 500 when the
     /// handler did not answer, or the library's own 4xx/5xx when it refused
-    /// the request (no handler was called then).
+    /// the request (no handler was called then); 0 when the connection
+    /// ended before any response was made (an answer the application had
+    /// not given yet when its client left).
     pub status: c_int,
     /// The request's HTTP version: 10 (HTTP/1.0) or 11 (HTTP/1.1); 0 when
     /// the library refused a request whose version it could not read.

@@ -23,6 +23,8 @@ pub struct Completion<'a> {
     /// empty when a refused request's line was not readable.
     pub method: &'a [u8],
     pub target: &'a [u8],
+    /// The response's status; 0 when the connection ended before a
+    /// response was made.
     pub status: u16,
     /// 10 or 11 (HTTP/1.0, HTTP/1.1); 0 when a refused request's version
     /// was not read.
@@ -108,10 +110,11 @@ impl Track {
         let target = (method.1 + 1, base + self.line.len() - 1);
         finished.records.push(Entry {
             id: self.id,
-            status: if self.status == 0 {
-                reply_status
-            } else {
-                self.status
+            status: match self.status {
+                // The connection ended before any response head was made.
+                _ if !completed && self.head_bytes == 0 => 0,
+                0 => reply_status,
+                refused => refused,
             },
             start_us: self.start_us,
             duration_us: monotonic_us().saturating_sub(self.start_mono_us),

@@ -30,7 +30,9 @@ pub fn begin_dispatched(c: &mut Conn, sh: &mut Shared, head: &Head, id: u64, len
     // SAFETY: the caller made `c.reply` the connection's live handle, and
     // no application code runs during this call.
     let track = unsafe { &mut (*c.reply).track };
-    track.begin(id, 0, bytes_in, c.bytes_sent);
+    // Output still queued (an interim 100 Continue) is not this response's.
+    let out_base = c.bytes_sent + c.output.len() as u64;
+    track.begin(id, 0, bytes_in, out_base);
     let start = c.input.read_pos();
     track.method_len = line_from_head(&c.input.storage()[start..], head, &mut track.line);
     track.version = 10 + head.minor_version;
@@ -48,8 +50,8 @@ pub fn begin_refused(c: &mut Conn, sh: &mut Shared, status: u16) {
         c.reply = sh.replies.take();
     }
     let (id, out_base) = match &c.state {
-        State::Uploading(up) => (up.id, c.bytes_sent),
-        _ => (sh.take_request_id(), c.bytes_sent),
+        State::Uploading(up) => (up.id, c.bytes_sent + c.output.len() as u64),
+        _ => (sh.take_request_id(), c.bytes_sent + c.output.len() as u64),
     };
     // SAFETY: `c.reply` is the connection's own handle; with no request
     // being answered, the application holds no pointer into it.

@@ -482,7 +482,7 @@ fn refused_requests_get_records() {
     assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2]);
 }
 
-/// Unset again, no more records; a NULL Connection is refused.
+/// A NULL Connection is refused.
 #[test]
 fn null_connection_is_refused() {
     static CODE: AtomicI32 = AtomicI32::new(0);
@@ -492,4 +492,26 @@ fn null_connection_is_refused() {
         Ordering::SeqCst,
     );
     assert_eq!(CODE.load(Ordering::SeqCst), CONNECTION_ERR_NULL);
+}
+
+/// `Expect: 100-continue`: the interim response is not the response's
+/// bytes; the body sent after it is the request's.
+#[test]
+fn interim_continue_is_not_counted() {
+    let server = start();
+    let mut c = server.connect();
+    let head = b"POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n";
+    c.send(head);
+    let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+    while c.buf.len() < interim.len() {
+        c.fill();
+    }
+    assert_eq!(&c.buf[..interim.len()], interim);
+    c.buf.drain(..interim.len());
+    c.send(b"body");
+    let out = c.response();
+    let recs = server.records(1);
+    assert_eq!(recs[0].bytes_in, head.len() as u64 + 4);
+    assert_eq!(recs[0].bytes_out, out.len() as u64, "{:?}", recs[0]);
+    assert!(recs[0].completed);
 }
