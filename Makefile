@@ -4,11 +4,15 @@
 #   make                      cargo build --release: the static library, the
 #                             shared library and include/connection.h
 #   make install              PREFIX=/usr/local DESTDIR= (the usual variables;
-#                             also INCLUDEDIR, LIBDIR, PKGCONFIGDIR)
+#                             also INCLUDEDIR, LIBDIR, PKGCONFIGDIR, CMAKEDIR,
+#                             MANDIR)
 #   make uninstall            removes exactly the files `make install` wrote,
 #                             same variables; directories are left alone
+#                             (but for our own CMAKEDIR, once empty)
 #   make header               refresh the committed include/connection.h from
 #                             the header the build generates (in OUT_DIR)
+#   make man                  refresh the committed man pages (man/man3) from
+#                             include/connection.h (python3 man/generate.py)
 #   make examples             the C examples (c-examples/Makefile)
 #   make print-version        what the version variables below resolve to
 #   make clean                the examples' outputs and cargo's target dir
@@ -20,6 +24,11 @@
 #   $(LIBDIR)/libconnection_core.so.$(ABI) -> .so.$(VERSION)   (the soname)
 #   $(LIBDIR)/libconnection_core.so        -> .so.$(ABI)       (for -l at link time)
 #   $(PKGCONFIGDIR)/connection-core.pc
+#   $(CMAKEDIR)/connection-coreConfig.cmake          find_package(connection-core):
+#   $(CMAKEDIR)/connection-coreConfigVersion.cmake   connection-core::shared, ::static
+#   $(MANDIR)/man3/*.3                      one page per function, connection-core.3,
+#                                           and a .so page per type (committed, from
+#                                           the header: `make man`)
 #
 # A top-level Makefile rather than an `install` target in c-examples/:
 # installing is about the library, not the example, and `make && make
@@ -35,9 +44,12 @@ DESTDIR ?=
 INCLUDEDIR ?= $(PREFIX)/include
 LIBDIR ?= $(PREFIX)/lib
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+CMAKEDIR ?= $(LIBDIR)/cmake/connection-core
+MANDIR ?= $(PREFIX)/share/man
 
 INSTALL ?= install
 LN_S ?= ln -sfn
+space := $(subst ,, )
 
 # Everything about the version comes from Cargo.toml's [package] section.
 cargo_field = $(shell awk -F'"' '/^\[/ { pkg = ($$0 == "[package]") } pkg && /^$(1)[ \t]*=/ { print $$2; exit }' Cargo.toml)
@@ -73,7 +85,17 @@ LIBS_PRIVATE = -lutil -lrt -lpthread -lm -ldl
 # The .pc file's paths, relative to ${prefix} where they are under it.
 pc_path = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
 
-.PHONY: all build header examples install uninstall print-version clean FORCE
+# The CMake config finds everything from its own directory: the way from
+# CMAKEDIR up to PREFIX, then LIBDIR and INCLUDEDIR below PREFIX (absolute
+# when they are elsewhere). Computed on the paths without DESTDIR.
+CMAKE_TO_PREFIX = $(shell realpath -m --relative-to='$(CMAKEDIR)' '$(PREFIX)')
+cmake_path = $(patsubst $(PREFIX)/%,$${_connection_core_prefix}/%,$(1))
+CMAKE_IN = cmake/connection-coreConfig.cmake.in cmake/connection-coreConfigVersion.cmake.in
+CMAKE_OUT = $(CARGO_TARGET_DIR)/cmake/connection-coreConfig.cmake \
+            $(CARGO_TARGET_DIR)/cmake/connection-coreConfigVersion.cmake
+MAN_PAGES = $(wildcard man/man3/*.3)
+
+.PHONY: all build header man examples install uninstall print-version clean FORCE
 
 all: build
 
@@ -84,6 +106,9 @@ build:
 # The build writes the header only into its OUT_DIR; copy the newest one.
 header: build
 	cp "$$(ls -t $(BUILD_DIR)/build/connection-core-*/out/include/connection.h | head -n 1)" $(HEADER)
+
+man:
+	python3 man/generate.py $(HEADER) man/man3 >/dev/null
 
 examples:
 	$(MAKE) -C c-examples
@@ -100,14 +125,32 @@ $(PC): $(PC_IN) Cargo.toml FORCE
 	    $(PC_IN) > $@.tmp
 	mv $@.tmp $@
 
-install: build $(PC)
-	$(INSTALL) -d '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(PKGCONFIGDIR)'
+# Regenerated on every install, like the .pc file.
+$(CARGO_TARGET_DIR)/cmake/%.cmake: cmake/%.cmake.in Cargo.toml FORCE
+	@mkdir -p $(dir $@)
+	sed -e 's|@CMAKE_TO_PREFIX@|$(CMAKE_TO_PREFIX)|g' \
+	    -e 's|@CMAKE_LIBDIR@|$(call cmake_path,$(LIBDIR))|g' \
+	    -e 's|@CMAKE_INCLUDEDIR@|$(call cmake_path,$(INCLUDEDIR))|g' \
+	    -e 's|@CMAKE_SYSTEM_LIBS@|$(subst $(space),;,$(LIBS_PRIVATE:-l%=%))|g' \
+	    -e 's|@SHARED_REAL@|$(SHARED_REAL)|g' \
+	    -e 's|@SHARED_SONAME@|$(SHARED_SONAME)|g' \
+	    -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' \
+	    -e 's|@VERSION_MINOR@|$(VERSION_MINOR)|g' \
+	    $< > $@.tmp
+	mv $@.tmp $@
+
+install: build $(PC) $(CMAKE_OUT)
+	$(INSTALL) -d '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(PKGCONFIGDIR)' \
+	    '$(DESTDIR)$(CMAKEDIR)' '$(DESTDIR)$(MANDIR)/man3'
 	$(INSTALL) -m 644 $(HEADER) '$(DESTDIR)$(INCLUDEDIR)/connection.h'
 	$(INSTALL) -m 644 '$(BUILD_DIR)/$(STATIC_LIB)' '$(DESTDIR)$(LIBDIR)/$(STATIC_LIB)'
 	$(INSTALL) -m 755 '$(BUILD_DIR)/$(SHARED_DEV)' '$(DESTDIR)$(LIBDIR)/$(SHARED_REAL)'
 	$(LN_S) '$(SHARED_REAL)' '$(DESTDIR)$(LIBDIR)/$(SHARED_SONAME)'
 	$(LN_S) '$(SHARED_SONAME)' '$(DESTDIR)$(LIBDIR)/$(SHARED_DEV)'
 	$(INSTALL) -m 644 '$(PC)' '$(DESTDIR)$(PKGCONFIGDIR)/connection-core.pc'
+	$(INSTALL) -m 644 $(CMAKE_OUT) '$(DESTDIR)$(CMAKEDIR)/'
+	$(INSTALL) -m 644 $(MAN_PAGES) '$(DESTDIR)$(MANDIR)/man3/'
 
 # Files only: a directory may have existed before `make install` (and
 # usually holds other libraries), so none is removed.
@@ -117,7 +160,11 @@ uninstall:
 	      '$(DESTDIR)$(LIBDIR)/$(SHARED_REAL)' \
 	      '$(DESTDIR)$(LIBDIR)/$(SHARED_SONAME)' \
 	      '$(DESTDIR)$(LIBDIR)/$(SHARED_DEV)' \
-	      '$(DESTDIR)$(PKGCONFIGDIR)/connection-core.pc'
+	      '$(DESTDIR)$(PKGCONFIGDIR)/connection-core.pc' \
+	      '$(DESTDIR)$(CMAKEDIR)/connection-coreConfig.cmake' \
+	      '$(DESTDIR)$(CMAKEDIR)/connection-coreConfigVersion.cmake' \
+	      $(patsubst man/man3/%,'$(DESTDIR)$(MANDIR)/man3/%',$(MAN_PAGES))
+	-rmdir '$(DESTDIR)$(CMAKEDIR)' 2>/dev/null
 
 print-version:
 	@echo 'VERSION=$(VERSION)'

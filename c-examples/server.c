@@ -21,6 +21,13 @@
  *
  * ./server --help lists the options.  SIGINT or SIGTERM: in-flight
  * responses finish, then the program exits 0.
+ *
+ * --access-log FILE appends one line per request to FILE in nginx's
+ * "combined" format, from the library's completion record (called once the
+ * response has left, or the connection ended).  The record outlives the
+ * request, not its headers: the handler keeps each request's Referer and
+ * User-Agent in a small table keyed by Request_Id, and a request the
+ * handler never saw (one the library refused) logs "-" for them.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -32,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "connection.h"
 
@@ -39,6 +47,7 @@ static const char PATTERN[] =
     "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz+\n";
 
 static Connection conn;           /* file scope for the signal handler */
+static FILE *access_log;          /* --access-log; NULL: none */
 static uint8_t big[1024 * 1024]; /* the body of /big, filled in main() */
 
 /* Byte i of every generated body is PATTERN[i % 64]; buf starts at offset. */
@@ -216,6 +225,92 @@ static const struct {
     {"GET", "/stats", stats},
 };
 
+/* What the access log needs of a request's headers, kept from the handler
+ * until its completion record: slot id % LOG_SLOTS.  With more requests in
+ * flight than slots, a reused slot no longer matches and "-" is logged. */
+#define LOG_SLOTS 256
+static struct {
+    uint64_t id;
+    char referer[128], agent[256];
+} seen[LOG_SLOTS];
+
+/* The header's value (at most cap - 1 bytes), or "" when absent. */
+static void keep_header(const Request *req, const char *name, char *out, size_t cap)
+{
+    size_t len;
+    const char *v = Request_Header(req, name, &len);
+
+    if (v == NULL)
+        len = 0;
+    if (len > cap - 1)
+        len = cap - 1;
+    memcpy(out, v != NULL ? v : "", len);
+    out[len] = '\0';
+}
+
+static void remember_headers(const Request *req)
+{
+    uint64_t id = Request_Id(req);
+    size_t slot = (size_t)(id % LOG_SLOTS);
+
+    seen[slot].id = id;
+    keep_header(req, "Referer", seen[slot].referer, sizeof seen[slot].referer);
+    keep_header(req, "User-Agent", seen[slot].agent, sizeof seen[slot].agent);
+}
+
+/* Writes s (len bytes) as nginx escapes log fields: '"', '\\', control
+ * and non-ASCII bytes as \xHH; "-" when empty. */
+static void log_field(FILE *f, const char *s, size_t len)
+{
+    size_t i;
+
+    if (len == 0) {
+        fputc('-', f);
+        return;
+    }
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+            fprintf(f, "\\x%02X", c);
+        else
+            fputc(c, f);
+    }
+}
+
+/* The ConnectionCompletionHandler: one combined-format line per request:
+ * $remote_addr - - [$time_local] "$request" $status $body_bytes_sent
+ * "$http_referer" "$http_user_agent" */
+static void on_complete(const ConnectionCompletion *r, void *user)
+{
+    size_t slot = (size_t)(r->request_id % LOG_SLOTS);
+    int known = seen[slot].id == r->request_id;
+    time_t when = (time_t)((r->start_us + r->duration_us) / 1000000);
+    uint64_t body = r->bytes_out > r->head_bytes ? r->bytes_out - r->head_bytes : 0;
+    char stamp[64];
+    struct tm tm;
+
+    (void)user;
+    localtime_r(&when, &tm);
+    strftime(stamp, sizeof stamp, "%d/%b/%Y:%H:%M:%S %z", &tm);
+    fprintf(access_log, "%s - - [%s] \"", r->remote_addr, stamp);
+    if (r->method_len > 0) {
+        log_field(access_log, r->method, r->method_len);
+        fputc(' ', access_log);
+        log_field(access_log, r->target, r->target_len);
+        if (r->http_version != 0)
+            fprintf(access_log, " HTTP/%d.%d", r->http_version / 10, r->http_version % 10);
+    } else {
+        fputc('-', access_log);
+    }
+    fprintf(access_log, "\" %d %" PRIu64 " \"", r->status, body);
+    log_field(access_log, known ? seen[slot].referer : "", known ? strlen(seen[slot].referer) : 0);
+    fputs("\" \"", access_log);
+    log_field(access_log, known ? seen[slot].agent : "", known ? strlen(seen[slot].agent) : 0);
+    fputs("\"\n", access_log);
+    fflush(access_log);
+}
+
 /* The ConnectionHandler: runs inside Connection_Process() for each request. */
 static void on_request(const Request *req, Response *resp, void *user)
 {
@@ -224,6 +319,8 @@ static void on_request(const Request *req, Response *resp, void *user)
     size_t i;
 
     (void)user;
+    if (access_log != NULL)
+        remember_headers(req);
     for (i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         int get = strcmp(routes[i].method, "GET") == 0;
 
@@ -254,7 +351,7 @@ static void on_signal(int sig)
 
 static const char usage[] =
     "usage: %s [--host ADDR] [--port N] [--max-connections N]\n"
-    "          [--header-timeout-ms N] [--idle-timeout-ms N]\n"
+    "          [--header-timeout-ms N] [--idle-timeout-ms N] [--access-log FILE]\n"
     "defaults: 127.0.0.1, 8080 (0: any free port), then ConnectionConfig_Default\n";
 
 static const struct option options[] = {
@@ -263,6 +360,7 @@ static const struct option options[] = {
     {"max-connections", required_argument, NULL, 'c'},
     {"header-timeout-ms", required_argument, NULL, 't'},
     {"idle-timeout-ms", required_argument, NULL, 'i'},
+    {"access-log", required_argument, NULL, 'a'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -295,6 +393,13 @@ int main(int argc, char **argv)
         case 'c': cfg.max_connections = (uint32_t)number(optarg, UINT32_MAX); break;
         case 't': cfg.header_timeout_ms = (uint32_t)number(optarg, UINT32_MAX); break;
         case 'i': cfg.idle_timeout_ms = (uint32_t)number(optarg, UINT32_MAX); break;
+        case 'a':
+            access_log = fopen(optarg, "a");
+            if (access_log == NULL) {
+                perror(optarg);
+                return 1;
+            }
+            break;
         case 'h': printf(usage, argv[0]); return 0;
         default: fprintf(stderr, usage, argv[0]); return 2;
         }
@@ -312,6 +417,8 @@ int main(int argc, char **argv)
         return 1;
     }
     Connection_SetHandler(&conn, on_request, NULL);
+    if (access_log != NULL)
+        Connection_SetCompletionHandler(&conn, on_complete, NULL);
 
     /* SIGPIPE keeps its default action on purpose: the library promises
      * never to raise it (every send uses MSG_NOSIGNAL), so none is ignored. */
@@ -330,7 +437,9 @@ int main(int argc, char **argv)
         ;
 
     sigprocmask(SIG_BLOCK, &sa.sa_mask, NULL); /* conn is about to go away */
-    Connection_Destroy(&conn);
+    Connection_Destroy(&conn); /* the last records are written in here */
+    if (access_log != NULL)
+        fclose(access_log);
     if (rc != CONNECTION_STOPPED) {
         fprintf(stderr, "Connection_Process: %s\n", Connection_StrError(rc));
         return 1;

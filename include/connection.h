@@ -34,6 +34,12 @@
 #define CONNECTION_VERSION_STRING "0.2.0"
 
 /**
+ * The value of `ConnectionCompletion::close_reason` when the connection
+ * stays open after the request (kept alive).
+ */
+#define CONNECTION_COMPLETION_KEPT_ALIVE -1
+
+/**
  * Success.
  */
 #define CONNECTION_OK 0
@@ -208,6 +214,123 @@ typedef struct Request Request;
 typedef struct Response Response;
 
 /**
+ * One listening socket and its event loop. The caller allocates it (on
+ * the stack or statically) and passes it to `Connection_Init`; the fields
+ * are private. It may be copied by value; every copy refers to the same
+ * core, and once `Connection_Destroy` ran through any copy, every copy
+ * answers `CONNECTION_ERR_NOT_INITIALIZED` (whether the core is alive is
+ * kept inside the library, not in these bytes).
+ */
+typedef struct Connection {
+  /**
+   * Private: which core, with `_private_stop_fd`: the generation of its
+   * slot in the library's table of live loops (a number, never
+   * dereferenced; NULL when none).
+   */
+  void *_private_core;
+  /**
+   * Private: the core's slot in the library's table of live loops (the
+   * name is historical; -1 when none).
+   */
+  int _private_stop_fd;
+  /**
+   * Private: tells a handle Init filled in from other bytes.
+   */
+  uint32_t _private_magic;
+} Connection;
+
+/**
+ * The record of one request, passed to the completion handler once its
+ * response has left (the kernel accepted the last byte) or its connection
+ * ended first. Every pointer in it is valid only during the handler's call.
+ */
+typedef struct ConnectionCompletion {
+  /**
+   * `Request_Id` of the request (a refused request gets its own id too).
+   */
+  uint64_t request_id;
+  /**
+   * The method, NUL-terminated, `method_len` bytes. Empty ("") when the
+   * library refused a request whose method it could not read.
+   */
+  const char *method;
+  size_t method_len;
+  /**
+   * The request-target as sent (path, and '?' query if any),
+   * NUL-terminated, `target_len` bytes. Empty when the library refused a
+   * request before its request line was complete.
+   */
+  const char *target;
+  size_t target_len;
+  /**
+   * The client's IP address as text ("127.0.0.1", "::1"), NUL-terminated.
+   */
+  const char *remote_addr;
+  /**
+   * The client's port (0 when the address family has none).
+   */
+  uint16_t remote_port;
+  /**
+   * The response status: the application's, the library's 500 when the
+   * handler did not answer, or the library's own 4xx/5xx when it refused
+   * the request (no handler was called then); 0 when the connection
+   * ended before any response was made (an answer the application had
+   * not given yet when its client left).
+   */
+  int status;
+  /**
+   * The request's HTTP version: 10 (HTTP/1.0) or 11 (HTTP/1.1); 0 when
+   * the library refused a request whose version it could not read.
+   */
+  int http_version;
+  /**
+   * 1 when the whole response left; 0 when the connection ended first
+   * (client reset, timeout, shutdown): `bytes_out` is what did leave.
+   */
+  int completed;
+  /**
+   * A `ConnectionCloseReason` when the connection ended with this
+   * request, else `CONNECTION_COMPLETION_KEPT_ALIVE` (-1).
+   */
+  int close_reason;
+  /**
+   * Request bytes received: head and body as they came on the wire
+   * (chunk framing included).
+   */
+  uint64_t bytes_in;
+  /**
+   * Response bytes the kernel accepted: head and body (an interim
+   * `100 Continue` excluded).
+   */
+  uint64_t bytes_out;
+  /**
+   * The length of the response head: the body's bytes that left are
+   * `bytes_out - head_bytes` (nginx's `$body_bytes_sent`) when
+   * `bytes_out >= head_bytes`, else 0.
+   */
+  uint64_t head_bytes;
+  /**
+   * Wall clock, microseconds since the Unix epoch, when the request was
+   * complete and dispatched to the handler (for a refused request: when
+   * it was refused). Not the first byte's arrival.
+   */
+  uint64_t start_us;
+  /**
+   * Microseconds from `start_us` until the record was made (response
+   * left, or connection ended), on the monotonic clock.
+   */
+  uint64_t duration_us;
+} ConnectionCompletion;
+
+/**
+ * Completion handler: called on the loop thread exactly once per request
+ * (see `ConnectionCompletion`). `record` and every pointer in it are
+ * borrowed for the call. It may call `Connection_*` functions; it must not
+ * call `Connection_Process`.
+ */
+typedef void (*ConnectionCompletionHandler)(const struct ConnectionCompletion *record, void *user);
+
+/**
  * Settings for `Connection_InitWith`. Fill it with `ConnectionConfig_Default`
  * first, then change fields; the struct is only read during the call, and
  * the strings it points to are copied.
@@ -316,32 +439,6 @@ typedef struct ConnectionConfig {
    */
   uint32_t response_timeout_ms;
 } ConnectionConfig;
-
-/**
- * One listening socket and its event loop. The caller allocates it (on
- * the stack or statically) and passes it to `Connection_Init`; the fields
- * are private. It may be copied by value; every copy refers to the same
- * core, and once `Connection_Destroy` ran through any copy, every copy
- * answers `CONNECTION_ERR_NOT_INITIALIZED` (whether the core is alive is
- * kept inside the library, not in these bytes).
- */
-typedef struct Connection {
-  /**
-   * Private: which core, with `_private_stop_fd`: the generation of its
-   * slot in the library's table of live loops (a number, never
-   * dereferenced; NULL when none).
-   */
-  void *_private_core;
-  /**
-   * Private: the core's slot in the library's table of live loops (the
-   * name is historical; -1 when none).
-   */
-  int _private_stop_fd;
-  /**
-   * Private: tells a handle Init filled in from other bytes.
-   */
-  uint32_t _private_magic;
-} Connection;
 
 /**
  * Request handler: answer through `resp` (see `Response_*`). `req` is
@@ -504,6 +601,23 @@ typedef void (*ConnectionUpgradeHandler)(void *user, int fd, const uint8_t *data
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Sets (or, with NULL, removes) the completion handler: `handler(record,
+ * user)` runs once for every request that starts after this call (a
+ * request already being answered has no record), after its response has
+ * left or its connection ended first, refused requests (400, 413, 431, ...
+ * answered by the library itself) included. Records of requests whose
+ * connection ends in `Connection_Destroy` come during that call, with
+ * `CONNECTION_CLOSE_SHUTDOWN`. While a handler is set, a pipelined request
+ * starts once the previous response has left (as nginx does); a
+ * kept-alive request still allocates nothing. Unset, it costs one branch
+ * per request. Returns 0, `CONNECTION_ERR_NULL`,
+ * `CONNECTION_ERR_NOT_INITIALIZED` or `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread.
+ */
+int Connection_SetCompletionHandler(struct Connection *conn, ConnectionCompletionHandler handler, void *user);
 
 /**
  * Fills `cfg` with the defaults (see `ConnectionConfig`'s field comments).

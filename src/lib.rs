@@ -23,6 +23,7 @@ pub mod sys;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use crate::ffi::completion::*;
 pub use crate::ffi::config::*;
 pub use crate::ffi::connection::*;
 pub use crate::ffi::error::*;

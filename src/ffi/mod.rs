@@ -11,6 +11,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use error::CONNECTION_ERR_PANIC;
 
+pub mod completion;
 pub mod config;
 pub mod connection;
 pub mod error;

@@ -135,6 +135,14 @@ pub struct Conn {
     /// not begun its answer: the response timer runs, and the client is
     /// read up to `max_header_bytes` (then not at all) meanwhile.
     pub deferred_wait: bool,
+    /// A completion record is open for the request being answered
+    /// (`completion.rs`): no new request starts until it is finished.
+    pub record_open: bool,
+    /// Bytes received and sent over the connection's life, and where in
+    /// the received bytes the current request starts: completion records.
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub rx_start: u64,
 }
 
 impl Conn {
@@ -158,6 +166,10 @@ impl Conn {
             timer_dirty: true,
             waiting_room: false,
             deferred_wait: false,
+            record_open: false,
+            bytes_received: 0,
+            bytes_sent: 0,
+            rx_start: 0,
         }
     }
 

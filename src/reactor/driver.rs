@@ -78,6 +78,7 @@ impl LoopPtr {
                 (u.on_upgrade)(u.user, -1, std::ptr::null(), 0, reason.number())
             });
         }
+        self.run_completions();
     }
 
     /// Gives an upgraded connection to the application: its descriptor
@@ -103,6 +104,37 @@ impl LoopPtr {
             (upgrade.on_upgrade)(upgrade.user, fd, ptr, len, CloseReason::Completed.number())
         });
         self.with(|el| input.release(&mut el.sh.pool));
+    }
+
+    /// Hands finished completion records to the application's sink. The
+    /// batch is taken out of the loop first: the sink may call back into
+    /// the library, which may queue more records meanwhile.
+    fn run_completions(self) {
+        let sink = self.with(|el| {
+            if el.sh.finished.records.is_empty() {
+                return None;
+            }
+            Some(el.handlers.completion)
+        });
+        let Some(sink) = sink else {
+            return;
+        };
+        let mut batch = self.with(|el| {
+            let mut batch = std::mem::take(&mut el.finished_spare);
+            std::mem::swap(&mut batch, &mut el.sh.finished);
+            batch
+        });
+        if let Some(sink) = sink {
+            for entry in &batch.records {
+                let record = batch.record(entry);
+                // SAFETY: the application set this sink with its callback
+                // and user pointer; the record lives in `batch`, owned here,
+                // for the whole call.
+                self.call_app(|| unsafe { (sink.emit)(&record, sink.callback, sink.user) });
+            }
+        }
+        batch.clear();
+        self.with(|el| el.finished_spare = batch);
     }
 
     /// Moves one connection along, calling the handler, body handler and

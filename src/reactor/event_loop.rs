@@ -7,12 +7,14 @@ use std::os::raw::c_void;
 
 use super::accept_budget::AcceptBudget;
 use super::acceptor::{Accepted, Acceptor};
+use super::completion::Finished;
 use super::config::Limits;
 use super::connection::{CleanupFn, Conn};
 use super::error::{CloseReason, Error};
 use super::first_read::FirstRead;
 use super::handlers::Handlers;
 use super::io::Io;
+use super::records;
 use super::reply::{Owner, Phase};
 use super::request::RequestView;
 use super::shared::Shared;
@@ -65,6 +67,9 @@ pub struct EventLoop {
     /// Where lingering connections' input is discarded.
     pub(crate) scratch: Vec<u8>,
     pub(crate) drain_deadline: u64,
+    /// Storage for the next batch of completion records, swapped with
+    /// `sh.finished` when a batch is handed over (`LoopPtr::run_cleanups`).
+    pub(crate) finished_spare: Finished,
 }
 
 impl EventLoop {
@@ -123,6 +128,7 @@ impl EventLoop {
             lost_upgrades: Vec::new(),
             scratch: Vec::with_capacity(4096),
             drain_deadline: 0,
+            finished_spare: Finished::default(),
         }));
         // SAFETY: just allocated and not shared; the replies' owner address
         // derives from the allocation's own pointer.
@@ -149,6 +155,7 @@ impl EventLoop {
 
     pub fn set_handlers(&mut self, handlers: Handlers) {
         self.handlers = handlers;
+        self.sh.recording = handlers.completion.is_some();
     }
 
     /// See `ParseLimits::trusted_gateway`.
@@ -320,6 +327,10 @@ impl EventLoop {
         };
         self.sh.io.closing(c.raw_fd());
         self.timers.cancel(token.index());
+        if c.record_open {
+            let completed = c.output.is_empty() && !c.responding();
+            records::finish(&mut c, &mut self.sh, Some(reason), completed);
+        }
         match &c.state {
             super::connection::State::Streaming(stream) => {
                 if let Some(cleanup) = stream.cleanup {

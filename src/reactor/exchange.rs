@@ -8,6 +8,7 @@
 use super::connection::{BodyWait, Conn, State, Upload};
 use super::error::{CloseReason, Error};
 use super::output::Borrowed;
+use super::records;
 use super::reply::{Phase, Reply};
 use super::request::RequestView;
 use super::shared::Shared;
@@ -154,6 +155,7 @@ pub fn parse_next(
         id,
     );
     begin_reply(c, sh, &head);
+    records::begin_dispatched(c, sh, &head, id, total);
     Next::Dispatch { len: total }
 }
 
@@ -245,7 +247,9 @@ fn continue_upload(c: &mut Conn, sh: &mut Shared, view: &mut RequestView) -> Nex
     }
     // Body complete: the handler runs with an empty body.
     let len = head.len + up.raw_done.unwrap_or(0);
+    let id = up.id;
     begin_reply(c, sh, &head);
+    records::begin_dispatched(c, sh, &head, id, len);
     Next::Dispatch { len }
 }
 
@@ -298,12 +302,19 @@ fn await_body(c: &mut Conn, sh: &mut Shared, expect_continue: bool) -> Next {
 /// Queues a canned error response and closes after it.
 pub fn reject(c: &mut Conn, sh: &mut Shared, status: u16) {
     log::debug!("fd {}: rejecting request with {status}", c.raw_fd());
+    records::begin_refused(c, sh, status);
     let out = c.output.writer(&mut sh.pool);
+    let head_start = out.len();
     start_head(out, status, sh);
     let body = reason_phrase(status).as_bytes();
     out.extend_from_slice(b"Content-Type: text/plain\r\nConnection: close\r\nContent-Length: ");
     push_decimal(out, body.len() as u64 + 1);
     out.extend_from_slice(b"\r\n\r\n");
+    if c.record_open {
+        // SAFETY: `begin_refused` gave the connection its reply handle; the
+        // application holds no pointer into it.
+        unsafe { (*c.reply).track.head_bytes = (out.len() - head_start) as u64 };
+    }
     out.extend_from_slice(body);
     out.push(b'\n');
     c.close_after = Some(CloseReason::Protocol);
@@ -349,6 +360,7 @@ fn compose_head(c: &mut Conn, sh: &mut Shared, body_len: usize, kind: Body) -> R
     let raw_stream = kind != Body::Full && r.minor_version == 0;
     let closing = !r.keep_alive || r.app_close || sh.stopping || raw_stream;
     let out = c.output.writer(&mut sh.pool);
+    let head_start = out.len();
     start_head(out, r.status, sh);
     out.extend_from_slice(&r.headers);
     match kind {
@@ -367,6 +379,9 @@ fn compose_head(c: &mut Conn, sh: &mut Shared, body_len: usize, kind: Body) -> R
         out.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
     } else {
         out.extend_from_slice(b"\r\n");
+    }
+    if c.record_open {
+        r.track.head_bytes = (out.len() - head_start) as u64;
     }
     let body_follows = kind == Body::Full && allows_body && !r.head_method;
     c.deferred_wait = false;
@@ -432,12 +447,15 @@ pub fn compose_upgrade(c: &mut Conn, sh: &mut Shared, protocol: &[u8], upgrade: 
     // SAFETY: as in `compose_head`: the connection's own reply, not
     // borrowed elsewhere while this runs.
     let r: &mut Reply = unsafe { &mut *c.reply };
+    r.status = 101;
     let out = c.output.writer(&mut sh.pool);
+    let head_start = out.len();
     start_head(out, 101, sh);
     out.extend_from_slice(&r.headers);
     out.extend_from_slice(b"Connection: Upgrade\r\nUpgrade: ");
     out.extend_from_slice(protocol);
     out.extend_from_slice(b"\r\n\r\n");
+    r.track.head_bytes = (out.len() - head_start) as u64;
     c.output.sync(&mut sh.queued_output);
     r.phase = Phase::Done;
     c.state = State::Upgrading(upgrade);

@@ -3,6 +3,7 @@
 
 use std::os::raw::c_void;
 
+use super::completion::CompletionSink;
 use super::reply::Reply;
 use super::request::RequestView;
 
@@ -26,6 +27,8 @@ pub struct Handlers {
     pub body_user: *mut c_void,
     /// Content-Length above which bodies go to `body` (chunked ones always).
     pub stream_above: usize,
+    /// Receives one completion record per request.
+    pub completion: Option<CompletionSink>,
 }
 
 impl Default for Handlers {
@@ -36,6 +39,7 @@ impl Default for Handlers {
             body: None,
             body_user: std::ptr::null_mut(),
             stream_above: 0,
+            completion: None,
         }
     }
 }

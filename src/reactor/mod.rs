@@ -12,6 +12,7 @@
 //! * `connection` — one client: socket flags, buffers, `State`
 //! * `reply`, `request` — what the application holds while it answers
 //! * `upgrade` — which requests may switch protocols, the hand-off's parts
+//! * `completion`, `records` — one record per request, once its response left
 //! * `output` — what a connection has to send: copied bytes, a lent body
 //! * `buffer`, `buffer_pool`, `slab`, `timers`, `first_read`, `shared`,
 //!   `stats`, `config`, `error`, `io` — the pieces those are made of
@@ -20,6 +21,7 @@ pub mod accept_budget;
 pub mod acceptor;
 pub mod buffer;
 pub mod buffer_pool;
+pub mod completion;
 pub mod config;
 pub mod connection;
 pub mod driver;
@@ -31,6 +33,7 @@ pub mod handlers;
 pub mod io;
 pub mod output;
 pub mod progress;
+pub mod records;
 pub mod reply;
 pub mod request;
 pub mod shared;

@@ -8,6 +8,7 @@ use super::connection::{ProducerFn, State};
 use super::error::CloseReason;
 use super::event_loop::EventLoop;
 use super::exchange::{self, Body, Next};
+use super::records;
 use super::reply::Phase;
 use super::slab::Token;
 use super::timers::TimerKind;
@@ -60,6 +61,11 @@ impl EventLoop {
                     }
                 }
                 return Step::Idle;
+            }
+            if c.record_open && c.output.is_empty() && !c.responding() {
+                // The response left: its completion record is done.
+                let close = c.close_after;
+                records::finish(c, &mut self.sh, close, true);
             }
 
             // 0. An accepted upgrade whose 101 head is out leaves the loop.
@@ -202,6 +208,11 @@ impl EventLoop {
             }
         }
         self.timers.cancel(token.index());
+        if c.record_open {
+            // The request's record: its 101 left; the connection did not
+            // end, it leaves the loop (no close reason).
+            records::finish(&mut c, &mut self.sh, None, true);
+        }
         if !c.reply.is_null() {
             // SAFETY: `c.reply` came from the reply pool and is owned by `c`;
             // its response is complete (the 101 head), nobody holds it.
@@ -230,6 +241,7 @@ impl EventLoop {
             return false;
         };
         !c.responding()
+            && !c.record_open
             && c.close_after.is_none()
             && c.output.len() < self.sh.limits.output_high_water
             && !c.output.has_borrowed()

@@ -17,6 +17,7 @@
 
 use std::os::raw::c_void;
 
+use super::completion::Track;
 use super::error::Error;
 use super::slab::Token;
 use crate::http::response::{valid_header_name, valid_header_value};
@@ -82,6 +83,8 @@ pub struct Reply {
     pub(crate) app_close: bool,
     /// Kept by `Response_Defer`: owned by the application until released.
     pub(crate) deferred: Option<Deferred>,
+    /// What the completion record of the request answered needs.
+    pub(crate) track: Track,
 }
 
 impl Reply {
@@ -98,6 +101,7 @@ impl Reply {
             minor_version: 1,
             app_close: false,
             deferred: None,
+            track: Track::default(),
         }
     }
 

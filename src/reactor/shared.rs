@@ -5,6 +5,7 @@
 //! `return_memory`).
 
 use super::buffer_pool::BufferPool;
+use super::completion::Finished;
 use super::config::Limits;
 use super::io::Io;
 use super::output::{Borrowed, Release};
@@ -54,6 +55,10 @@ pub struct Shared {
     /// was over its bound; driven again once it falls.
     pub room_waiters: Vec<Token>,
     pub memory: MemoryReturn,
+    /// A completion sink is set: requests keep completion records.
+    pub recording: bool,
+    /// Completion records waiting for the application.
+    pub finished: Finished,
 }
 
 /// When the heap was last trimmed, and what has been freed since.
@@ -85,6 +90,8 @@ impl Shared {
             queued_output: 0,
             room_waiters: Vec::new(),
             memory: MemoryReturn::default(),
+            recording: false,
+            finished: Finished::default(),
             limits,
         }
     }

@@ -59,6 +59,7 @@ pub fn read_some(c: &mut Conn, sh: &mut Shared, first_read: &mut FirstRead) -> R
             Read::Nothing
         }
         Ok(n) => {
+            c.bytes_received += n as u64;
             // A short read means the socket was drained: with edge
             // triggering, any later data raises a new event, so the extra
             // recv that would only return EAGAIN is skipped. Not after
@@ -118,6 +119,7 @@ pub fn flush(c: &mut Conn, sh: &mut Shared) -> Flush {
         };
         match sent {
             Ok(n) => {
+                c.bytes_sent += n as u64;
                 if let Some(body) = c.output.consume(n) {
                     sh.release_later(body);
                 }

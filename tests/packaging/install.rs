@@ -5,7 +5,9 @@
 //! the static archive (static). Both binaries serve `GET /` and exit 0 on
 //! SIGINT; `ldd` shows that only the shared one needs
 //! libconnection_core.so; after `make uninstall` the static one still runs
-//! and the shared one no longer can.
+//! and the shared one no longer can. The CMake package and the man pages
+//! are installed too (tests/packaging/cmake_package.rs and man_pages.rs use
+//! them) and removed by uninstall.
 //!
 //! Fails (never skips) when make, cc, pkg-config, ldd or readelf is missing.
 
@@ -308,8 +310,15 @@ fn install_build_out_of_tree_and_uninstall() {
         format!("lib/{}", soname()),
         "lib/libconnection_core.so".to_owned(),
         "lib/pkgconfig/connection-core.pc".to_owned(),
+        "lib/cmake/connection-core/connection-coreConfig.cmake".to_owned(),
+        "lib/cmake/connection-core/connection-coreConfigVersion.cmake".to_owned(),
     ] {
         expected.insert(f);
+    }
+    // Every committed man page (tests/packaging/man_pages.rs checks them).
+    for page in fs::read_dir(common::repo_root().join("man/man3")).unwrap() {
+        let name = page.unwrap().file_name().into_string().unwrap();
+        expected.insert(format!("share/man/man3/{name}"));
     }
     assert_eq!(files_under(&prefix), expected, "files after make install");
 
@@ -425,10 +434,16 @@ fn install_build_out_of_tree_and_uninstall() {
         left, foreign_set,
         "after make uninstall: files of ours left, or files not ours removed"
     );
-    assert_eq!(
-        dirs_under(&prefix),
-        dirs_before,
-        "make uninstall must not remove directories"
+    // Directories stay (they may hold other packages' files), except our
+    // own CMake package directory.
+    let dirs_after = dirs_under(&prefix);
+    assert!(
+        dirs_after.is_superset(&dirs_before),
+        "make uninstall must not remove directories: before {dirs_before:?}, after {dirs_after:?}"
+    );
+    assert!(
+        !dirs_after.contains("lib/cmake/connection-core"),
+        "make uninstall leaves lib/cmake/connection-core"
     );
 
     // The static build needs nothing that was installed; the shared one does.
