@@ -30,6 +30,7 @@ pub use crate::ffi::logger::*;
 pub use crate::ffi::request::*;
 pub use crate::ffi::response::*;
 pub use crate::ffi::stats::*;
+pub use crate::ffi::tasks::*;
 /// The reactor's settings, under the name the tests and fuzz targets use.
 pub use crate::reactor::config;
 #[cfg(feature = "testing")]

@@ -77,6 +77,10 @@ pub struct ConnectionConfig {
     /// wait is still bounded by the timeouts). Bounds what slow readers can
     /// make the server hold: this plus one response. Default 64 MiB.
     pub output_high_water_total: u64,
+    /// Tasks posted with `Connection_Post` and not yet run, at most; a post
+    /// beyond it returns `CONNECTION_ERR_QUEUE_FULL` (nothing queued).
+    /// Default 65536; 1 to 16777216.
+    pub max_pending_posts: u32,
 }
 
 impl Default for ConnectionConfig {
@@ -102,6 +106,7 @@ impl Default for ConnectionConfig {
             reuse_port: d.reuse_port,
             server_header: std::ptr::null(),
             output_high_water_total: d.output_high_water_total as u64,
+            max_pending_posts: d.max_pending_posts as u32,
         }
     }
 }
@@ -109,6 +114,9 @@ impl Default for ConnectionConfig {
 /// Largest value accepted for a byte limit: keeps all arithmetic on
 /// buffer sizes far from overflow.
 const MAX_BYTES: u64 = 1 << 40;
+
+/// Largest `max_pending_posts` (16 bytes each: 256 MiB).
+const MAX_PENDING_POSTS: u32 = 1 << 24;
 
 /// Validates `cfg` into the reactor's `Limits`.
 ///
@@ -171,6 +179,9 @@ pub unsafe fn limits_from_config(cfg: &ConnectionConfig) -> Result<Limits, i32> 
     {
         return Err(CONNECTION_ERR_INVALID);
     }
+    if cfg.max_pending_posts == 0 || cfg.max_pending_posts > MAX_PENDING_POSTS {
+        return Err(CONNECTION_ERR_INVALID);
+    }
     Ok(Limits {
         addr: SocketAddr::new(ip, cfg.port),
         backlog: cfg.backlog,
@@ -190,6 +201,7 @@ pub unsafe fn limits_from_config(cfg: &ConnectionConfig) -> Result<Limits, i32> 
         output_high_water_total: cfg.output_high_water_total as usize,
         server_line,
         trusted_gateway: false,
+        max_pending_posts: cfg.max_pending_posts as usize,
     })
 }
 

@@ -7,6 +7,7 @@
 use std::io;
 use std::os::raw::c_int;
 
+use crate::reactor::posts::Refused;
 use crate::reactor::{CloseReason, Error};
 
 /// Success.
@@ -49,6 +50,12 @@ pub const CONNECTION_ERR_TOO_LARGE: c_int = -15;
 /// Called from a thread other than the Connection's loop thread (the one
 /// that initialised it); nothing was done.
 pub const CONNECTION_ERR_WRONG_THREAD: c_int = -16;
+/// `Connection_Post`: `max_pending_posts` tasks are already waiting for the
+/// loop; nothing was queued (the argument is still the caller's).
+pub const CONNECTION_ERR_QUEUE_FULL: c_int = -17;
+/// `Connection_CancelTimer`: no pending timer has this id (it fired, was
+/// cancelled, or never existed).
+pub const CONNECTION_ERR_NO_TIMER: c_int = -18;
 
 /// Why a connection (or a pull stream) ended. Passed to cleanup callbacks
 /// and counted in `ConnectionStats`.
@@ -130,6 +137,10 @@ pub fn message(code: c_int) -> &'static std::ffi::CStr {
         CONNECTION_ERR_WRONG_THREAD => {
             c"called from a thread other than the Connection's loop thread (the one that initialised it)"
         }
+        CONNECTION_ERR_QUEUE_FULL => {
+            c"the loop's queue of posted tasks is full; nothing was queued"
+        }
+        CONNECTION_ERR_NO_TIMER => c"no pending timer has this id (it fired or was cancelled)",
         _ => c"unknown error code",
     }
 }
@@ -145,6 +156,14 @@ pub fn code(err: Error) -> c_int {
         Error::Header => CONNECTION_ERR_HEADER,
         Error::TooLarge => CONNECTION_ERR_TOO_LARGE,
         Error::Io(e) => from_io(&e),
+    }
+}
+
+/// The code for a refused `Connection_Post`.
+pub fn refused_code(refused: Refused) -> c_int {
+    match refused {
+        Refused::Full => CONNECTION_ERR_QUEUE_FULL,
+        Refused::Closed => CONNECTION_ERR_NOT_INITIALIZED,
     }
 }
 

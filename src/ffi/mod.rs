@@ -19,6 +19,7 @@ pub(crate) mod registry;
 pub mod request;
 pub mod response;
 pub mod stats;
+pub mod tasks;
 
 /// Runs `f`, turning a panic into `on_panic`.
 pub(crate) fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {

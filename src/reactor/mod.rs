@@ -12,10 +12,13 @@
 //! * `connection` — one client: socket flags, buffers, `State`
 //! * `reply`, `request` — what the application holds while it answers
 //! * `output` — what a connection has to send: copied bytes, a lent body
+//! * `posts`, `app_timers` — tasks posted from any thread, the
+//!   application's timers
 //! * `buffer`, `buffer_pool`, `slab`, `timers`, `first_read`, `shared`,
 //!   `stats`, `config`, `error`, `io` — the pieces those are made of
 
 pub mod acceptor;
+pub mod app_timers;
 pub mod buffer;
 pub mod buffer_pool;
 pub mod config;
@@ -28,6 +31,7 @@ pub mod first_read;
 pub mod handlers;
 pub mod io;
 pub mod output;
+pub mod posts;
 pub mod progress;
 pub mod reply;
 pub mod request;
