@@ -559,3 +559,29 @@ impl Drop for EventLoop {
         drop(unsafe { Box::from_raw(self.view) });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Work left for the next turn raises no epoll event (a connection
+    /// that used up its read budget with data still in the kernel, whose
+    /// edge-triggered event was consumed): an embedding loop must be told
+    /// not to sleep.
+    #[test]
+    fn next_timeout_is_zero_with_connections_left_for_the_next_turn() {
+        let mut limits = Limits::default();
+        limits.addr = "127.0.0.1:0".parse().unwrap();
+        let el = EventLoop::create(limits).unwrap();
+        // SAFETY: just created, not shared; freed below.
+        let loop_ = unsafe { &mut *el };
+        loop_.sh.tick();
+        assert_eq!(loop_.next_timeout(), None);
+        loop_.ready.push(Token(7));
+        assert_eq!(loop_.next_timeout(), Some(0));
+        assert_eq!(loop_.wait_budget(-1), 0);
+        loop_.ready.clear();
+        // SAFETY: made by Box::into_raw in `create`; nothing else holds it.
+        drop(unsafe { Box::from_raw(el) });
+    }
+}

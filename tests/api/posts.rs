@@ -214,7 +214,10 @@ fn a_post_wakes_a_loop_that_has_nothing_to_wait_for() {
             unsafe { Connection_ProcessTimeout(&mut conn, 5000) },
             CONNECTION_OK
         );
-        assert!(started.elapsed() < Duration::from_secs(2), "the task waited");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the task waited"
+        );
     }
     poster.join().unwrap();
     // SAFETY: live connection, on its loop thread.
@@ -272,7 +275,10 @@ fn the_queue_is_bounded_by_max_pending_posts() {
     unsafe { Connection_Destroy(&mut conn) };
     let got = calls(&log);
     assert_eq!(got.len(), 5);
-    assert!(got[4].cancelled, "the last post never ran: cancelled at Destroy");
+    assert!(
+        got[4].cancelled,
+        "the last post never ran: cancelled at Destroy"
+    );
     assert_eq!(got[4].port, CONNECTION_ERR_NOT_INITIALIZED);
     assert_eq!(log.freed.load(Ordering::SeqCst), 6);
 }
@@ -290,8 +296,11 @@ fn posts_racing_destroy_are_each_called_exactly_once() {
         let posters: Vec<_> = (0..POSTERS)
             .map(|t| {
                 let carried = Carried::of(&conn);
-                let (log, accepted, started) =
-                    (Arc::clone(&log), Arc::clone(&accepted), Arc::clone(&started));
+                let (log, accepted, started) = (
+                    Arc::clone(&log),
+                    Arc::clone(&accepted),
+                    Arc::clone(&started),
+                );
                 thread::spawn(move || {
                     let conn = carried.take();
                     let mut seq = 0;
@@ -324,7 +333,10 @@ fn posts_racing_destroy_are_each_called_exactly_once() {
         assert_eq!(got.len(), n, "round {round}: calls vs accepted posts");
         let mut seen = std::collections::HashSet::new();
         for c in &got {
-            assert!(seen.insert((c.poster, c.seq)), "round {round}: twice: {c:?}");
+            assert!(
+                seen.insert((c.poster, c.seq)),
+                "round {round}: twice: {c:?}"
+            );
         }
         let cancelled = got.iter().filter(|c| c.cancelled).count();
         cancelled_in_all += cancelled;
@@ -341,5 +353,8 @@ fn posts_racing_destroy_are_each_called_exactly_once() {
     }
     // The posters keep the queue busy: Destroy finds posts waiting (else
     // this test would not have raced anything).
-    assert!(cancelled_in_all > 0, "no round destroyed with posts pending");
+    assert!(
+        cancelled_in_all > 0,
+        "no round destroyed with posts pending"
+    );
 }

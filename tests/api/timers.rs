@@ -1,4 +1,4 @@
-//! Application timers fire on the loop thread in deadline order and never early, cancel calls the task once with cancelled=1, 100,000 timers cost O(log n) each, other threads are refused, and Destroy calls every pending post and timer exactly once as cancelled.
+//! Application timers fire on the loop thread in deadline order and never early, cancel calls the task once with cancelled=1, 100,000 timers cost O(log n) each, other threads are refused, Destroy calls every pending post and timer exactly once as cancelled, and Connection_NextTimeout follows timers and posts.
 //!
 //! * Timers fire earliest deadline first (ties in the order added), each
 //!   no earlier than its delay, from `Connection_Process` itself (its wait
@@ -15,6 +15,10 @@
 //! * Destroy with 1,000 pending posts and 1,000 pending timers calls each
 //!   task exactly once with `cancelled` = 1 and frees each argument once;
 //!   a cancelled task's calls through its `conn` are refused.
+//! * `Connection_NextTimeout`: -1 on a fresh loop; an application timer's
+//!   delay (never more); 0 once a task is posted; -1 again when the timer
+//!   is cancelled. (0 for connections left over for the next turn: the
+//!   unit test in `src/reactor/event_loop.rs`.)
 #![allow(clippy::field_reassign_with_default)] // mirrors the C usage: Default, then set fields
 
 use std::os::raw::{c_int, c_void};
@@ -194,8 +198,14 @@ fn cancel_calls_the_task_once_as_cancelled_and_never_fires_it() {
         assert_eq!(got.len(), 1);
         assert!(got[0].cancelled && got[0].name == 1);
         assert_eq!(got[0].process_rc, CONNECTION_ERR_BUSY);
-        assert_eq!(Connection_CancelTimer(&mut conn, a), CONNECTION_ERR_NO_TIMER);
-        assert_eq!(Connection_CancelTimer(&mut conn, 0), CONNECTION_ERR_NO_TIMER);
+        assert_eq!(
+            Connection_CancelTimer(&mut conn, a),
+            CONNECTION_ERR_NO_TIMER
+        );
+        assert_eq!(
+            Connection_CancelTimer(&mut conn, 0),
+            CONNECTION_ERR_NO_TIMER
+        );
     }
     // Timer 3 cancels timer 4 from inside its task; timer 4 would fire
     // right after it.
@@ -218,7 +228,10 @@ fn cancel_calls_the_task_once_as_cancelled_and_never_fires_it() {
     assert_eq!(got[3].process_rc, CONNECTION_ERR_BUSY);
     // SAFETY: live connection, on its loop thread.
     unsafe {
-        assert_eq!(Connection_CancelTimer(&mut conn, b), CONNECTION_ERR_NO_TIMER);
+        assert_eq!(
+            Connection_CancelTimer(&mut conn, b),
+            CONNECTION_ERR_NO_TIMER
+        );
         Connection_Destroy(&mut conn);
     }
     assert_eq!(fired(&log).len(), 4, "Destroy found nothing pending");
@@ -254,14 +267,20 @@ fn a_hundred_thousand_timers_are_added_and_cancelled_quickly() {
     for k in 0..N {
         let id = ids[((k * 104_729) % N) as usize];
         // SAFETY: as above.
-        assert_eq!(unsafe { Connection_CancelTimer(&mut conn, id) }, CONNECTION_OK);
+        assert_eq!(
+            unsafe { Connection_CancelTimer(&mut conn, id) },
+            CONNECTION_OK
+        );
     }
     let took = started.elapsed();
     assert_eq!(counts[1].load(Ordering::Relaxed), N as usize);
     assert_eq!(counts[0].load(Ordering::Relaxed), 0);
     // O(log n) each takes a few tens of ms here; an O(n) scan per cancel
     // (5e9 steps) would take far longer than this generous bound.
-    assert!(took < Duration::from_secs(5), "100,000 timers took {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "100,000 timers took {took:?}"
+    );
     // SAFETY: as above.
     unsafe {
         Connection_NextTimeout(&conn, &mut next);
@@ -369,4 +388,59 @@ fn destroy_calls_every_pending_post_and_timer_once_as_cancelled() {
     // SAFETY: refused, so still ours.
     drop(unsafe { Box::from_raw(a.cast::<Arg>()) });
     assert_eq!(fired(&log).len(), 2 * EACH);
+}
+
+fn next_timeout(conn: &Connection) -> c_int {
+    let mut ms = -2;
+    // SAFETY: live connection on its loop thread; valid out-pointer.
+    assert_eq!(
+        unsafe { Connection_NextTimeout(conn, &mut ms) },
+        CONNECTION_OK
+    );
+    ms
+}
+
+unsafe extern "C" fn nothing(_conn: *mut Connection, _arg: *mut c_void, _cancelled: c_int) {}
+
+#[test]
+fn next_timeout_follows_timers_and_posts() {
+    let mut conn = start();
+    assert_eq!(next_timeout(&conn), -1, "fresh loop: no deadline");
+    let mut id = 0;
+    // SAFETY: live connection on its loop thread.
+    unsafe {
+        assert_eq!(
+            Connection_AddTimer(&mut conn, 300, Some(nothing), null_mut(), &mut id),
+            CONNECTION_OK
+        );
+    }
+    let t = next_timeout(&conn);
+    assert!((250..=301).contains(&t), "300 ms timer: NextTimeout {t}");
+    // SAFETY: as above.
+    unsafe {
+        assert_eq!(
+            Connection_Post(&conn, Some(nothing), null_mut()),
+            CONNECTION_OK
+        );
+    }
+    assert_eq!(next_timeout(&conn), 0, "a posted task waits");
+    // SAFETY: as above.
+    unsafe { assert_eq!(Connection_ProcessTimeout(&mut conn, 0), CONNECTION_OK) };
+    let t = next_timeout(&conn);
+    assert!((1..=301).contains(&t), "after the post ran: {t}");
+    // SAFETY: as above.
+    unsafe {
+        assert_eq!(Connection_CancelTimer(&mut conn, id), CONNECTION_OK);
+        assert_eq!(
+            Connection_NextTimeout(&conn, null_mut()),
+            CONNECTION_ERR_NULL
+        );
+        assert_eq!(
+            Connection_NextTimeout(std::ptr::null(), &mut id as *mut u64 as *mut c_int),
+            CONNECTION_ERR_NULL
+        );
+    }
+    assert_eq!(next_timeout(&conn), -1);
+    // SAFETY: as above.
+    unsafe { Connection_Destroy(&mut conn) };
 }

@@ -75,7 +75,8 @@ fn a_header_timeout_fires_within_20_ms_of_its_value() {
 
 /// GET / on a keep-alive connection -> the example's wake-up count.
 fn wakeups(c: &mut Conn) -> u64 {
-    c.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    c.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
     let (status, _, body) = c
         .read_response(Instant::now() + Duration::from_secs(5))
         .expect("GET / response");
