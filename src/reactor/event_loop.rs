@@ -570,8 +570,10 @@ mod tests {
     /// not to sleep.
     #[test]
     fn next_timeout_is_zero_with_connections_left_for_the_next_turn() {
-        let mut limits = Limits::default();
-        limits.addr = "127.0.0.1:0".parse().unwrap();
+        let limits = Limits {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            ..Limits::default()
+        };
         let el = EventLoop::create(limits).unwrap();
         // SAFETY: just created, not shared; freed below.
         let loop_ = unsafe { &mut *el };
