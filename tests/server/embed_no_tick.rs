@@ -67,6 +67,7 @@ fn a_header_timeout_fires_within_20_ms_of_its_value() {
     }
     took.sort();
     let median = took[1];
+    eprintln!("header timeout {HEADER_TIMEOUT_MS} ms: closed after {took:?}");
     assert!(
         median <= configured + Duration::from_millis(20),
         "header timeout of {HEADER_TIMEOUT_MS} ms fired after {median:?} (median; all: {took:?})"
@@ -100,6 +101,11 @@ fn an_idle_embedded_loop_sleeps() {
     thread::sleep(Duration::from_secs(2));
     let ticks_after = cpu_ticks(p.pid);
     let after = wakeups(&mut c);
+    eprintln!(
+        "idle 2 s: {} CPU ticks, {} wake-ups (counts {before}, {settled}, {after})",
+        ticks_after - ticks_before,
+        after - settled
+    );
     assert!(
         ticks_after - ticks_before <= 2,
         "the idle embedded loop used {} clock ticks of CPU in 2 s",
