@@ -3,36 +3,42 @@
  *
  * Many C servers own their epoll loop and cannot hand it over to a
  * library.  connection-core's own epoll set is itself one descriptor,
- * Connection_Fd(), which becomes readable whenever the core has work; the
- * caller puts it in its epoll set next to its own descriptors and, when it
- * is readable, calls Connection_ProcessTimeout(&conn, 0), which handles
- * one batch without waiting.
+ * Connection_Fd(), which becomes readable whenever the core has events;
+ * the caller puts it in its epoll set next to its own descriptors.
  *
- * Here the caller's loop also holds:
- *   - a timerfd of its own, ticking every 100 ms (the "other work" such a
- *     program does; it counts ticks), and
- *   - a signalfd for SIGINT/SIGTERM, so signals arrive as loop events
- *     (a plain signal handler calling Connection_Stop() works as well: it
- *     is async-signal-safe).
+ * The core also has deadlines of its own (header, idle, send and linger
+ * timeouts, the drain deadline after Connection_Stop, application
+ * timers), and sometimes work left for its next turn with no event on its
+ * descriptor.  Connection_NextTimeout() says how long the caller may
+ * sleep: 0 when the core has work now, the milliseconds to its earliest
+ * deadline, or -1 when it has none.  So each turn of the loop below is:
  *
- * The core's timers (header, idle, send, linger timeouts and the drain
- * deadline after Connection_Stop) only advance while it is called, so the
- * loop also calls Connection_ProcessTimeout(&conn, 0) on every tick: a
- * timeout then fires at most one tick (100 ms) late.  A program without a
- * periodic timer of its own would give epoll_wait a timeout instead.
+ *     Connection_NextTimeout(&conn, &timeout);
+ *     epoll_wait(epfd, ..., timeout);      (the program's own fds too)
+ *     Connection_ProcessTimeout(&conn, 0)  (core fd readable, or time up)
  *
- * Routes: GET (or HEAD) / -> 200 "ticks N\n", N being the caller's tick
- * count; anything else -> 404.
+ * There is no periodic tick: an idle program sleeps until a client, a
+ * signal or the core's next deadline wakes it, and a timeout fires when
+ * it is due, not at the next tick.
  *
- * Options: --port N (default 8080, 0 = ephemeral), --host H (default
- * 127.0.0.1).  Prints "listening on HOST:PORT" once ready.  SIGINT or
- * SIGTERM -> Connection_Stop(), then ProcessTimeout until
- * CONNECTION_STOPPED (in-flight responses drain), Connection_Destroy(),
- * exit 0.
+ * The loop also holds a signalfd for SIGINT/SIGTERM, so signals arrive as
+ * loop events (a plain signal handler calling Connection_Stop() works as
+ * well: it is async-signal-safe).
+ *
+ * Routes: GET (or HEAD) / -> 200 "wakeups N\n", N being how many times
+ * the caller's epoll_wait has returned (it grows with traffic, not with
+ * time); anything else -> 404.
+ *
+ * Options: --host H (default 127.0.0.1), --port N (default 8080, 0 = any
+ * free port), --header-timeout-ms N.  Prints "listening on HOST:PORT"
+ * once ready.  SIGINT or SIGTERM -> Connection_Stop(), then the loop goes
+ * on until CONNECTION_STOPPED (in-flight responses drain),
+ * Connection_Destroy(), exit 0.
  */
 #define _GNU_SOURCE
 
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdint.h>
@@ -41,17 +47,14 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "connection.h"
 
-#define TICK_MS 100
-
 /* The caller's own state, reached by the handler through `user`. */
 struct app {
     Connection conn;
-    uint64_t ticks;
+    uint64_t wakeups;
 };
 
 static void handler(const Request *req, Response *resp, void *user)
@@ -64,7 +67,7 @@ static void handler(const Request *req, Response *resp, void *user)
 
     if (method && path && strcmp(path, "/") == 0 &&
         (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)) {
-        n = snprintf(body, sizeof body, "ticks %" PRIu64 "\n", app->ticks);
+        n = snprintf(body, sizeof body, "wakeups %" PRIu64 "\n", app->wakeups);
         (void)Response_AddHeader(resp, "Content-Type", "text/plain");
         (void)Response_Send(resp, body, (size_t)n);
         return;
@@ -84,45 +87,57 @@ static int add_fd(int epfd, int fd)
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
-static int parse_args(int argc, char **argv, ConnectionConfig *cfg)
-{
-    int i;
+static const char usage[] =
+    "usage: %s [--host ADDR] [--port N] [--header-timeout-ms N]\n"
+    "defaults: 127.0.0.1, 8080 (0: any free port), then ConnectionConfig_Default\n";
 
-    for (i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end != '\0' || v < 0 || v > 65535) {
-                fprintf(stderr, "%s: bad port '%s'\n", argv[0], argv[i]);
-                return -1;
-            }
-            cfg->port = (uint16_t)v;
-        } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
-            cfg->host = argv[++i];
-        } else {
-            fprintf(stderr, "usage: %s [--host H] [--port N]\n", argv[0]);
-            return -1;
-        }
+static const struct option options[] = {
+    {"host", required_argument, NULL, 'H'},
+    {"port", required_argument, NULL, 'p'},
+    {"header-timeout-ms", required_argument, NULL, 't'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* An option's value: a plain decimal number up to max, or exit 2. */
+static unsigned long number(const char *s, unsigned long max)
+{
+    char *end;
+    unsigned long long n = strtoull(s, &end, 10); /* ERANGE: ULLONG_MAX */
+
+    if (*s < '0' || *s > '9' || *end != '\0' || n > max) {
+        fprintf(stderr, "bad value '%s' (want a number up to %lu)\n", s, max);
+        exit(2);
     }
-    return 0;
+    return (unsigned long)n;
 }
 
 int main(int argc, char **argv)
 {
     static struct app app; /* static: zeroed, and not on a signal's path */
     ConnectionConfig cfg;
-    struct itimerspec every = {{0, TICK_MS * 1000000L}, {0, TICK_MS * 1000000L}};
     struct epoll_event events[16];
     sigset_t sigs;
-    int epfd = -1, tfd = -1, sfd = -1, core_fd;
+    int epfd = -1, sfd = -1, core_fd;
     int stopping = 0, stopped = 0, exit_code = 1;
-    int rc, n, i;
+    int opt, rc, n, i, timeout;
 
     ConnectionConfig_Default(&cfg);
     cfg.host = "127.0.0.1";
     cfg.port = 8080;
-    if (parse_args(argc, argv, &cfg) != 0)
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'H': cfg.host = optarg; break;
+        case 'p': cfg.port = (uint16_t)number(optarg, UINT16_MAX); break;
+        case 't': cfg.header_timeout_ms = (uint32_t)number(optarg, UINT32_MAX); break;
+        case 'h': printf(usage, argv[0]); return 0;
+        default: fprintf(stderr, usage, argv[0]); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, usage, argv[0]);
         return 2;
+    }
 
     /* Signals become readable events on sfd; block them first. */
     sigemptyset(&sigs);
@@ -143,11 +158,9 @@ int main(int argc, char **argv)
     core_fd = Connection_Fd(&app.conn);
 
     epfd = epoll_create1(EPOLL_CLOEXEC);
-    tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (core_fd < 0 || epfd < 0 || tfd < 0 || sfd < 0 ||
-        timerfd_settime(tfd, 0, &every, NULL) != 0 || add_fd(epfd, core_fd) != 0 ||
-        add_fd(epfd, tfd) != 0 || add_fd(epfd, sfd) != 0) {
+    if (core_fd < 0 || epfd < 0 || sfd < 0 || add_fd(epfd, core_fd) != 0 ||
+        add_fd(epfd, sfd) != 0) {
         perror("setting up the event loop");
         goto out;
     }
@@ -156,23 +169,27 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     while (!stopped) {
-        n = epoll_wait(epfd, events, (int)(sizeof events / sizeof events[0]), -1);
+        int drive;
+
+        /* Sleep exactly as long as the core allows (-1: until an event). */
+        rc = Connection_NextTimeout(&app.conn, &timeout);
+        if (rc != CONNECTION_OK) {
+            fprintf(stderr, "Connection_NextTimeout: %s\n", Connection_StrError(rc));
+            goto out;
+        }
+        n = epoll_wait(epfd, events, (int)(sizeof events / sizeof events[0]), timeout);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             perror("epoll_wait");
             goto out;
         }
-        for (i = 0; i < n && !stopped; i++) {
-            int fd = events[i].data.fd;
-            int drive = 0;
-
-            if (fd == tfd) {
-                uint64_t expirations;
-                if (read(tfd, &expirations, sizeof expirations) == (ssize_t)sizeof expirations)
-                    app.ticks += expirations;
-                drive = 1; /* let the core's timers advance too */
-            } else if (fd == sfd) {
+        app.wakeups++;
+        drive = (n == 0); /* the core's deadline came */
+        for (i = 0; i < n; i++) {
+            if (events[i].data.fd == core_fd) {
+                drive = 1;
+            } else if (events[i].data.fd == sfd) {
                 struct signalfd_siginfo si;
                 while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
                     if (!stopping) {
@@ -181,18 +198,16 @@ int main(int argc, char **argv)
                         stopping = 1;
                     }
                 }
-            } else if (fd == core_fd) {
-                drive = 1;
             }
-            if (!drive)
-                continue;
-            rc = Connection_ProcessTimeout(&app.conn, 0);
-            if (rc == CONNECTION_STOPPED) {
-                stopped = 1;
-            } else if (rc < 0) {
-                fprintf(stderr, "Connection_ProcessTimeout: %s\n", Connection_StrError(rc));
-                goto out;
-            }
+        }
+        if (!drive)
+            continue;
+        rc = Connection_ProcessTimeout(&app.conn, 0);
+        if (rc == CONNECTION_STOPPED) {
+            stopped = 1;
+        } else if (rc < 0) {
+            fprintf(stderr, "Connection_ProcessTimeout: %s\n", Connection_StrError(rc));
+            goto out;
         }
     }
     exit_code = 0;
@@ -201,8 +216,6 @@ out:
     Connection_Destroy(&app.conn);
     if (sfd >= 0)
         close(sfd);
-    if (tfd >= 0)
-        close(tfd);
     if (epfd >= 0)
         close(epfd);
     return exit_code;

@@ -147,6 +147,18 @@
 #define CONNECTION_ERR_UPGRADE_BODY -31
 
 /**
+ * `Connection_Post`: `max_pending_posts` tasks are already waiting for the
+ * loop; nothing was queued (the argument is still the caller's).
+ */
+#define CONNECTION_ERR_QUEUE_FULL -17
+
+/**
+ * `Connection_CancelTimer`: no pending timer has this id (it fired, was
+ * cancelled, or never existed).
+ */
+#define CONNECTION_ERR_NO_TIMER -18
+
+/**
  * Log levels for `Connection_SetLogger`.
  */
 #define CONNECTION_LOG_OFF 0
@@ -438,6 +450,12 @@ typedef struct ConnectionConfig {
    * > 0, like every timeout (for long polling, set a large value).
    */
   uint32_t response_timeout_ms;
+  /**
+   * Tasks posted with `Connection_Post` and not yet run, at most; a post
+   * beyond it returns `CONNECTION_ERR_QUEUE_FULL` (nothing queued).
+   * Default 65536; 1 to 16777216.
+   */
+  uint32_t max_pending_posts;
 } ConnectionConfig;
 
 /**
@@ -568,6 +586,20 @@ typedef ptrdiff_t (*ConnectionProducer)(void *user, uint8_t *buf, size_t cap);
  * `Connection_Run` or `Connection_Destroy`. Called on the loop thread.
  */
 typedef void (*ConnectionCleanup)(void *user, enum ConnectionCloseReason reason);
+
+/**
+ * A task run on the loop thread: posted with `Connection_Post` or added
+ * as a timer with `Connection_AddTimer`. `conn` is a copy of the
+ * Connection's handle, valid for the call (a task may call any
+ * loop-thread function through it, and post or add timers again). `arg`
+ * is the pointer given with the task. `cancelled` is 0 when the task
+ * runs, 1 when it never will (the Connection is being destroyed, or the
+ * timer was cancelled): then only release what `arg` holds; every call
+ * through `conn` returns `CONNECTION_ERR_NOT_INITIALIZED` during
+ * Destroy. Each accepted task is called exactly once, one way or the
+ * other, on the loop thread.
+ */
+typedef void (*ConnectionTask)(struct Connection *conn, void *arg, int cancelled);
 
 /**
  * Called exactly once for every upgrade `Response_Upgrade` accepted, on the
@@ -736,8 +768,12 @@ int Connection_Run(struct Connection *conn);
 int Connection_Stop(struct Connection *conn);
 
 /**
- * Closes every descriptor, calls pending stream cleanups with
- * `CONNECTION_CLOSE_SHUTDOWN`, frees everything (including detached
+ * Calls every posted task that has not run and every pending timer
+ * once with `cancelled` = 1 (posts in posting order, then timers
+ * earliest first; the Connection is already dead to them: every call
+ * through it returns `CONNECTION_ERR_NOT_INITIALIZED`, and no post is
+ * accepted from here on), then closes every descriptor, calls pending
+ * stream cleanups with `CONNECTION_CLOSE_SHUTDOWN`, frees everything (including detached
  * responses: every `Response*` becomes invalid). Every copy of `conn`
  * sees it: afterwards each call through any copy returns
  * `CONNECTION_ERR_NOT_INITIALIZED`. Harmless on NULL, twice (through any
@@ -749,9 +785,11 @@ int Connection_Stop(struct Connection *conn);
 void Connection_Destroy(struct Connection *conn);
 
 /**
- * The epoll descriptor, for embedding in another loop: when it is
- * readable, call `Connection_ProcessTimeout(conn, 0)`. Owned by the
- * library: do not close it. Returns the fd or a negative error.
+ * The epoll descriptor, for embedding in another loop: wait for it to be
+ * readable for at most `Connection_NextTimeout` milliseconds, then call
+ * `Connection_ProcessTimeout(conn, 0)` (on readiness or when the time is
+ * up). Owned by the library: do not close it. Returns the fd or a
+ * negative error.
  *
  * Thread: the loop thread.
  */
@@ -1080,6 +1118,89 @@ int Response_Defer(struct Response *resp, ConnectionCleanup on_close, void *user
  * Thread: the loop thread.
  */
 int Response_Release(struct Response *resp);
+
+/**
+ * Queues `task(conn, arg, 0)` to run on the loop thread at the loop's
+ * next turn (after the events of the turn in which it is seen; it wakes
+ * the loop through its eventfd, so an embedding loop polling
+ * `Connection_Fd` wakes too). Tasks run in posting order: two posts from
+ * one thread run in the order they were made. A task posted from a task
+ * runs at the turn after.
+ *
+ * The queue is bounded by `max_pending_posts` (default 65536), since a
+ * stalled loop must not let its posters grow memory without end: beyond
+ * it the call returns `CONNECTION_ERR_QUEUE_FULL` and queues nothing
+ * (retry later). Nothing is allocated per post.
+ *
+ * If it returns 0, `task` is called exactly once: with `cancelled` = 0
+ * when it runs, or with `cancelled` = 1 from `Connection_Destroy` if the
+ * loop is destroyed first (so `arg` can always be freed in `task`). On
+ * any error `task` is never called and `arg` is still the caller's.
+ * Returns 0, `CONNECTION_ERR_NULL` (`conn` or `task` NULL),
+ * `CONNECTION_ERR_NOT_INITIALIZED` (never initialised, or destroyed
+ * through any copy, also while the Destroy runs) or
+ * `CONNECTION_ERR_QUEUE_FULL`.
+ *
+ * Thread: any thread (takes a lock: not from a signal handler); safe
+ * against a concurrent `Connection_Destroy` on the loop thread.
+ */
+int Connection_Post(const struct Connection *conn, ConnectionTask task, void *arg);
+
+/**
+ * Adds a timer: `task(conn, arg, 0)` runs on the loop thread once
+ * `delay_ms` milliseconds have passed (never earlier; the clock counts
+ * whole milliseconds, so up to about 1 ms later, plus however long the
+ * loop is busy), at the first turn after that. Timers due together run
+ * earliest deadline first, then in the order they were added; a timer
+ * added by a timer's task runs at a later turn. Adding, cancelling and
+ * firing each cost O(log n) in the number of pending timers. The loop's
+ * `Connection_Process` waits no longer than the earliest timer, and
+ * `Connection_NextTimeout` includes it.
+ *
+ * On success `*id` is the timer's id (never 0; not given to another timer
+ * of this Connection until about 2^32 further timers have used its
+ * slot), and `task` is called exactly once: when the timer fires
+ * (`cancelled` = 0), or with `cancelled` = 1 by `Connection_CancelTimer`
+ * or, for a timer still pending, by `Connection_Destroy`. On error `task`
+ * is never called and `*id` is untouched. Returns 0,
+ * `CONNECTION_ERR_NULL` (`conn`, `task` or `id` NULL),
+ * `CONNECTION_ERR_INVALID` (`delay_ms` negative),
+ * `CONNECTION_ERR_NOT_INITIALIZED`, `CONNECTION_ERR_NO_MEMORY` (about
+ * 2^32 timers pending) or `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread (also from callbacks and tasks).
+ */
+int Connection_AddTimer(struct Connection *conn, int64_t delay_ms, ConnectionTask task, void *arg, uint64_t *id);
+
+/**
+ * Cancels the pending timer `id`: its task is called at once, before this
+ * returns, with `cancelled` = 1 (and never again). Returns 0,
+ * `CONNECTION_ERR_NULL`, `CONNECTION_ERR_NOT_INITIALIZED`,
+ * `CONNECTION_ERR_WRONG_THREAD`, or `CONNECTION_ERR_NO_TIMER` when no
+ * pending timer has this id (it fired, is firing now, or was cancelled:
+ * its task has been or is being called, and nothing is done).
+ *
+ * Thread: the loop thread (also from callbacks and tasks).
+ */
+int Connection_CancelTimer(struct Connection *conn, uint64_t id);
+
+/**
+ * For embedding in another loop, like libmicrohttpd's `MHD_get_timeout`:
+ * stores in `*timeout_ms` how long the caller may wait for
+ * `Connection_Fd` to become readable before it must call
+ * `Connection_ProcessTimeout(conn, 0)` anyway: 0 when work is waiting for
+ * the next turn without an event on the fd (a client that used up its
+ * read budget, posted tasks, a drained stop), else the milliseconds until
+ * the core's earliest deadline (connection timeouts, application timers,
+ * the drain deadline after `Connection_Stop`, the accept retry after
+ * EMFILE, giving memory back), or -1 when there is none (wait for the
+ * fd alone). Call it again after each `Connection_ProcessTimeout` and after
+ * adding a timer. Returns 0, `CONNECTION_ERR_NULL`,
+ * `CONNECTION_ERR_NOT_INITIALIZED` or `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread.
+ */
+int Connection_NextTimeout(const struct Connection *conn, int *timeout_ms);
 
 /**
  * Accepts the protocol upgrade the request asks for (RFC 9110 7.8), from

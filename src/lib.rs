@@ -31,6 +31,7 @@ pub use crate::ffi::logger::*;
 pub use crate::ffi::request::*;
 pub use crate::ffi::response::*;
 pub use crate::ffi::stats::*;
+pub use crate::ffi::tasks::*;
 pub use crate::ffi::upgrade::*;
 /// The reactor's settings, under the name the tests and fuzz targets use.
 pub use crate::reactor::config;

@@ -84,6 +84,10 @@ pub struct ConnectionConfig {
     /// cleanup gets `CONNECTION_CLOSE_TIMEOUT`). Default 30000 ms. Must be
     /// > 0, like every timeout (for long polling, set a large value).
     pub response_timeout_ms: u32,
+    /// Tasks posted with `Connection_Post` and not yet run, at most; a post
+    /// beyond it returns `CONNECTION_ERR_QUEUE_FULL` (nothing queued).
+    /// Default 65536; 1 to 16777216.
+    pub max_pending_posts: u32,
 }
 
 impl Default for ConnectionConfig {
@@ -110,6 +114,7 @@ impl Default for ConnectionConfig {
             server_header: std::ptr::null(),
             output_high_water_total: d.output_high_water_total as u64,
             response_timeout_ms: d.response_timeout_ms as u32,
+            max_pending_posts: d.max_pending_posts as u32,
         }
     }
 }
@@ -117,6 +122,9 @@ impl Default for ConnectionConfig {
 /// Largest value accepted for a byte limit: keeps all arithmetic on
 /// buffer sizes far from overflow.
 const MAX_BYTES: u64 = 1 << 40;
+
+/// Largest `max_pending_posts` (16 bytes each: 256 MiB).
+const MAX_PENDING_POSTS: u32 = 1 << 24;
 
 /// Validates `cfg` into the reactor's `Limits`.
 ///
@@ -180,6 +188,9 @@ pub unsafe fn limits_from_config(cfg: &ConnectionConfig) -> Result<Limits, i32> 
     {
         return Err(CONNECTION_ERR_INVALID);
     }
+    if cfg.max_pending_posts == 0 || cfg.max_pending_posts > MAX_PENDING_POSTS {
+        return Err(CONNECTION_ERR_INVALID);
+    }
     Ok(Limits {
         addr: SocketAddr::new(ip, cfg.port),
         backlog: cfg.backlog,
@@ -200,6 +211,7 @@ pub unsafe fn limits_from_config(cfg: &ConnectionConfig) -> Result<Limits, i32> 
         server_line,
         trusted_gateway: false,
         response_timeout_ms: cfg.response_timeout_ms as u64,
+        max_pending_posts: cfg.max_pending_posts as usize,
     })
 }
 

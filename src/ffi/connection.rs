@@ -1,6 +1,7 @@
 //! `Connection`: the caller-allocated handle of one event loop.
 
 use std::os::raw::{c_char, c_int, c_void};
+use std::sync::Arc;
 
 use super::config::{limits_from_config, ConnectionConfig};
 use super::error::*;
@@ -60,7 +61,7 @@ pub struct Connection {
 ///
 /// # Safety
 /// `conn` is non-NULL and points to a readable `Connection`.
-unsafe fn handle_of(conn: *const Connection) -> Option<Handle> {
+pub(crate) unsafe fn handle_of(conn: *const Connection) -> Option<Handle> {
     // SAFETY: contract; plain reads of the caller's bytes (the fields are
     // read one by one: no reference to the whole struct is made).
     let (core, slot, magic) = unsafe {
@@ -144,7 +145,7 @@ unsafe fn live(conn: *const Connection) -> Result<(LoopPtr, Handle), c_int> {
 ///
 /// # Safety
 /// As for `live`.
-pub(super) unsafe fn with_live(conn: *const Connection, f: impl FnOnce(LoopPtr) -> c_int) -> c_int {
+pub(crate) unsafe fn with_live(conn: *const Connection, f: impl FnOnce(LoopPtr) -> c_int) -> c_int {
     guard_int(|| {
         // SAFETY: forwarded contract.
         match unsafe { live(conn) } {
@@ -205,8 +206,8 @@ pub unsafe extern "C" fn Connection_InitWith(
             Err(e) => return code(e),
         };
         // SAFETY: just created and not shared yet.
-        let stop_fd = unsafe { (*core).stop_fd() };
-        let Some(h) = registry::insert(core, stop_fd) else {
+        let (stop_fd, posts) = unsafe { ((*core).stop_fd(), (*core).posts()) };
+        let Some(h) = registry::insert(core, stop_fd, Arc::as_ptr(&posts)) else {
             log::error!("too many live Connections");
             // SAFETY: `create` made it with Box::into_raw; nothing else
             // refers to it.
@@ -215,6 +216,19 @@ pub unsafe extern "C" fn Connection_InitWith(
         };
         // SAFETY: as above.
         unsafe { store_handle(conn, Some(h)) };
+        // The copy of the handle that posted tasks and timers are given;
+        // freed by Destroy once they have all been called.
+        let task_handle = Box::into_raw(Box::new(Connection {
+            _private_core: std::ptr::null_mut(),
+            _private_stop_fd: -1,
+            _private_magic: MAGIC_DEAD,
+        }));
+        // SAFETY: just allocated; `core` is live and not borrowed (only
+        // this thread has it yet).
+        unsafe {
+            store_handle(task_handle, Some(h));
+            (*core).set_task_handle(task_handle.cast());
+        }
         CONNECTION_OK
     })
 }
@@ -389,8 +403,12 @@ pub unsafe extern "C" fn Connection_Stop(conn: *mut Connection) -> c_int {
     }
 }
 
-/// Closes every descriptor, calls pending stream cleanups with
-/// `CONNECTION_CLOSE_SHUTDOWN`, frees everything (including detached
+/// Calls every posted task that has not run and every pending timer
+/// once with `cancelled` = 1 (posts in posting order, then timers
+/// earliest first; the Connection is already dead to them: every call
+/// through it returns `CONNECTION_ERR_NOT_INITIALIZED`, and no post is
+/// accepted from here on), then closes every descriptor, calls pending
+/// stream cleanups with `CONNECTION_CLOSE_SHUTDOWN`, frees everything (including detached
 /// responses: every `Response*` becomes invalid). Every copy of `conn`
 /// sees it: afterwards each call through any copy returns
 /// `CONNECTION_ERR_NOT_INITIALIZED`. Harmless on NULL, twice (through any
@@ -420,15 +438,23 @@ pub unsafe extern "C" fn Connection_Destroy(conn: *mut Connection) {
         // writing to the loop's eventfd any more. The caller's bytes are
         // left as they are: a signal handler may be reading them for Stop.
         registry::remove(h);
+        let task_handle = lp.with(|el| el.task_handle()) as *mut Connection;
         // SAFETY: the loop came from Box::into_raw in Init; no handle
         // resolves to it any more; no callback is running.
         unsafe { lp.destroy() };
+        if !task_handle.is_null() {
+            // SAFETY: made by Box::into_raw in Init; the loop, whose tasks
+            // were its only users, is gone.
+            drop(unsafe { Box::from_raw(task_handle) });
+        }
     })
 }
 
-/// The epoll descriptor, for embedding in another loop: when it is
-/// readable, call `Connection_ProcessTimeout(conn, 0)`. Owned by the
-/// library: do not close it. Returns the fd or a negative error.
+/// The epoll descriptor, for embedding in another loop: wait for it to be
+/// readable for at most `Connection_NextTimeout` milliseconds, then call
+/// `Connection_ProcessTimeout(conn, 0)` (on readiness or when the time is
+/// up). Owned by the library: do not close it. Returns the fd or a
+/// negative error.
 ///
 /// Thread: the loop thread.
 #[no_mangle]

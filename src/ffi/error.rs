@@ -7,6 +7,7 @@
 use std::io;
 use std::os::raw::c_int;
 
+use crate::reactor::posts::Refused;
 use crate::reactor::{CloseReason, Error};
 
 /// Success.
@@ -56,6 +57,12 @@ pub const CONNECTION_ERR_NOT_UPGRADE: c_int = -30;
 /// `Response_Upgrade`: the request has a body (Content-Length other than 0,
 /// or Transfer-Encoding); such a request cannot be upgraded; nothing was sent.
 pub const CONNECTION_ERR_UPGRADE_BODY: c_int = -31;
+/// `Connection_Post`: `max_pending_posts` tasks are already waiting for the
+/// loop; nothing was queued (the argument is still the caller's).
+pub const CONNECTION_ERR_QUEUE_FULL: c_int = -17;
+/// `Connection_CancelTimer`: no pending timer has this id (it fired, was
+/// cancelled, or never existed).
+pub const CONNECTION_ERR_NO_TIMER: c_int = -18;
 
 /// Why a connection (or a pull stream) ended. Passed to cleanup callbacks
 /// and counted in `ConnectionStats`.
@@ -141,6 +148,10 @@ pub fn message(code: c_int) -> &'static std::ffi::CStr {
             c"the request does not ask for this upgrade (HTTP/1.1, Upgrade listing the protocol, Connection: upgrade)"
         }
         CONNECTION_ERR_UPGRADE_BODY => c"a request with a body cannot be upgraded",
+        CONNECTION_ERR_QUEUE_FULL => {
+            c"the loop's queue of posted tasks is full; nothing was queued"
+        }
+        CONNECTION_ERR_NO_TIMER => c"no pending timer has this id (it fired or was cancelled)",
         _ => c"unknown error code",
     }
 }
@@ -158,6 +169,14 @@ pub fn code(err: Error) -> c_int {
         Error::NotUpgrade => CONNECTION_ERR_NOT_UPGRADE,
         Error::UpgradeBody => CONNECTION_ERR_UPGRADE_BODY,
         Error::Io(e) => from_io(&e),
+    }
+}
+
+/// The code for a refused `Connection_Post`.
+pub fn refused_code(refused: Refused) -> c_int {
+    match refused {
+        Refused::Full => CONNECTION_ERR_QUEUE_FULL,
+        Refused::Closed => CONNECTION_ERR_NOT_INITIALIZED,
     }
 }
 

@@ -20,6 +20,7 @@ pub(crate) mod registry;
 pub mod request;
 pub mod response;
 pub mod stats;
+pub mod tasks;
 pub mod upgrade;
 
 /// Runs `f`, turning a panic into `on_panic`.

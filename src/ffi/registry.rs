@@ -23,6 +23,12 @@
 //! the new generation and writes nothing, or Destroy sees the Stop and
 //! waits for its write: a Stop never writes to a descriptor number that
 //! Destroy has closed and something else may have reopened.
+//!
+//! `Connection_Post` (any thread, not a signal handler) counts itself in
+//! the same way and then pushes to the loop's post queue (`Posts`, an
+//! allocation of its own that the slot points to) and may write to the
+//! loop's wake-up eventfd: Destroy's wait covers it too, so once `remove`
+//! returns no post is in flight, and every later one is refused.
 
 use std::os::raw::c_int;
 use std::ptr::null_mut;
@@ -31,6 +37,7 @@ use std::sync::atomic::{
 };
 use std::sync::Mutex;
 
+use crate::reactor::posts::Posts;
 use crate::reactor::EventLoop;
 use crate::sys::{eventfd, ThreadTag};
 
@@ -48,7 +55,11 @@ struct Slot {
     owner: AtomicU64,
     /// The loop's stop eventfd; written before the generation.
     stop_fd: AtomicI32,
-    /// `stop` calls between their generation check and their write.
+    /// The loop's post queue (owned by the loop); written before the
+    /// generation.
+    posts: AtomicPtr<Posts>,
+    /// `stop` and `post` calls between their generation check and their
+    /// last use of the slot's eventfd and post queue.
     stops: AtomicU32,
     /// Free for the next Init (set by Destroy once no Stop can still use
     /// the slot's old descriptor); read and written under `USED`'s lock.
@@ -62,6 +73,7 @@ impl Slot {
             core: AtomicPtr::new(null_mut()),
             owner: AtomicU64::new(0),
             stop_fd: AtomicI32::new(-1),
+            posts: AtomicPtr::new(null_mut()),
             stops: AtomicU32::new(0),
             vacant: AtomicBool::new(true),
         }
@@ -122,7 +134,8 @@ fn named(h: Handle) -> Option<&'static Slot> {
 
 /// Enters `core` (just created by the calling thread, its loop thread)
 /// into the table. None when the table is full or out of memory.
-pub fn insert(core: *mut EventLoop, stop_fd: c_int) -> Option<Handle> {
+/// `posts` is the loop's post queue, alive as long as the loop.
+pub fn insert(core: *mut EventLoop, stop_fd: c_int, posts: *const Posts) -> Option<Handle> {
     let mut used = USED.lock().unwrap_or_else(|e| e.into_inner());
     // A vacant slot first (Init is rare: a scan is fine), else a new one.
     let reuse = (0..*used).find(|&i| slot(i).is_some_and(|s| s.vacant.load(Ordering::Relaxed)));
@@ -145,10 +158,11 @@ pub fn insert(core: *mut EventLoop, stop_fd: c_int) -> Option<Handle> {
     s.core.store(core, Ordering::Relaxed);
     s.owner.store(ThreadTag::current().0, Ordering::Relaxed);
     s.stop_fd.store(stop_fd, Ordering::Relaxed);
+    s.posts.store(posts.cast_mut(), Ordering::Relaxed);
     // Only Destroy (which then frees the slot under this lock) and Init
     // (under this lock) write the generation: it is even here.
     let generation = s.generation.load(Ordering::Relaxed).wrapping_add(1);
-    // Publishes the three stores above to whoever sees this generation.
+    // Publishes the four stores above to whoever sees this generation.
     s.generation.store(generation, Ordering::SeqCst);
     Some(Handle {
         slot: index,
@@ -193,6 +207,33 @@ pub fn stop(h: Handle) -> Option<bool> {
     result
 }
 
+/// Runs `f` on the post queue of the loop `h` names, from any thread
+/// (not a signal handler: `f` takes a lock): Some(what `f` returned), or
+/// None if `h` names no live loop (then `f` is not called). The queue and
+/// the loop's eventfd stay alive until `f` returns (Destroy waits).
+pub fn post<R>(h: Handle, f: impl FnOnce(&Posts) -> R) -> Option<R> {
+    let s = named(h)?;
+    /// Uncounts the call however it ends (a panic in `f` included), so
+    /// Destroy never waits for it in vain.
+    struct Counted<'a>(&'a AtomicU32);
+    impl Drop for Counted<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::Release);
+        }
+    }
+    s.stops.fetch_add(1, Ordering::SeqCst);
+    let _counted = Counted(&s.stops);
+    if s.generation.load(Ordering::SeqCst) != h.generation {
+        return None;
+    }
+    let posts = s.posts.load(Ordering::Relaxed);
+    // SAFETY: the generation is the live one and this call is counted:
+    // Destroy waits for the count before the loop (which owns the queue)
+    // is freed, and the pointer was published with the generation.
+    let posts = unsafe { posts.as_ref() }?;
+    Some(f(posts))
+}
+
 /// Takes the loop `h` names out of the table, for Destroy on its loop
 /// thread (after `resolve` succeeded): every copy of the handle is dead
 /// when this returns, and no `stop` is still writing to the loop's eventfd,
@@ -204,15 +245,18 @@ pub fn remove(h: Handle) {
     // Dead for every copy from here on.
     s.generation
         .store(h.generation.wrapping_add(1), Ordering::SeqCst);
-    // A Stop that counted itself before the store above may still be
-    // about to write: wait for it (one write(2); never this thread's own,
-    // since a signal handler returns before the code it interrupted goes on).
+    // A Stop or Post that counted itself before the store above may still
+    // be about to write: wait for it (one write(2), or a push under the
+    // queue's lock; never this thread's own, since a signal handler returns
+    // before the code it interrupted goes on, and a Post on this thread
+    // is not running while this thread destroys).
     while s.stops.load(Ordering::SeqCst) != 0 {
         std::hint::spin_loop();
         std::thread::yield_now();
     }
     s.core.store(null_mut(), Ordering::Relaxed);
     s.stop_fd.store(-1, Ordering::Relaxed);
+    s.posts.store(null_mut(), Ordering::Relaxed);
     let _used = USED.lock().unwrap_or_else(|e| e.into_inner());
     s.vacant.store(true, Ordering::Relaxed);
 }

@@ -35,6 +35,8 @@ pub struct Limits {
     /// Time a deferred response may wait for the application before the
     /// library answers 503 in its place.
     pub response_timeout_ms: u64,
+    /// Tasks posted (`Connection_Post`) and not yet run, at most.
+    pub max_pending_posts: usize,
 }
 
 impl Default for Limits {
@@ -60,6 +62,7 @@ impl Default for Limits {
             server_line: Vec::new(),
             trusted_gateway: parse.trusted_gateway,
             response_timeout_ms: 30_000,
+            max_pending_posts: 65_536,
         }
     }
 }

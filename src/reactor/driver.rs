@@ -12,7 +12,7 @@
 //! them.
 
 use std::os::fd::IntoRawFd;
-use std::os::raw::c_void;
+use std::os::raw::{c_int, c_void};
 use std::ptr::NonNull;
 
 use super::connection::{CleanupFn, ProducerFn, State, Stream};
@@ -21,6 +21,7 @@ use super::event_loop::EventLoop;
 use super::exchange::{self, Body};
 pub use super::handlers::{BodyFn, Handlers, RequestFn};
 use super::output::Borrowed;
+use super::posts::Task;
 use super::progress::Step;
 use super::reply::{Deferred, Phase, Reply};
 use super::request::RequestView;
@@ -52,10 +53,12 @@ impl LoopPtr {
 
     /// Runs application code with no borrow of the loop alive, marked as
     /// "in a callback" so re-entry into the loop is refused.
+    /// (A callback may itself run one, e.g. `Connection_CancelTimer` from
+    /// a handler calls the timer's task: the outer mark is kept.)
     pub fn call_app<R>(self, f: impl FnOnce() -> R) -> R {
-        self.with(|el| el.in_callback = true);
+        let outer = self.with(|el| std::mem::replace(&mut el.in_callback, true));
         let result = f();
-        self.with(|el| el.in_callback = false);
+        self.with(|el| el.in_callback = outer);
         result
     }
 
@@ -242,6 +245,9 @@ impl LoopPtr {
             }
             self.run_cleanups();
         }
+        // The application's timers due now, then what was posted.
+        self.fire_timers();
+        self.run_posts();
         // Connections with leftover work.
         let count = self.with(|el| {
             std::mem::swap(&mut el.ready, &mut el.ready_scratch);
@@ -273,12 +279,16 @@ impl LoopPtr {
         Ok(self.with(|el| el.sh.stopping && el.conns.is_empty()))
     }
 
-    /// Closes everything (cleanups get SHUTDOWN) and frees the loop.
+    /// Calls every pending posted task and timer with `cancelled` = 1,
+    /// closes everything (cleanups get SHUTDOWN) and frees the loop.
     ///
     /// # Safety
     /// The loop came from `Box::into_raw`, no callback is running, and
     /// neither this pointer nor a copy is used afterwards.
     pub unsafe fn destroy(self) {
+        // Tasks that will never run are told so first, while everything
+        // they may refer to still exists.
+        self.cancel_tasks();
         let tokens = self.with(|el| el.conns.tokens());
         for token in tokens {
             self.with(|el| el.close(token, CloseReason::Shutdown));
@@ -286,6 +296,85 @@ impl LoopPtr {
         }
         // SAFETY: we own the loop (function contract).
         drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
+// ----- tasks: posted from any thread, and the application's timers -------
+
+impl LoopPtr {
+    /// Calls one task (posted or a timer) with the loop's handle.
+    fn run_task(self, task: Task, cancelled: c_int) {
+        let handle = self.with(|el| el.task_handle);
+        // SAFETY: the application gave this function for `arg`; the task
+        // was taken out of its queue or heap, so this is its only call.
+        self.call_app(|| unsafe { (task.run)(handle, task.arg, cancelled) });
+        self.run_cleanups();
+    }
+
+    /// Runs the tasks posted before this call, in posting order. Tasks
+    /// they post run at the next turn.
+    pub fn run_posts(self) {
+        let taken = self.with(|el| {
+            if !el.posts.pending() {
+                return false;
+            }
+            // The two rings swap: nothing is allocated.
+            let mut batch = std::mem::take(&mut el.post_batch);
+            el.posts.take(&mut batch);
+            el.post_batch = batch;
+            true
+        });
+        if taken {
+            while let Some(task) = self.with(|el| el.post_batch.pop_front()) {
+                self.run_task(task, 0);
+            }
+        }
+    }
+
+    /// Fires the application's timers due now, earliest first. Timers
+    /// their tasks add wait for a later turn.
+    pub fn fire_timers(self) {
+        let due = self.with(|el| {
+            el.app_timers
+                .next_deadline()
+                .is_some_and(|d| d <= el.sh.now)
+        });
+        if !due {
+            return;
+        }
+        let before = self.with(|el| el.app_timers.next_order());
+        while let Some(task) = self.with(|el| el.app_timers.pop_due(el.sh.now, before)) {
+            self.run_task(task, 0);
+        }
+    }
+
+    /// Cancels a timer: its task is called at once with `cancelled` = 1.
+    /// False if `id` names no pending timer.
+    pub fn cancel_timer(self, id: u64) -> bool {
+        match self.with(|el| el.app_timers.cancel(id)) {
+            Some(task) => {
+                self.run_task(task, 1);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// At Destroy: each posted task that never ran (in posting order; no
+    /// post is accepted afterwards), then each pending timer (earliest
+    /// first), is called once with `cancelled` = 1.
+    fn cancel_tasks(self) {
+        let mut posted = self.with(|el| {
+            let mut tasks = std::mem::take(&mut el.post_batch);
+            tasks.extend(el.posts.close());
+            tasks
+        });
+        while let Some(task) = posted.pop_front() {
+            self.run_task(task, 1);
+        }
+        while let Some(task) = self.with(|el| el.app_timers.pop_any()) {
+            self.run_task(task, 1);
+        }
     }
 }
 

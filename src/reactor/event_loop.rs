@@ -3,10 +3,13 @@
 //! turns events into connection steps. Application code is never called
 //! from here: `driver.rs` does that, through `LoopPtr`.
 
+use std::collections::VecDeque;
 use std::os::raw::c_void;
+use std::sync::Arc;
 
 use super::accept_budget::AcceptBudget;
 use super::acceptor::{Accepted, Acceptor};
+use super::app_timers::AppTimers;
 use super::completion::Finished;
 use super::config::Limits;
 use super::connection::{CleanupFn, Conn};
@@ -14,6 +17,7 @@ use super::error::{CloseReason, Error};
 use super::first_read::FirstRead;
 use super::handlers::Handlers;
 use super::io::Io;
+use super::posts::{Posts, Task};
 use super::records;
 use super::reply::{Owner, Phase};
 use super::request::RequestView;
@@ -70,6 +74,15 @@ pub struct EventLoop {
     /// Storage for the next batch of completion records, swapped with
     /// `sh.finished` when a batch is handed over (`LoopPtr::run_cleanups`).
     pub(crate) finished_spare: Finished,
+    /// Tasks posted from any thread (shared with the ffi's table of live
+    /// loops), and the batch being run.
+    pub(crate) posts: Arc<Posts>,
+    pub(crate) post_batch: VecDeque<Task>,
+    /// The application's timers.
+    pub(crate) app_timers: AppTimers,
+    /// What posted tasks and timers get as their first argument (the ffi's
+    /// handle of this loop; NULL for an in-memory loop).
+    pub(crate) task_handle: *mut c_void,
 }
 
 impl EventLoop {
@@ -107,6 +120,7 @@ impl EventLoop {
         io: Io,
     ) -> *mut EventLoop {
         let initial = limits.max_connections.min(1024);
+        let posts = Arc::new(Posts::new(notify.raw(), limits.max_pending_posts));
         let view = Box::into_raw(Box::new(RequestView::new(limits.max_headers)));
         let el = Box::into_raw(Box::new(EventLoop {
             poller,
@@ -129,6 +143,10 @@ impl EventLoop {
             scratch: Vec::with_capacity(4096),
             drain_deadline: 0,
             finished_spare: Finished::default(),
+            posts,
+            post_batch: VecDeque::new(),
+            app_timers: AppTimers::default(),
+            task_handle: std::ptr::null_mut(),
         }));
         // SAFETY: just allocated and not shared; the replies' owner address
         // derives from the allocation's own pointer.
@@ -151,6 +169,20 @@ impl EventLoop {
     /// The eventfd that Stop writes to (async-signal-safe from any thread).
     pub fn stop_fd(&self) -> i32 {
         self.stop.raw()
+    }
+
+    /// The queue `Connection_Post` pushes to from any thread.
+    pub fn posts(&self) -> Arc<Posts> {
+        Arc::clone(&self.posts)
+    }
+
+    /// What posted tasks and timers get as their first argument.
+    pub fn set_task_handle(&mut self, handle: *mut c_void) {
+        self.task_handle = handle;
+    }
+
+    pub fn task_handle(&self) -> *mut c_void {
+        self.task_handle
     }
 
     pub fn set_handlers(&mut self, handlers: Handlers) {
@@ -470,26 +502,57 @@ impl EventLoop {
 
     /// Milliseconds epoll_wait may sleep.
     pub(crate) fn wait_budget(&self, requested: i32) -> i32 {
-        if !self.ready.is_empty() {
-            return 0;
+        match (requested, self.next_timeout()) {
+            (r, None) => r,
+            (r, Some(t)) if r < 0 => t,
+            (r, Some(t)) => r.min(t),
+        }
+    }
+
+    /// Adds an application timer due `delay_ms` from now; its id.
+    pub fn add_timer(&mut self, delay_ms: u64, task: Task) -> Option<u64> {
+        self.sh.tick();
+        // Whole milliseconds: the clock may be up to 1 ms past the last
+        // full one, so one more is counted to be sure `delay_ms` has
+        // passed when the timer fires (a zero delay fires at the next turn).
+        let slack = u64::from(delay_ms > 0);
+        let deadline = self.sh.now.saturating_add(delay_ms).saturating_add(slack);
+        self.app_timers.add(deadline, task)
+    }
+
+    /// `next_timeout` with the clock read now.
+    pub fn next_timeout_now(&mut self) -> Option<i32> {
+        self.sh.tick();
+        self.next_timeout()
+    }
+
+    /// Milliseconds until the loop has something to do without an epoll
+    /// event (`Connection_NextTimeout`): 0 when work is queued for its next
+    /// turn (connections left over from the last one, posted tasks, a
+    /// drained stop to report), else until the earliest deadline: the
+    /// connections' timers, the application's timers, the accept retry
+    /// after EMFILE, the drain deadline, giving memory back. None: no
+    /// deadline at all. Read `sh.now`: tick first.
+    pub fn next_timeout(&self) -> Option<i32> {
+        if !self.ready.is_empty()
+            || self.posts.pending()
+            || (self.sh.stopping && self.conns.is_empty())
+        {
+            return Some(0);
         }
         let mut deadline = self.timers.next_deadline();
         for extra in [
             self.acceptor.retry_at,
             self.sh.stopping.then_some(self.drain_deadline),
             self.sh.memory.trim_at,
+            self.app_timers.next_deadline(),
         ]
         .into_iter()
         .flatten()
         {
             deadline = Some(deadline.map_or(extra, |d| d.min(extra)));
         }
-        let timer_ms = deadline.map(|d| d.saturating_sub(self.sh.now).min(i32::MAX as u64) as i32);
-        match (requested, timer_ms) {
-            (r, None) => r,
-            (r, Some(t)) if r < 0 => t,
-            (r, Some(t)) => r.min(t),
-        }
+        deadline.map(|d| d.saturating_sub(self.sh.now).min(i32::MAX as u64) as i32)
     }
 
     /// Handles one readiness event; returns the connection to drive.
@@ -574,5 +637,33 @@ impl Drop for EventLoop {
         // SAFETY: `view` came from Box::into_raw in `build` and is freed
         // only here.
         drop(unsafe { Box::from_raw(self.view) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Work left for the next turn raises no epoll event (a connection
+    /// that used up its read budget with data still in the kernel, whose
+    /// edge-triggered event was consumed): an embedding loop must be told
+    /// not to sleep.
+    #[test]
+    fn next_timeout_is_zero_with_connections_left_for_the_next_turn() {
+        let limits = Limits {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            ..Limits::default()
+        };
+        let el = EventLoop::create(limits).unwrap();
+        // SAFETY: just created, not shared; freed below.
+        let loop_ = unsafe { &mut *el };
+        loop_.sh.tick();
+        assert_eq!(loop_.next_timeout(), None);
+        loop_.ready.push(Token(7));
+        assert_eq!(loop_.next_timeout(), Some(0));
+        assert_eq!(loop_.wait_budget(-1), 0);
+        loop_.ready.clear();
+        // SAFETY: made by Box::into_raw in `create`; nothing else holds it.
+        drop(unsafe { Box::from_raw(el) });
     }
 }

@@ -14,11 +14,14 @@
 //! * `upgrade` — which requests may switch protocols, the hand-off's parts
 //! * `completion`, `records` — one record per request, once its response left
 //! * `output` — what a connection has to send: copied bytes, a lent body
+//! * `posts`, `app_timers` — tasks posted from any thread, the
+//!   application's timers
 //! * `buffer`, `buffer_pool`, `slab`, `timers`, `first_read`, `shared`,
 //!   `stats`, `config`, `error`, `io` — the pieces those are made of
 
 pub mod accept_budget;
 pub mod acceptor;
+pub mod app_timers;
 pub mod buffer;
 pub mod buffer_pool;
 pub mod completion;
@@ -32,6 +35,7 @@ pub mod first_read;
 pub mod handlers;
 pub mod io;
 pub mod output;
+pub mod posts;
 pub mod progress;
 pub mod records;
 pub mod reply;
