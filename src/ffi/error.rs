@@ -49,6 +49,15 @@ pub const CONNECTION_ERR_TOO_LARGE: c_int = -15;
 /// Called from a thread other than the Connection's loop thread (the one
 /// that initialised it); nothing was done.
 pub const CONNECTION_ERR_WRONG_THREAD: c_int = -16;
+/// `Response_SendFile*`: the descriptor is not a regular file (a
+/// directory, pipe, socket, device...); nothing was sent.
+pub const CONNECTION_ERR_NOT_FILE: c_int = -27;
+/// `Response_SendFile`: the offset and length reach beyond the end of the
+/// file (or the file shrank while it was being read); nothing was sent.
+pub const CONNECTION_ERR_FILE_RANGE: c_int = -28;
+/// `Response_SendFile*`: `fstat`, `read` or `dup` of the descriptor failed
+/// (the errno is logged); nothing was sent.
+pub const CONNECTION_ERR_FILE_IO: c_int = -29;
 
 /// Why a connection (or a pull stream) ended. Passed to cleanup callbacks
 /// and counted in `ConnectionStats`.
@@ -130,6 +139,9 @@ pub fn message(code: c_int) -> &'static std::ffi::CStr {
         CONNECTION_ERR_WRONG_THREAD => {
             c"called from a thread other than the Connection's loop thread (the one that initialised it)"
         }
+        CONNECTION_ERR_NOT_FILE => c"the descriptor is not a regular file",
+        CONNECTION_ERR_FILE_RANGE => c"the offset and length reach beyond the end of the file",
+        CONNECTION_ERR_FILE_IO => c"reading the file failed (fstat, read or dup; see the log)",
         _ => c"unknown error code",
     }
 }
@@ -145,6 +157,12 @@ pub fn code(err: Error) -> c_int {
         Error::Header => CONNECTION_ERR_HEADER,
         Error::TooLarge => CONNECTION_ERR_TOO_LARGE,
         Error::Io(e) => from_io(&e),
+        Error::NotFile => CONNECTION_ERR_NOT_FILE,
+        Error::FileRange => CONNECTION_ERR_FILE_RANGE,
+        Error::FileIo(e) => {
+            log::error!("file response: {e}");
+            CONNECTION_ERR_FILE_IO
+        }
     }
 }
 

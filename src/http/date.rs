@@ -162,7 +162,12 @@ pub fn parse_http_date(s: &[u8]) -> Option<i64> {
             }
             let yy = number(&date[7..9])?;
             let year = if yy < 70 { 2000 + yy } else { 1900 + yy };
-            seconds(year, month(&date[3..6])?, number(&date[0..2])?, time_of_day(time)?)
+            seconds(
+                year,
+                month(&date[3..6])?,
+                number(&date[0..2])?,
+                time_of_day(time)?,
+            )
         }
         // asctime-date: day-name SP month SP ( 2DIGIT / ( SP DIGIT )) SP time SP year
         [name, mon, day, time, year] if name.len() == 3 && year.len() == 4 => {

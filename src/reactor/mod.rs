@@ -12,6 +12,7 @@
 //! * `connection` — one client: socket flags, buffers, `State`
 //! * `reply`, `request` — what the application holds while it answers
 //! * `output` — what a connection has to send: copied bytes, a lent body
+//!   or a file (`file_body`); `file_response` decides a file's answer
 //! * `buffer`, `buffer_pool`, `slab`, `timers`, `first_read`, `shared`,
 //!   `stats`, `config`, `error`, `io` — the pieces those are made of
 
@@ -24,6 +25,8 @@ pub mod driver;
 pub mod error;
 pub mod event_loop;
 pub mod exchange;
+pub mod file_body;
+pub mod file_response;
 pub mod first_read;
 pub mod handlers;
 pub mod io;
