@@ -294,7 +294,7 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    printf("listening on %s:%d, serving %s\n", cfg.host, Connection_Port(&conn), root);
+    printf("serving %s\nlistening on %s:%d\n", root, cfg.host, Connection_Port(&conn));
     fflush(stdout);
 
     while ((rc = Connection_Process(&conn)) == CONNECTION_OK)
