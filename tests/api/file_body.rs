@@ -150,7 +150,12 @@ impl Harness {
         ml.set_handlers(Some(handler), None);
         let (token, fd) = ml.attach();
         memory.sockets.borrow_mut().get_mut(&fd).unwrap().send_cap = send_cap;
-        Harness { ml, memory, token, fd }
+        Harness {
+            ml,
+            memory,
+            token,
+            fd,
+        }
     }
 
     fn socket<R>(&self, f: impl FnOnce(&mut connection_core::reactor::io::MemorySocket) -> R) -> R {
@@ -184,7 +189,11 @@ impl Harness {
 }
 
 fn body_of(sent: &[u8]) -> &[u8] {
-    let end = sent.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4;
+    let end = sent
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
     &sent[end..]
 }
 
@@ -205,7 +214,10 @@ fn completed_file_is_sent_whole_and_closed_once() {
         assert!(is_open(fd), "{path}: closed before the file was sent");
         h.socket(|s| s.window = None);
         h.pump_out();
-        assert!(body_of(&h.sent()) == content(LEN), "{path}: the file, byte for byte");
+        assert!(
+            body_of(&h.sent()) == content(LEN),
+            "{path}: the file, byte for byte"
+        );
         let s = Sentinel::at(fd);
         assert!(h.ml.is_open(h.token), "keep-alive");
         drop(h);
@@ -221,14 +233,20 @@ fn head_and_small_files_close_at_once() {
     let h = Harness::new(0);
     for (method, file) in [("HEAD", &big), ("GET", &small), ("HEAD", &small)] {
         let fd = file.open();
-        assert_eq!(h.ask(method, "/file", fd, CONNECTION_FILE_CLOSE), CONNECTION_OK);
+        assert_eq!(
+            h.ask(method, "/file", fd, CONNECTION_FILE_CLOSE),
+            CONNECTION_OK
+        );
         let s = Sentinel::at(fd);
         h.pump_out();
         s.check(method);
     }
     let sent = h.sent();
     let want = content(1000);
-    assert!(sent.windows(want.len()).any(|w| w == want), "the small file");
+    assert!(
+        sent.windows(want.len()).any(|w| w == want),
+        "the small file"
+    );
     drop(h);
 }
 
@@ -240,7 +258,10 @@ fn client_gone_timeout_and_destroy_close_once() {
     let h = Harness::new(10_000);
     let fd = tf.open();
     h.socket(|s| s.window = Some(100_000));
-    assert_eq!(h.ask("GET", "/file", fd, CONNECTION_FILE_CLOSE), CONNECTION_OK);
+    assert_eq!(
+        h.ask("GET", "/file", fd, CONNECTION_FILE_CLOSE),
+        CONNECTION_OK
+    );
     h.pump_out();
     assert!(is_open(fd));
     h.socket(|s| {
@@ -257,7 +278,10 @@ fn client_gone_timeout_and_destroy_close_once() {
     let h = Harness::new(10_000);
     let fd = tf.open();
     h.socket(|s| s.window = Some(50_000));
-    assert_eq!(h.ask("GET", "/file", fd, CONNECTION_FILE_CLOSE), CONNECTION_OK);
+    assert_eq!(
+        h.ask("GET", "/file", fd, CONNECTION_FILE_CLOSE),
+        CONNECTION_OK
+    );
     h.ml.advance_clock(999);
     assert!(is_open(fd));
     h.ml.advance_clock(2);
@@ -270,7 +294,10 @@ fn client_gone_timeout_and_destroy_close_once() {
     let h = Harness::new(10_000);
     let fd = tf.open();
     h.socket(|s| s.blocked_sends = usize::MAX);
-    assert_eq!(h.ask("GET", "/file", fd, CONNECTION_FILE_CLOSE), CONNECTION_OK);
+    assert_eq!(
+        h.ask("GET", "/file", fd, CONNECTION_FILE_CLOSE),
+        CONNECTION_OK
+    );
     assert!(is_open(fd), "queued");
     drop(h);
     Sentinel::at(fd).check("Destroy");
@@ -288,13 +315,22 @@ fn every_error_return_closes_once_with_the_flag() {
         ("/twice", tf.open(), CONNECTION_ERR_STATE),
         ("/badflags", tf.open(), CONNECTION_ERR_INVALID),
     ] {
-        assert_eq!(h.ask("GET", path, fd, CONNECTION_FILE_CLOSE), want, "{path}");
+        assert_eq!(
+            h.ask("GET", path, fd, CONNECTION_FILE_CLOSE),
+            want,
+            "{path}"
+        );
         let s = Sentinel::at(fd);
         h.pump_out();
         s.check(path);
     }
     // The application answered otherwise after each error.
-    assert_eq!(String::from_utf8_lossy(&h.sent()).matches("fallback").count(), 3);
+    assert_eq!(
+        String::from_utf8_lossy(&h.sent())
+            .matches("fallback")
+            .count(),
+        3
+    );
     drop(h);
     // No response at all, or the wrong thread.
     let fd = tf.open();
@@ -349,14 +385,25 @@ fn a_file_shorter_than_announced_closes_the_connection() {
     let h = Harness::new(10_000);
     let fd = tf.open();
     h.socket(|s| s.window = Some(50_000));
-    assert_eq!(h.ask("GET", "/file", fd, CONNECTION_FILE_CLOSE), CONNECTION_OK);
+    assert_eq!(
+        h.ask("GET", "/file", fd, CONNECTION_FILE_CLOSE),
+        CONNECTION_OK
+    );
     h.pump_out();
-    fs::OpenOptions::new().write(true).open(&tf.0).unwrap().set_len(60_000).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&tf.0)
+        .unwrap()
+        .set_len(60_000)
+        .unwrap();
     h.socket(|s| s.window = None);
     h.pump_out();
     assert!(!h.ml.is_open(h.token), "the response cannot be completed");
     assert_eq!(h.ml.stats().closed_error, 1);
-    assert_eq!(h.sent().len() - (h.sent().len() - body_of(&h.sent()).len()), 60_000);
+    assert_eq!(
+        h.sent().len() - (h.sent().len() - body_of(&h.sent()).len()),
+        60_000
+    );
     let s = Sentinel::at(fd);
     drop(h);
     s.check("truncated");

@@ -39,11 +39,21 @@ fn signal_fields(pid: i32) -> [u64; 5] {
 
 fn assert_sigpipe_untouched(pid: i32, when: &str) {
     let f = signal_fields(pid);
-    for (name, mask) in ["pending (thread)", "pending (process)", "blocked", "ignored", "caught"]
-        .iter()
-        .zip(f)
+    for (name, mask) in [
+        "pending (thread)",
+        "pending (process)",
+        "blocked",
+        "ignored",
+        "caught",
+    ]
+    .iter()
+    .zip(f)
     {
-        assert_eq!(mask & SIGPIPE_BIT, 0, "{when}: SIGPIPE is {name} ({mask:#x})");
+        assert_eq!(
+            mask & SIGPIPE_BIT,
+            0,
+            "{when}: SIGPIPE is {name} ({mask:#x})"
+        );
     }
 }
 
@@ -51,7 +61,8 @@ fn assert_sigpipe_untouched(pid: i32, when: &str) {
 fn abort_one(port: u16, i: usize) {
     let stream = connect_with_rcvbuf(port, 4096).expect("connect");
     let mut c = Conn::new(stream);
-    c.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n").expect("send");
+    c.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("send");
     let deadline = Instant::now() + Duration::from_secs(10);
     c.read_at_least(1000 + i * 37, deadline)
         .unwrap_or_else(|e| panic!("client {i}: {e}"));
@@ -105,9 +116,13 @@ fn aborted_sendfile_clients_raise_no_sigpipe_and_leak_nothing() {
         "static did not appear under strace"
     );
     assert_eq!(
-        request(port, b"GET /small.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", PROBE_TIMEOUT)
-            .expect("warm-up")
-            .2,
+        request(
+            port,
+            b"GET /small.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            PROBE_TIMEOUT
+        )
+        .expect("warm-up")
+        .2,
         b"small\n"
     );
     let baseline = wait_stable_fd_count(pid, Duration::from_secs(2));
@@ -128,13 +143,21 @@ fn aborted_sendfile_clients_raise_no_sigpipe_and_leak_nothing() {
         fds = fd_count(pid);
         fds <= baseline
     });
-    assert!(settled, "fds {fds} > baseline {baseline}: {:?}", list_fds(pid));
+    assert!(
+        settled,
+        "fds {fds} > baseline {baseline}: {:?}",
+        list_fds(pid)
+    );
     program.assert_alive("after the clients");
     // The server still serves.
     assert_eq!(
-        request(port, b"GET /small.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", PROBE_TIMEOUT)
-            .expect("after the clients")
-            .2,
+        request(
+            port,
+            b"GET /small.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            PROBE_TIMEOUT
+        )
+        .expect("after the clients")
+        .2,
         b"small\n"
     );
     assert_sigpipe_untouched(pid, "after the clients");
@@ -145,7 +168,10 @@ fn aborted_sendfile_clients_raise_no_sigpipe_and_leak_nothing() {
         .expect("static under strace did not exit after SIGINT");
     let trace = fs::read_to_string(&log).expect("strace log");
     assert_eq!(status.code(), Some(0), "exit: {}", describe_status(status));
-    let delivered: Vec<&str> = trace.lines().filter(|l| l.contains("--- SIGPIPE")).collect();
+    let delivered: Vec<&str> = trace
+        .lines()
+        .filter(|l| l.contains("--- SIGPIPE"))
+        .collect();
     assert!(delivered.is_empty(), "SIGPIPE delivered: {delivered:?}");
     let epipe = trace
         .lines()
@@ -153,10 +179,18 @@ fn aborted_sendfile_clients_raise_no_sigpipe_and_leak_nothing() {
         .count();
     let taken = trace
         .lines()
-        .filter(|l| l.contains("rt_sigtimedwait(") && l.contains("SIGPIPE") && !l.contains("EAGAIN"))
+        .filter(|l| {
+            l.contains("rt_sigtimedwait(") && l.contains("SIGPIPE") && !l.contains("EAGAIN")
+        })
         .count();
     let sendfiles = trace.lines().filter(|l| l.contains("sendfile(")).count();
     eprintln!("sendfile calls {sendfiles}, EPIPE {epipe}, SIGPIPE taken by sigtimedwait {taken}");
-    assert!(epipe > 0, "no sendfile met EPIPE: the test did not exercise SIGPIPE");
-    assert_eq!(taken, epipe, "every EPIPE raised one SIGPIPE, taken off once");
+    assert!(
+        epipe > 0,
+        "no sendfile met EPIPE: the test did not exercise SIGPIPE"
+    );
+    assert_eq!(
+        taken, epipe,
+        "every EPIPE raised one SIGPIPE, taken off once"
+    );
 }
