@@ -2,7 +2,7 @@
 //! `CONNECTION_FILE_CLOSE` the descriptor is closed exactly once, whatever
 //! happens (body completed, HEAD, small file, client gone mid-file, send
 //! timeout, `Connection_Destroy` with the file queued, and every error
-//! return); without it, never (the library's duplicate is closed instead,
+//! return, a call from another thread included); without it, never (the library's duplicate is closed instead,
 //! so the process's descriptor count comes back). A file that shrinks
 //! while being sent closes the connection. Driven from memory (`MemoryLoop`:
 //! partial writes, EAGAIN, EPIPE on demand).
@@ -119,6 +119,21 @@ unsafe extern "C" fn handler(req: *const Request, resp: *mut Response, _user: *m
             b"/ranged" => Response_SendFileRanged(resp, req, fd, flags),
             b"/beyond" => Response_SendFile(resp, fd, 1, LEN as u64, flags),
             b"/badflags" => Response_SendFile(resp, fd, 0, CONNECTION_FILE_TO_END, flags | 0x80),
+            b"/wrongthread" => {
+                struct Carried(*mut Response, *const Request);
+                // SAFETY: only handed to a thread the library must refuse.
+                unsafe impl Send for Carried {}
+                let c = Carried(resp, req);
+                std::thread::spawn(move || {
+                    let c = c;
+                    let a = Response_SendFile(c.0, fd, 0, CONNECTION_FILE_TO_END, flags);
+                    let b = Response_SendFileRanged(c.0, c.1, fd, 0);
+                    assert_eq!(b, CONNECTION_ERR_WRONG_THREAD);
+                    a
+                })
+                .join()
+                .unwrap()
+            }
             b"/twice" => {
                 assert_eq!(Response_Send(resp, b"one".as_ptr().cast(), 3), 0);
                 Response_SendFile(resp, fd, 0, CONNECTION_FILE_TO_END, flags)
@@ -314,6 +329,7 @@ fn every_error_return_closes_once_with_the_flag() {
         ("/file", dir, CONNECTION_ERR_NOT_FILE),
         ("/twice", tf.open(), CONNECTION_ERR_STATE),
         ("/badflags", tf.open(), CONNECTION_ERR_INVALID),
+        ("/wrongthread", tf.open(), CONNECTION_ERR_WRONG_THREAD),
     ] {
         assert_eq!(
             h.ask("GET", path, fd, CONNECTION_FILE_CLOSE),
@@ -329,7 +345,7 @@ fn every_error_return_closes_once_with_the_flag() {
         String::from_utf8_lossy(&h.sent())
             .matches("fallback")
             .count(),
-        3
+        4
     );
     drop(h);
     // No response at all, or the wrong thread.
