@@ -9,8 +9,9 @@ against nginx (`sendfile on`) serving the same directory, in one run.
 
 For every round, every file size and every server (order rotated per
 round): a fresh server pinned to CPU 1, `wrk -t1 -cC -dS` pinned to CPU 0
-on GET /<size>.bin (keep-alive, files in the page cache), requests/s and
-MB/s recorded. Prints medians and each server's ratio to nginx.
+on GET /<size>.bin (keep-alive, files in the page cache), requests/s,
+MB/s and the server's CPU time per request (utime + stime of the process,
+nginx's worker) recorded. Prints medians and each server's ratio to nginx.
 Several `--ours` binaries (e.g. built with different small-file limits)
 can be compared in the same run.
 
@@ -34,7 +35,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SIZES = {"4k": 4096, "16k": 16384, "64k": 65536, "1m": 1 << 20}
+SIZES = {"4k": 4096, "8k": 8192, "16k": 16384, "64k": 65536, "1m": 1 << 20}
 
 NGINX_CONF = """\
 worker_processes 1;
@@ -136,6 +137,13 @@ class Server:
             self.proc.wait()
 
 
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        st = f.read()
+    fields = st[st.rfind(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def wrk(port, path, seconds, conns):
     out = subprocess.run(["taskset", "-c", "0", "wrk", "-t1", "-c%d" % conns, "-d%ds" % seconds,
                           "http://127.0.0.1:%d%s" % (port, path)],
@@ -181,6 +189,7 @@ def main():
         with open(os.path.join(www, name + ".bin"), "wb") as f:
             f.write(os.urandom(SIZES[name]))
     results = {}
+    cpu = {}
     notes = []
     for rnd in range(a.rounds):
         for size in sizes:
@@ -189,22 +198,28 @@ def main():
                 srv = Server(name, tmp, www)
                 try:
                     wrk(srv.port, "/%s.bin" % size, 1, a.conns)  # warm-up
+                    t0 = cpu_ticks(srv.pid)
                     rps, err = wrk(srv.port, "/%s.bin" % size, a.seconds, a.conns)
+                    cpu_us = (cpu_ticks(srv.pid) - t0) * 1e6 / os.sysconf("SC_CLK_TCK") / (rps * a.seconds)
                 finally:
                     srv.stop()
                 if err:
                     notes.append("round %d %s %s: %s" % (rnd + 1, name, size, err))
                 results.setdefault((size, name.split("=")[0]), []).append(rps)
-                print("round %d %-6s %-8s %10.0f req/s" % (rnd + 1, size, name.split("=")[0], rps),
-                      file=sys.stderr)
-    print("| file | server | req/s (median of %d) | MB/s | vs nginx |" % a.rounds)
-    print("|---|---|---|---|---|")
+                cpu.setdefault((size, name.split("=")[0]), []).append(cpu_us)
+                print("round %d %-6s %-8s %10.0f req/s %6.1f us CPU/req" % (rnd + 1, size, name.split("=")[0],
+                                                                        rps, cpu_us), file=sys.stderr)
+    print("| file | server | req/s (median of %d) | MB/s | vs nginx | server CPU us/req | vs nginx |"
+          % a.rounds)
+    print("|---|---|---|---|---|---|---|")
     for size in sizes:
         base = statistics.median(results[(size, "nginx")])
+        cbase = statistics.median(cpu[(size, "nginx")])
         for name in [s.split("=")[0] for s in servers]:
             med = statistics.median(results[(size, name)])
-            print("| %s | %s | %.0f | %.0f | %.2f |" % (size, name, med, med * SIZES[size] / 1e6,
-                                                        med / base))
+            c = statistics.median(cpu[(size, name)])
+            print("| %s | %s | %.0f | %.0f | %.2f | %.1f | %.2f |" % (
+                size, name, med, med * SIZES[size] / 1e6, med / base, c, c / cbase))
     for n in notes:
         print("note: " + n)
     if a.slow_reader:

@@ -21,7 +21,7 @@ const KNOWN_FLAGS: c_uint = CONNECTION_FILE_CLOSE;
 /// Sends a complete response whose body is `length` bytes of the regular
 /// file `fd` from `offset` (`CONNECTION_FILE_TO_END`: to the end of the
 /// file), with a Content-Length. The range is checked against `fstat` now.
-/// Bodies up to 16 KiB are read at once and sent with the head; larger
+/// Bodies up to 8 KiB are read at once and sent with the head; larger
 /// ones are sent after the head with `sendfile(2)` as the client takes
 /// them, with the same backpressure and send timeout as any output. If the
 /// file turns out shorter than announced while it is sent, the connection

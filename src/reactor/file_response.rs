@@ -19,7 +19,7 @@ use crate::sys::file::{self, FileMeta};
 /// Bodies up to this size are read into the output and sent with the head
 /// in one `send`; larger ones go out with `sendfile` after the head
 /// (`bench/RESULTS.md`, "File responses").
-pub const SMALL_FILE_MAX: usize = 16 * 1024;
+pub const SMALL_FILE_MAX: usize = 8 * 1024;
 
 /// The application's descriptor as it handed it over. If it gave it away
 /// (`owned`), it is closed exactly once: by the `FileBody` it becomes, or
