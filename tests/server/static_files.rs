@@ -2,7 +2,8 @@
 //! If-Range, If-None-Match / If-Modified-Since (304) and HEAD answered with
 //! exact bytes, for a file sent with sendfile and one small enough to be
 //! read; every hostile path refused; and nginx (`sendfile on`) serving the
-//! same directory gives the same status, Content-Range and bytes.
+//! same directory gives the same status, Content-Range and bytes. SIGINT
+//! exits 0; a missing or bad --root exits 2.
 //!
 //! Fails (never skips) without nginx: install nginx-light (.ci/run does).
 
@@ -262,6 +263,13 @@ fn ranges_conditionals_and_head_give_exact_bytes() {
     check(&a, 200, b"<h1>index</h1>\n", None, "index.html");
     assert_eq!(hdr(&a, "content-type"), Some("text/html; charset=utf-8"));
     assert_eq!(get(server.port, "/sub", "").0, 301);
+    let mut server = server;
+    assert_eq!(server.interrupt().code(), Some(0), "SIGINT: drain, exit 0");
+    // A root that does not exist, or none: exit 2.
+    for args in [&["--root", "/nonexistent/dir"][..], &[]] {
+        let out = Command::new(example("static")).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
 }
 
 #[test]
