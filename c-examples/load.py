@@ -276,9 +276,9 @@ def cmd_load(port):
     rng = random.Random(1)  # deterministic mix
     t0 = time.monotonic()
     tasks = [(task_normal, (port,)) for _ in range(N_NORMAL)]
-    abort_paths = ["/chunked?size=1048576", "/user/register"]
-    tasks += [(task_abort, (port, abort_paths[i % 2], "rst")) for i in range(N_ABORT_RST)]
-    tasks += [(task_abort, (port, abort_paths[i % 2], "fin")) for i in range(N_ABORT_FIN)]
+    abort_paths = ["/chunked?size=1048576", "/user/register", "/big?copy=malloc", "/big?copy=file"]
+    tasks += [(task_abort, (port, abort_paths[i % 4], "rst")) for i in range(N_ABORT_RST)]
+    tasks += [(task_abort, (port, abort_paths[i % 4], "fin")) for i in range(N_ABORT_FIN)]
     tasks += [(task_pipelined, (port, random.Random(i))) for i in range(N_PIPELINED)]
     rng.shuffle(tasks)
     failures = run_pool(tasks)
@@ -292,7 +292,8 @@ def cmd_load(port):
             body = bytes(rng.randrange(256) for _ in range(size))
             status, _, got = one_request(port, "POST", "/echo", body)
             check_body("/echo", status, got, body)
-        for path in ("/big", "/chunked?size=1048576", "/chunked", "/user/register", "/nope"):
+        for path in ("/big", "/big?copy=malloc", "/big?copy=file", "/chunked?size=1048576", "/chunked",
+                     "/user/register", "/nope"):
             status, _, got = one_request(port, "GET", path)
             check_body(path, status, got)
         status, _, got = one_request(port, "GET", "/chunked?size=abc")

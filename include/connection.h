@@ -159,6 +159,35 @@
 #define CONNECTION_ERR_NO_TIMER -18
 
 /**
+ * `Response_SendFile*`: the descriptor is not a regular file (a
+ * directory, pipe, socket, device...); nothing was sent.
+ */
+#define CONNECTION_ERR_NOT_FILE -27
+
+/**
+ * `Response_SendFile`: the offset and length reach beyond the end of the
+ * file (or the file shrank while it was being read); nothing was sent.
+ */
+#define CONNECTION_ERR_FILE_RANGE -28
+
+/**
+ * `Response_SendFile*`: `fstat`, `read` or `dup` of the descriptor failed
+ * (the errno is logged); nothing was sent.
+ */
+#define CONNECTION_ERR_FILE_IO -29
+
+/**
+ * Flag for `Response_SendFile*`: the library takes the descriptor and
+ * closes it exactly once, whatever the call returns.
+ */
+#define CONNECTION_FILE_CLOSE 1
+
+/**
+ * `length` for `Response_SendFile`: from `offset` to the end of the file.
+ */
+#define CONNECTION_FILE_TO_END UINT64_MAX
+
+/**
  * Log levels for `Connection_SetLogger`.
  */
 #define CONNECTION_LOG_OFF 0
@@ -827,6 +856,75 @@ const char *Connection_StrError(int code);
  * Thread: any thread.
  */
 const char *Connection_CloseReasonName(int reason);
+
+/**
+ * Sends a complete response whose body is `length` bytes of the regular
+ * file `fd` from `offset` (`CONNECTION_FILE_TO_END`: to the end of the
+ * file), with a Content-Length. The range is checked against `fstat` now.
+ * Bodies up to 8 KiB are read at once and sent with the head; larger
+ * ones are sent after the head with `sendfile(2)` as the client takes
+ * them, with the same backpressure and send timeout as any output. If the
+ * file turns out shorter than announced while it is sent, the connection
+ * is closed (the response cannot be completed) and a warning logged. For
+ * HEAD requests, 204 and 304 no body is sent. Completes the response:
+ * `resp` must not be used afterwards. The file's offset is never used or
+ * moved (reads are positioned).
+ *
+ * Ownership: with `CONNECTION_FILE_CLOSE` in `flags`, the descriptor
+ * belongs to the library from the moment of the call, whatever the call
+ * returns (errors included: NULL `resp`, wrong thread, a client gone):
+ * it is closed exactly once, after the last byte was sent, when no body
+ * is sent, when the client goes away or times out, at
+ * `Connection_Destroy`, or before an error return. Without it, the
+ * library never closes `fd` and does not keep it: a large body is sent
+ * from a duplicate (`F_DUPFD_CLOEXEC`), so the caller may close `fd` as
+ * soon as this returns.
+ *
+ * SIGPIPE: `sendfile` cannot be told not to raise SIGPIPE. While the
+ * library calls it (inside `Connection_Process`), SIGPIPE is blocked in
+ * the loop thread's signal mask; the SIGPIPE the call raised for a client
+ * that is gone is taken off with `sigtimedwait` (one that was already
+ * pending before the call is left alone), then the thread's mask is put
+ * back as it was. The disposition is never changed, and no SIGPIPE is
+ * delivered or left pending because of a client.
+ *
+ * Returns 0, `CONNECTION_ERR_NULL`, `CONNECTION_ERR_INVALID` (negative
+ * `fd`, unknown flags), `CONNECTION_ERR_NOT_FILE` (not a regular file),
+ * `CONNECTION_ERR_FILE_RANGE` (beyond the end of the file),
+ * `CONNECTION_ERR_FILE_IO` (fstat, read or dup failed),
+ * `CONNECTION_ERR_STATE` (already answered), `CONNECTION_ERR_CLOSED` or
+ * `CONNECTION_ERR_WRONG_THREAD`. After an error, `resp` is unchanged and
+ * may still be answered otherwise.
+ *
+ * Thread: the loop thread, inside the request handler.
+ */
+int Response_SendFile(struct Response *resp, int fd, uint64_t offset, uint64_t length, unsigned int flags);
+
+/**
+ * Sends the whole regular file `fd` as `Response_SendFile` does, and
+ * answers the request's conditional and Range headers for it (RFC 9110
+ * 13, 14), when the status is still 200:
+ *
+ * - adds `Accept-Ranges: bytes`, a strong `ETag` (`"<mtime seconds
+ *   hex>.<mtime nanoseconds hex>-<size hex>"`) and `Last-Modified`, from
+ *   `fstat`;
+ * - GET and HEAD only: `If-None-Match` (weak comparison, `*`) or, without
+ *   it, `If-Modified-Since` make it a 304 with no body;
+ * - a single `bytes=` range (`first-last`, `first-`, `-suffix`) gets 206
+ *   with `Content-Range`; one that starts beyond the end (or `-0`, or any
+ *   range of an empty file) gets 416 with a `Content-Range` naming `*`
+ *   as the range and the file's size, and an empty body; several ranges, another unit or a malformed header
+ *   get the whole file (200); with `If-Range` (an entity tag compared
+ *   strongly, or an HTTP-date equal to Last-Modified) that does not
+ *   match, Range is ignored;
+ * - HEAD gets the same head as GET, without the body.
+ *
+ * `req` is the request `resp` answers. Ownership of `fd`, SIGPIPE and the
+ * return codes are as for `Response_SendFile`.
+ *
+ * Thread: the loop thread, inside the request handler.
+ */
+int Response_SendFileRanged(struct Response *resp, const struct Request *req, int fd, unsigned int flags);
 
 /**
  * Forwards the library's log records at `max_level` (`CONNECTION_LOG_*`)

@@ -63,6 +63,15 @@ pub const CONNECTION_ERR_QUEUE_FULL: c_int = -17;
 /// `Connection_CancelTimer`: no pending timer has this id (it fired, was
 /// cancelled, or never existed).
 pub const CONNECTION_ERR_NO_TIMER: c_int = -18;
+/// `Response_SendFile*`: the descriptor is not a regular file (a
+/// directory, pipe, socket, device...); nothing was sent.
+pub const CONNECTION_ERR_NOT_FILE: c_int = -27;
+/// `Response_SendFile`: the offset and length reach beyond the end of the
+/// file (or the file shrank while it was being read); nothing was sent.
+pub const CONNECTION_ERR_FILE_RANGE: c_int = -28;
+/// `Response_SendFile*`: `fstat`, `read` or `dup` of the descriptor failed
+/// (the errno is logged); nothing was sent.
+pub const CONNECTION_ERR_FILE_IO: c_int = -29;
 
 /// Why a connection (or a pull stream) ended. Passed to cleanup callbacks
 /// and counted in `ConnectionStats`.
@@ -152,6 +161,9 @@ pub fn message(code: c_int) -> &'static std::ffi::CStr {
             c"the loop's queue of posted tasks is full; nothing was queued"
         }
         CONNECTION_ERR_NO_TIMER => c"no pending timer has this id (it fired or was cancelled)",
+        CONNECTION_ERR_NOT_FILE => c"the descriptor is not a regular file",
+        CONNECTION_ERR_FILE_RANGE => c"the offset and length reach beyond the end of the file",
+        CONNECTION_ERR_FILE_IO => c"reading the file failed (fstat, read or dup; see the log)",
         _ => c"unknown error code",
     }
 }
@@ -169,6 +181,12 @@ pub fn code(err: Error) -> c_int {
         Error::NotUpgrade => CONNECTION_ERR_NOT_UPGRADE,
         Error::UpgradeBody => CONNECTION_ERR_UPGRADE_BODY,
         Error::Io(e) => from_io(&e),
+        Error::NotFile => CONNECTION_ERR_NOT_FILE,
+        Error::FileRange => CONNECTION_ERR_FILE_RANGE,
+        Error::FileIo(e) => {
+            log::error!("file response: {e}");
+            CONNECTION_ERR_FILE_IO
+        }
     }
 }
 

@@ -15,6 +15,7 @@ pub mod completion;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod file;
 pub mod logger;
 pub(crate) mod registry;
 pub mod request;

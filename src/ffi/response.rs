@@ -67,7 +67,7 @@ pub struct Response {
 /// The reply behind a C handle, or `CONNECTION_ERR_NULL`, or
 /// `CONNECTION_ERR_WRONG_THREAD` when the caller is not the reply's loop
 /// thread (then nothing but the reply's immutable thread field was read).
-fn reply(resp: *mut Response) -> Result<*mut Reply, c_int> {
+pub(super) fn reply(resp: *mut Response) -> Result<*mut Reply, c_int> {
     if resp.is_null() {
         return Err(CONNECTION_ERR_NULL);
     }
@@ -83,7 +83,10 @@ fn reply(resp: *mut Response) -> Result<*mut Reply, c_int> {
 
 /// Runs `f` on the reply behind `resp` inside the panic guard; the
 /// reactor's result becomes a code.
-fn with_reply(resp: *mut Response, f: impl FnOnce(*mut Reply) -> Result<(), Error>) -> c_int {
+pub(super) fn with_reply(
+    resp: *mut Response,
+    f: impl FnOnce(*mut Reply) -> Result<(), Error>,
+) -> c_int {
     guard_int(|| match reply(resp) {
         Ok(r) => result_code(f(r)),
         Err(code) => code,

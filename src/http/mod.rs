@@ -1,9 +1,12 @@
 //! HTTP/1.1 framing: request heads (httparse plus RFC 9112 checks),
-//! chunked request bodies decoded in place, response heads, the cached Date.
+//! chunked request bodies decoded in place, response heads, the cached Date,
+//! and for file responses `Range` and the conditional headers.
 //! Nothing here touches a socket, so all of it can be driven from memory.
 
 pub mod chunked;
+pub mod conditional;
 pub mod date;
+pub mod range;
 pub mod request;
 pub mod response;
 pub mod uri;

@@ -19,6 +19,7 @@ use super::connection::{CleanupFn, ProducerFn, State, Stream};
 use super::error::{CloseReason, Error};
 use super::event_loop::EventLoop;
 use super::exchange::{self, Body};
+use super::file_response::{self, CallerFile, Conditional};
 pub use super::handlers::{BodyFn, Handlers, RequestFn};
 use super::output::Borrowed;
 use super::posts::Task;
@@ -455,6 +456,31 @@ pub unsafe fn accept_upgrade(
         exchange::compose_upgrade(c, &mut el.sh, protocol, upgrade);
         Ok(())
     })
+}
+
+/// Answers with a file (`file_response::respond`): `file` is closed, if
+/// it was given away, whatever happens.
+///
+/// # Safety
+/// As for `respond_full`.
+pub unsafe fn respond_file(
+    reply: *mut Reply,
+    file: CallerFile,
+    offset: u64,
+    length: Option<u64>,
+    cond: Option<&Conditional>,
+) -> Result<(), Error> {
+    // SAFETY: contract.
+    let r = unsafe { &*reply };
+    r.check(Phase::Handler)?;
+    let (token, deferred) = (r.token, r.deferred.is_some());
+    let lp = owner(r);
+    lp.with(|el| {
+        let c = el.conns.get_mut(token).ok_or(Error::Closed)?;
+        file_response::respond(c, &mut el.sh, file, offset, length, cond)
+    })?;
+    answered_later(lp, token, deferred);
+    Ok(())
 }
 
 /// Starts a chunked response.

@@ -28,6 +28,13 @@ pub enum Error {
     UpgradeBody,
     /// A system call failed while setting up.
     Io(io::Error),
+    /// A file response's descriptor is not a regular file.
+    NotFile,
+    /// A file response's offset and length reach beyond the file's end
+    /// (or the file was shorter than `fstat` said when it was read).
+    FileRange,
+    /// `fstat`, `read` or `dup` of a file response's descriptor failed.
+    FileIo(io::Error),
 }
 
 impl From<io::Error> for Error {

@@ -404,6 +404,7 @@ impl EventLoop {
         if let Some(body) = c.output.take_borrowed() {
             self.sh.release_later(body);
         }
+        c.output.drop_file();
         c.input.release(&mut self.sh.pool);
         c.output
             .release(&mut self.sh.pool, &mut self.sh.queued_output);

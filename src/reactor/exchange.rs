@@ -7,6 +7,7 @@
 
 use super::connection::{BodyWait, Conn, State, Upload};
 use super::error::{CloseReason, Error};
+use super::file_body::FileBody;
 use super::output::Borrowed;
 use super::records;
 use super::reply::{Phase, Reply};
@@ -342,6 +343,19 @@ pub fn compose_borrowed(c: &mut Conn, sh: &mut Shared, body: Borrowed) {
         c.output.attach(body);
     } else {
         sh.release_later(body);
+    }
+    c.output.sync(&mut sh.queued_output);
+}
+
+/// Serialises the head of a complete response whose `len`-byte body is
+/// `file`, sent after the head with `sendfile`. With no body to send (HEAD,
+/// 204, 304) or no `file` (the caller decided no body goes out), only the
+/// head goes out and `file`, if any, is dropped (closed) here.
+pub fn compose_file(c: &mut Conn, sh: &mut Shared, len: u64, file: Option<FileBody>) {
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    let sent = compose_head(c, sh, len, Body::Full).expect("a full body is always allowed");
+    if let (true, Some(file)) = (sent && len > 0, file) {
+        c.output.attach_file(file);
     }
     c.output.sync(&mut sh.queued_output);
 }

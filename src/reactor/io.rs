@@ -28,6 +28,12 @@ impl Io {
     pub fn send_two(&self, fd: Fd, first: &[u8], second: &[u8]) -> io::Result<usize> {
         sys::socket::send_two(fd, first, second)
     }
+    /// Up to `count` bytes of `file` from `offset`, with `sendfile` (no
+    /// SIGPIPE; see `sys/sendfile.rs`).
+    #[inline]
+    pub fn send_file(&self, fd: Fd, file: Fd, offset: u64, count: usize) -> io::Result<usize> {
+        sys::sendfile::send_file(fd, file, offset, count)
+    }
     #[inline]
     pub fn shutdown_write(&self, fd: Fd) {
         sys::socket::shutdown_write(fd)
@@ -72,6 +78,20 @@ impl Io {
         match self {
             Io::Kernel => sys::socket::send_two(fd, first, second),
             Io::Memory(m) => m.send_two(fd, first, second),
+        }
+    }
+    /// A memory peer gets the file's bytes read with `pread` and sent.
+    pub fn send_file(&self, fd: Fd, file: Fd, offset: u64, count: usize) -> io::Result<usize> {
+        match self {
+            Io::Kernel => sys::sendfile::send_file(fd, file, offset, count),
+            Io::Memory(m) => {
+                let mut buf = vec![0; count.min(64 * 1024)];
+                let n = sys::file::pread(file, &mut buf, offset)?;
+                if n == 0 {
+                    return Ok(0);
+                }
+                m.send(fd, &buf[..n])
+            }
         }
     }
     pub fn shutdown_write(&self, fd: Fd) {

@@ -14,6 +14,7 @@
 //! * `upgrade` — which requests may switch protocols, the hand-off's parts
 //! * `completion`, `records` — one record per request, once its response left
 //! * `output` — what a connection has to send: copied bytes, a lent body
+//!   or a file (`file_body`); `file_response` decides a file's answer
 //! * `posts`, `app_timers` — tasks posted from any thread, the
 //!   application's timers
 //! * `buffer`, `buffer_pool`, `slab`, `timers`, `first_read`, `shared`,
@@ -31,6 +32,8 @@ pub mod driver;
 pub mod error;
 pub mod event_loop;
 pub mod exchange;
+pub mod file_body;
+pub mod file_response;
 pub mod first_read;
 pub mod handlers;
 pub mod io;

@@ -1,15 +1,17 @@
 //! `Output`: what a connection has still to send. Bytes the library wrote
 //! (heads, copied bodies, chunks) are in a pooled `Buffer`; a body the
 //! application lent (`Response_SendBorrowed`) follows them as a `Borrowed`
-//! segment that is sent from the application's memory, never copied. While
-//! a borrowed body is queued nothing is appended after it (no new request
-//! starts), so the bytes go out in order.
+//! segment that is sent from the application's memory, never copied; a
+//! file (`Response_SendFile`) follows them as a `FileBody` sent with
+//! `sendfile`. While a borrowed body or a file is queued nothing is
+//! appended after it (no new request starts), so the bytes go out in order.
 
 use std::os::raw::c_void;
 use std::ptr::NonNull;
 
 use super::buffer::Buffer;
 use super::buffer_pool::BufferPool;
+use super::file_body::FileBody;
 
 /// Called once when the library no longer needs a borrowed body (C calling
 /// convention: the application supplies it).
@@ -90,19 +92,24 @@ impl Borrowed {
 pub struct Output {
     buf: Buffer,
     body: Option<Borrowed>,
+    /// A file to send after the copied bytes (never together with `body`).
+    file: Option<FileBody>,
     /// Bytes of this output's storage counted in the loop's total
     /// (`Shared::queued_output`); see `sync`.
     counted: usize,
 }
 
 impl Output {
-    /// Bytes still to send, copied and borrowed.
+    /// Bytes still to send, copied, borrowed and from a file.
     pub fn len(&self) -> usize {
-        self.buf.len() + self.body.as_ref().map_or(0, |b| b.len - b.sent)
+        let file = self.file.as_ref().map_or(0, |f| f.remaining());
+        self.buf.len()
+            + self.body.as_ref().map_or(0, |b| b.len - b.sent)
+            + usize::try_from(file).unwrap_or(usize::MAX / 2)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty() && self.body.is_none()
+        self.buf.is_empty() && self.body.is_none() && self.file.is_none()
     }
 
     /// Copied bytes still to send (what this connection holds of the heap).
@@ -110,14 +117,18 @@ impl Output {
         self.buf.len()
     }
 
-    /// A borrowed body is queued: nothing may be appended until it is out.
+    /// A borrowed body or a file is queued: nothing may be appended until
+    /// it is out.
     pub fn has_borrowed(&self) -> bool {
-        self.body.is_some()
+        self.body.is_some() || self.file.is_some()
     }
 
     /// The copied bytes to append to, taken from `pool` if there are none.
     pub fn writer(&mut self, pool: &mut BufferPool) -> &mut Vec<u8> {
-        debug_assert!(self.body.is_none(), "appending after a borrowed body");
+        debug_assert!(
+            self.body.is_none() && self.file.is_none(),
+            "appending after a borrowed body or a file"
+        );
         self.buf.writer(pool)
     }
 
@@ -148,6 +159,27 @@ impl Output {
         self.body = Some(body);
     }
 
+    /// Queues a file after the copied bytes.
+    pub fn attach_file(&mut self, file: FileBody) {
+        debug_assert!(self.body.is_none() && self.file.is_none());
+        self.file = Some(file);
+    }
+
+    /// The file's next `sendfile` (descriptor, offset, count), once every
+    /// copied byte is out.
+    pub fn file_next(&self) -> Option<(std::os::fd::RawFd, u64, usize)> {
+        if !self.buf.is_empty() {
+            return None;
+        }
+        self.file.as_ref().map(FileBody::next)
+    }
+
+    /// Drops a queued file (the connection is closing): its descriptor is
+    /// closed now.
+    pub fn drop_file(&mut self) {
+        self.file = None;
+    }
+
     /// What to send next: the copied bytes, then the borrowed ones.
     pub fn slices(&self) -> (&[u8], &[u8]) {
         (
@@ -156,12 +188,21 @@ impl Output {
         )
     }
 
-    /// Marks `n` bytes as sent (copied ones first). Returns the borrowed
-    /// body once all of it was sent: the caller owes its release.
+    /// Marks `n` bytes as sent (copied ones first, then the borrowed body
+    /// or the file). Returns the borrowed body once all of it was sent: the
+    /// caller owes its release. A file sent to its end is dropped here,
+    /// which closes its descriptor.
     pub fn consume(&mut self, n: usize) -> Option<Borrowed> {
         let copied = n.min(self.buf.len());
         self.buf.consume(copied);
         let rest = n - copied;
+        if let Some(file) = &mut self.file {
+            file.advance(rest);
+            if file.remaining() == 0 {
+                self.file = None;
+            }
+            return None;
+        }
         let body = self.body.as_mut()?;
         body.sent = (body.sent + rest).min(body.len);
         if body.sent == body.len {

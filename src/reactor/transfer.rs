@@ -95,7 +95,9 @@ pub enum Flush {
 /// Sends queued output until it is all out, the socket is full, or the
 /// connection failed. EPIPE/ECONNRESET mean the peer reset. Copied bytes and
 /// a borrowed body go out together in one `sendmsg`; a borrowed body sent
-/// to its last byte has its release queued. Storage larger than
+/// to its last byte has its release queued. A file goes out with
+/// `sendfile` once the copied bytes are out; one that ends early closes
+/// the connection. Storage larger than
 /// `output_high_water` is freed as soon as it is sent, and the loop's total
 /// of output memory updated.
 pub fn flush(c: &mut Conn, sh: &mut Shared) -> Flush {
@@ -112,12 +114,23 @@ pub fn flush(c: &mut Conn, sh: &mut Shared) -> Flush {
             socket::set_nodelay(fd);
         }
         c.sends += 1;
-        let sent = match c.output.slices() {
-            (copied, []) => sh.io.send(fd, copied),
-            ([], lent) => sh.io.send(fd, lent),
-            (copied, lent) => sh.io.send_two(fd, copied, lent),
+        let file = c.output.file_next();
+        let sent = match (file, c.output.slices()) {
+            (Some((file, offset, count)), _) => sh.io.send_file(fd, file, offset, count),
+            (None, (copied, [])) => sh.io.send(fd, copied),
+            (None, ([], lent)) => sh.io.send(fd, lent),
+            (None, (copied, lent)) => sh.io.send_two(fd, copied, lent),
         };
         match sent {
+            Ok(0) if file.is_some() => {
+                // The file ends before the length the head announced (it
+                // was truncated while being sent): the response cannot be
+                // completed, so the client must see the connection close.
+                log::warn!("fd {fd}: file shorter than its Content-Length; closing");
+                break Flush::Failed(CloseReason::Error);
+            }
+            // Every byte sent on this connection, copied, lent or from a
+            // file, is counted here.
             Ok(n) => {
                 c.bytes_sent += n as u64;
                 if let Some(body) = c.output.consume(n) {
@@ -133,6 +146,11 @@ pub fn flush(c: &mut Conn, sh: &mut Shared) -> Flush {
                     }
                     libc::EPIPE | libc::ECONNRESET | libc::ETIMEDOUT => {
                         Flush::Failed(CloseReason::Reset)
+                    }
+                    _ if file.is_some() => {
+                        // EIO, EINVAL, ...: the file failed, not the client.
+                        log::warn!("sendfile to fd {fd}: {e}");
+                        Flush::Failed(CloseReason::Error)
                     }
                     _ => {
                         log::warn!("send on fd {fd}: {e}");

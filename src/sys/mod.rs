@@ -6,7 +6,9 @@
 //! keeps every errno decision in one place and the rules easy to audit:
 //!
 //! * every `send` carries `MSG_NOSIGNAL`, so a reset peer can never raise
-//!   SIGPIPE, whatever the process's signal disposition is;
+//!   SIGPIPE, whatever the process's signal disposition is; `sendfile`,
+//!   which has no such flag, blocks SIGPIPE in the calling thread for the
+//!   call and takes off the one it raised (`sendfile.rs`);
 //! * every descriptor is created non-blocking and close-on-exec in the same
 //!   call (`accept4`, `socket(SOCK_NONBLOCK|SOCK_CLOEXEC)`), so no `fcntl`
 //!   can forget to OR the old flags back in;
@@ -16,7 +18,9 @@
 
 pub mod epoll;
 pub mod eventfd;
+pub mod file;
 pub mod mem;
+pub mod sendfile;
 pub mod socket;
 pub mod thread;
 pub mod time;
