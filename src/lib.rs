@@ -26,6 +26,7 @@ pub mod testing;
 pub use crate::ffi::config::*;
 pub use crate::ffi::connection::*;
 pub use crate::ffi::error::*;
+pub use crate::ffi::listeners::*;
 pub use crate::ffi::logger::*;
 pub use crate::ffi::request::*;
 pub use crate::ffi::response::*;

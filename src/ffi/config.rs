@@ -77,6 +77,11 @@ pub struct ConnectionConfig {
     /// wait is still bounded by the timeouts). Bounds what slow readers can
     /// make the server hold: this plus one response. Default 64 MiB.
     pub output_high_water_total: u64,
+    /// Start with no listener: `host` and `port` are ignored, and the
+    /// caller adds its listeners with `Connection_AddListen*` (or
+    /// `Connection_AddSystemdListeners`). Default false: `host`:`port` is
+    /// bound as listener 0.
+    pub no_default_listener: bool,
 }
 
 impl Default for ConnectionConfig {
@@ -102,6 +107,7 @@ impl Default for ConnectionConfig {
             reuse_port: d.reuse_port,
             server_header: std::ptr::null(),
             output_high_water_total: d.output_high_water_total as u64,
+            no_default_listener: !d.listen,
         }
     }
 }
@@ -190,10 +196,11 @@ pub unsafe fn limits_from_config(cfg: &ConnectionConfig) -> Result<Limits, i32> 
         output_high_water_total: cfg.output_high_water_total as usize,
         server_line,
         trusted_gateway: false,
+        listen: !cfg.no_default_listener,
     })
 }
 
-fn parse_host(host: &str) -> Option<IpAddr> {
+pub(super) fn parse_host(host: &str) -> Option<IpAddr> {
     if host.eq_ignore_ascii_case("localhost") {
         return Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }

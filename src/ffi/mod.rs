@@ -14,6 +14,7 @@ use error::CONNECTION_ERR_PANIC;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod listeners;
 pub mod logger;
 pub(crate) mod registry;
 pub mod request;

@@ -32,6 +32,8 @@ pub struct Limits {
     pub server_line: Vec<u8>,
     /// See `ParseLimits::trusted_gateway`.
     pub trusted_gateway: bool,
+    /// Whether the loop binds `addr` as listener 0 when created.
+    pub listen: bool,
 }
 
 impl Default for Limits {
@@ -56,6 +58,7 @@ impl Default for Limits {
             output_high_water_total: 64 * 1024 * 1024,
             server_line: Vec::new(),
             trusted_gateway: parse.trusted_gateway,
+            listen: true,
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::os::raw::c_void;
 
-use super::acceptor::{Accepted, Acceptor};
+use super::acceptor::{Accepted, Acceptor, MAX_LISTENERS};
 use super::config::Limits;
 use super::connection::{CleanupFn, Conn};
 use super::error::{CloseReason, Error};
@@ -18,11 +18,13 @@ use super::shared::Shared;
 use super::slab::{Slab, Token};
 use super::stats::Stats;
 use super::timers::{TimerKind, Timers};
+use crate::sys::listen::ListenSocket;
 use crate::sys::{socket, Event, EventFd, Interest, OwnedFd, PeerAddr, Poller};
 
+/// Listener 0's token; listener `i` has `LISTENER - i`.
 pub(crate) const LISTENER: Token = Token(u64::MAX);
-pub(crate) const STOP: Token = Token(u64::MAX - 1);
-pub(crate) const NOTIFY: Token = Token(u64::MAX - 2);
+pub(crate) const STOP: Token = Token(u64::MAX - MAX_LISTENERS as u64);
+pub(crate) const NOTIFY: Token = Token(u64::MAX - MAX_LISTENERS as u64 - 1);
 
 /// Events taken from one epoll_wait.
 const EVENT_BATCH: usize = 1024;
@@ -61,27 +63,35 @@ pub struct EventLoop {
 }
 
 impl EventLoop {
-    /// Binds and listens on `limits.addr`, sets up epoll and the eventfds.
+    /// Binds and listens on `limits.addr` (unless `limits.listen` is off),
+    /// sets up epoll and the eventfds.
     /// The loop comes back as the raw pointer of its allocation (from
     /// `Box::into_raw`): the addresses it hands out (each reply's owner)
     /// derive from it, and `LoopPtr::destroy` frees it.
     pub fn create(limits: Limits) -> Result<*mut EventLoop, Error> {
         let poller = Poller::new(EVENT_BATCH)?;
-        let acceptor = Acceptor::listen(
-            &poller,
-            &limits.addr,
-            limits.backlog,
-            limits.reuse_port,
-            LISTENER.0,
-        )?;
+        let acceptor = if limits.listen {
+            Acceptor::listen(
+                &poller,
+                &limits.addr,
+                limits.backlog,
+                limits.reuse_port,
+                LISTENER.0,
+            )?
+        } else {
+            Acceptor::none(LISTENER.0)
+        };
         let stop = EventFd::new()?;
         let notify = EventFd::new()?;
         poller.add(stop.raw(), Interest::READ_LEVEL, STOP.0)?;
         poller.add(notify.raw(), Interest::READ_LEVEL, NOTIFY.0)?;
         let addr = limits.addr;
         let port = acceptor.port();
+        let listen = limits.listen;
         let el = EventLoop::build(limits, poller, acceptor, (stop, notify), Io::default());
-        log::info!("listening on {}:{}", addr.ip(), port);
+        if listen {
+            log::info!("listening on {}:{}", addr.ip(), port);
+        }
         Ok(el)
     }
 
@@ -127,6 +137,42 @@ impl EventLoop {
 
     pub fn port(&self) -> u16 {
         self.acceptor.port()
+    }
+
+    /// Serves one more listening socket; returns its index. Refused once
+    /// stopping (`State`) and at `MAX_LISTENERS` (`TooLarge`).
+    pub fn add_listener(
+        &mut self,
+        socket: ListenSocket,
+        name: Option<std::ffi::CString>,
+    ) -> Result<usize, Error> {
+        if self.sh.stopping {
+            return Err(Error::State);
+        }
+        if self.acceptor.count() >= MAX_LISTENERS {
+            return Err(Error::TooLarge);
+        }
+        Ok(self.acceptor.add(&self.poller, socket, name)?)
+    }
+
+    /// How many listeners have been added (until Stop closes them).
+    pub fn listener_count(&self) -> usize {
+        self.acceptor.count()
+    }
+
+    /// Listener `index`'s TCP port (0 for a Unix socket), if it exists.
+    pub fn listener_port(&self, index: usize) -> Option<u16> {
+        self.acceptor.port_of(index)
+    }
+
+    /// The name listener `index` was handed in with, if any.
+    pub fn listener_name(&self, index: usize) -> Option<*const std::os::raw::c_char> {
+        self.acceptor.name(index).map(|n| n.as_ptr())
+    }
+
+    /// The listen(2) backlog from the settings.
+    pub fn backlog(&self) -> i32 {
+        self.sh.limits.backlog
     }
 
     pub fn epoll_fd(&self) -> i32 {
@@ -180,10 +226,10 @@ impl EventLoop {
     /// idle, accepting pauses until a connection closes or becomes idle.
     /// Nobody waiting: the (level-triggered) listener stays watched, and
     /// reports the next client.
-    fn accept_ready(&mut self) {
+    fn accept_ready(&mut self, index: usize) {
         while !self.sh.stopping && self.acceptor.ready() {
             if self.conns.len() >= self.sh.limits.max_connections {
-                if !self.acceptor.client_waiting() {
+                if !self.acceptor.client_waiting(index) {
                     return;
                 }
                 if !self.evict_idle() {
@@ -191,7 +237,10 @@ impl EventLoop {
                     return;
                 }
             }
-            match self.acceptor.accept(&mut self.sh.stats.accept_fd_exhausted) {
+            match self
+                .acceptor
+                .accept(index, &mut self.sh.stats.accept_fd_exhausted)
+            {
                 Accepted::Client(fd, peer) => {
                     self.register(fd, peer);
                 }
@@ -427,11 +476,11 @@ impl EventLoop {
 
     /// Handles one readiness event; returns the connection to drive.
     pub(crate) fn handle_event(&mut self, ev: Event) -> Option<Token> {
+        if let Some(index) = self.acceptor.index_of(ev.token) {
+            self.accept_ready(index);
+            return None;
+        }
         match Token(ev.token) {
-            LISTENER => {
-                self.accept_ready();
-                None
-            }
             STOP => {
                 self.stop.drain();
                 self.begin_shutdown();

@@ -14,8 +14,10 @@
 //!   when dropped, exactly once;
 //! * `EINTR` is retried here, never seen by callers.
 
+pub mod activation;
 pub mod epoll;
 pub mod eventfd;
+pub mod listen;
 pub mod mem;
 pub mod socket;
 pub mod thread;

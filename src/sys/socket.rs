@@ -5,17 +5,21 @@
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::raw::c_int;
 
 use super::{cvt, cvt_size, owned};
 
 type Fd = RawFd;
 
-/// A socket address in the form the kernel hands back from accept.
+/// A socket address in the form the kernel hands back from accept (a
+/// Unix peer's path, if any, is cut short: only its family is kept), and
+/// the index of the loop's listener that accepted it.
 #[derive(Clone, Copy)]
 pub struct PeerAddr {
     storage: libc::sockaddr_in6,
+    /// Which listener accepted the connection (set by the acceptor).
+    pub listener: u16,
 }
 
 impl PeerAddr {
@@ -23,7 +27,13 @@ impl PeerAddr {
         // SAFETY: sockaddr_in6 is plain old data; all-zero is a valid value.
         PeerAddr {
             storage: unsafe { zeroed() },
+            listener: 0,
         }
+    }
+
+    /// Whether the peer came over a Unix domain socket.
+    pub fn is_unix(&self) -> bool {
+        self.storage.sin6_family as c_int == libc::AF_UNIX
     }
 
     pub fn to_socket_addr(&self) -> Option<SocketAddr> {
@@ -93,33 +103,17 @@ fn set_int_opt(fd: Fd, level: c_int, name: c_int, value: c_int) -> io::Result<()
 
 /// Creates a non-blocking, close-on-exec listening TCP socket.
 pub fn listen_tcp(addr: &SocketAddr, backlog: c_int, reuse_port: bool) -> io::Result<OwnedFd> {
-    let family = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
+    super::listen::listen_tcp(addr, backlog, reuse_port, None)
+}
+
+/// Binds `fd` to `addr` and listens.
+pub(crate) fn bind_listen(fd: Fd, addr: &SocketAddr, backlog: c_int) -> io::Result<()> {
+    let (raw, len) = socket_addr_raw(addr);
+    // SAFETY: `raw` holds a valid sockaddr of `len` bytes for its family.
+    cvt(unsafe { libc::bind(fd, &raw as *const _ as *const libc::sockaddr, len) })?;
     // SAFETY: plain syscall with integer arguments.
-    let sock = owned(cvt(unsafe {
-        libc::socket(
-            family,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    })?);
-    let fd = sock.as_raw_fd();
-    (|| {
-        set_int_opt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
-        if reuse_port {
-            set_int_opt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
-        }
-        let (raw, len) = socket_addr_raw(addr);
-        // SAFETY: `raw` holds a valid sockaddr of `len` bytes for `family`.
-        cvt(unsafe { libc::bind(fd, &raw as *const _ as *const libc::sockaddr, len) })?;
-        // SAFETY: plain syscall with integer arguments.
-        cvt(unsafe { libc::listen(fd, backlog) })?;
-        Ok::<(), io::Error>(())
-    })()?;
-    Ok(sock)
+    cvt(unsafe { libc::listen(fd, backlog) })?;
+    Ok(())
 }
 
 /// The port a bound socket ended up on (for port 0).
