@@ -153,7 +153,7 @@
 /**
  * Most listeners one Connection serves (listener 0 included).
  */
-#define CONNECTION_MAX_LISTENERS (int)MAX_LISTENERS
+#define CONNECTION_MAX_LISTENERS 64
 
 /**
  * `Connection_AddListenTcp` flag: an IPv6 listener takes IPv6 only
@@ -187,16 +187,6 @@
 #define CONNECTION_LOG_DEBUG 4
 
 #define CONNECTION_LOG_TRACE 5
-
-/**
- * Most listeners one loop serves.
- */
-#define MAX_LISTENERS 64
-
-/**
- * The first descriptor passed (`SD_LISTEN_FDS_START`).
- */
-#define LISTEN_FDS_START 3
 
 /**
  * Why a connection (or a pull stream) ended. Passed to cleanup callbacks

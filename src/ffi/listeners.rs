@@ -16,7 +16,8 @@ use crate::sys::activation::{self, Activation};
 use crate::sys::listen::{self, ListenSocket};
 
 /// Most listeners one Connection serves (listener 0 included).
-pub const CONNECTION_MAX_LISTENERS: c_int = MAX_LISTENERS as c_int;
+pub const CONNECTION_MAX_LISTENERS: c_int = 64;
+const _: () = assert!(CONNECTION_MAX_LISTENERS as usize == MAX_LISTENERS);
 /// `Connection_AddListenTcp` flag: an IPv6 listener takes IPv6 only
 /// (`IPV6_V6ONLY` on), so an IPv4 listener may share the port.
 pub const CONNECTION_LISTEN_V6ONLY: c_int = 1;
