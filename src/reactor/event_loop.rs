@@ -375,8 +375,12 @@ impl EventLoop {
         }
     }
 
-    /// Stop: close the listener and idle connections; busy ones finish
-    /// their current response and close.
+    /// Stop: close the listeners and idle connections; busy ones finish
+    /// their current response and close (a request pipelined behind it is
+    /// not started). A connection with a request on its way (part of it
+    /// read, or input waiting in the socket) is kept: that request is
+    /// answered, with `Connection: close`, then it closes. The drain
+    /// timeout bounds all of it.
     pub(crate) fn begin_shutdown(&mut self) {
         if self.sh.stopping {
             return;
@@ -391,6 +395,15 @@ impl EventLoop {
             };
             if !c.output.is_empty() || c.responding() {
                 c.close_after = Some(CloseReason::Shutdown);
+            } else if c.close_after.is_none()
+                && c.lingering().is_none()
+                && (!c.input.is_empty()
+                    || c.awaiting_body()
+                    || self.sh.io.input_waiting(c.raw_fd()))
+            {
+                // `stopping` makes its response the last one.
+                c.socket.readable = true;
+                self.ready.push(token);
             } else {
                 self.close(token, CloseReason::Shutdown);
             }

@@ -216,9 +216,9 @@ pub fn shutdown_write(fd: Fd) {
     }
 }
 
-/// Whether a connection waits in a listening socket's backlog (poll with
-/// no timeout; nothing is consumed). An error counts as "yes": the caller's
-/// accept then reports it.
+/// Whether a connection waits in a listening socket's backlog, or input
+/// in a connected socket (poll with no timeout; nothing is consumed). An
+/// error counts as "yes": the caller's accept or recv then reports it.
 pub fn backlog_waiting(listener: Fd) -> bool {
     let mut pfd = libc::pollfd {
         fd: listener,
