@@ -147,6 +147,13 @@ pub unsafe extern "C" fn Connection_AddListenUnix(
             let backlog = lp.with(|el| el.backlog());
             match listen::listen_unix(path, mode, backlog) {
                 Ok(socket) => add(lp, socket, None),
+                Err(listen::ListenError::Live) => {
+                    log::error!(
+                        "{}: a live server accepts on this socket",
+                        path.to_string_lossy()
+                    );
+                    CONNECTION_ERR_ADDR_IN_USE
+                }
                 Err(e) => from_listen(e),
             }
         })
