@@ -99,6 +99,8 @@ pub unsafe extern "C" fn Connection_AddListenTcp(
             let backlog = lp.with(|el| el.backlog());
             match listen::listen_tcp(&addr, backlog, reuse_port, v6only) {
                 Ok(fd) => add(lp, ListenSocket::owned(fd), None),
+                // An IPv4-mapped address on an IPv6-only socket.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => CONNECTION_ERR_ADDR,
                 Err(e) => from_io(&e),
             }
         })
