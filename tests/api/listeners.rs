@@ -125,9 +125,7 @@ fn ipv6_listener_fd(port: u16) -> RawFd {
         let mut len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
         // SAFETY: a writable sockaddr and its size; a non-socket fails.
         let r = unsafe { libc::getsockname(fd, &mut sa as *mut _ as *mut _, &mut len) };
-        if r == 0
-            && sa.sin6_family as c_int == libc::AF_INET6
-            && u16::from_be(sa.sin6_port) == port
+        if r == 0 && sa.sin6_family as c_int == libc::AF_INET6 && u16::from_be(sa.sin6_port) == port
         {
             return fd;
         }
@@ -160,27 +158,51 @@ fn every_kind_of_listener_is_served_and_named_by_its_index() {
             Connection_AddListenTcp(&mut conn, mapped, 0, CONNECTION_LISTEN_DUALSTACK),
             2
         );
-        assert_eq!(Connection_AddListenUnix(&mut conn, cpath(&sock).as_ptr(), 0o600), 3);
+        assert_eq!(
+            Connection_AddListenUnix(&mut conn, cpath(&sock).as_ptr(), 0o600),
+            3
+        );
         assert_eq!(Connection_AddListenFd(&mut conn, held.as_raw_fd(), 0), 4);
         assert_eq!(Connection_AddListenFd(&mut conn, owned.into_raw_fd(), 1), 5);
         assert_eq!(Connection_ListenerCount(&conn), 6);
-        assert_eq!(Connection_ListenerPort(&conn, 3), 0, "a Unix socket has no port");
+        assert_eq!(
+            Connection_ListenerPort(&conn, 3),
+            0,
+            "a Unix socket has no port"
+        );
         assert_eq!(Connection_ListenerPort(&conn, 6), CONNECTION_ERR_INVALID);
         assert_eq!(Connection_Port(&conn) as u16, port_of(&conn, 0));
     }
     let meta = std::fs::symlink_metadata(&sock).unwrap();
     assert!(meta.file_type().is_socket());
-    assert_eq!(meta.permissions().mode() & 0o7777, 0o600, "the mode asked for");
+    assert_eq!(
+        meta.permissions().mode() & 0o7777,
+        0o600,
+        "the mode asked for"
+    );
     let (v4, v6, dual) = (port_of(&conn, 0), port_of(&conn, 1), port_of(&conn, 2));
-    assert_eq!(int_opt(ipv6_listener_fd(v6), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY), 1);
-    assert_eq!(int_opt(ipv6_listener_fd(dual), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY), 0);
+    assert_eq!(
+        int_opt(ipv6_listener_fd(v6), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY),
+        1
+    );
+    assert_eq!(
+        int_opt(
+            ipv6_listener_fd(dual),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_V6ONLY
+        ),
+        0
+    );
 
     let body = get(&mut conn, tcp(&format!("127.0.0.1:{v4}")));
     assert!(body.starts_with("listener=0 remote=127.0.0.1:"), "{body}");
     let body = get(&mut conn, tcp(&format!("[::1]:{v6}")));
     assert!(body.starts_with("listener=1 remote=[::1]:"), "{body}");
     let body = get(&mut conn, tcp(&format!("127.0.0.1:{dual}")));
-    assert!(body.starts_with("listener=2 remote=[::ffff:127.0.0.1]:"), "{body}");
+    assert!(
+        body.starts_with("listener=2 remote=[::ffff:127.0.0.1]:"),
+        "{body}"
+    );
     let unix = UnixStream::connect(&sock).unwrap();
     unix.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     assert_eq!(get(&mut conn, unix), "listener=3 remote=unix");
@@ -197,7 +219,10 @@ fn every_kind_of_listener_is_served_and_named_by_its_index() {
         "an owned descriptor closes with the Connection"
     );
     // The caller's descriptor stays open and listening.
-    assert_eq!(int_opt(held.as_raw_fd(), libc::SOL_SOCKET, libc::SO_ACCEPTCONN), 1);
+    assert_eq!(
+        int_opt(held.as_raw_fd(), libc::SOL_SOCKET, libc::SO_ACCEPTCONN),
+        1
+    );
     let flags = unsafe { libc::fcntl(held.as_raw_fd(), libc::F_GETFL) };
     assert_ne!(flags & libc::O_NONBLOCK, 0, "made non-blocking");
     let _ = std::fs::remove_dir_all(&dir);
@@ -228,7 +253,10 @@ fn unix_socket_files_stale_replaced_live_refused_others_kept() {
     let live = dir.join("live.sock");
     let other = UnixListener::bind(&live).unwrap();
     assert_eq!(add(&mut conn, &live, 0), CONNECTION_ERR_ADDR_IN_USE);
-    assert!(UnixStream::connect(&live).is_ok(), "the live server still has its file");
+    assert!(
+        UnixStream::connect(&live).is_ok(),
+        "the live server still has its file"
+    );
     drop(other);
 
     // Any other file is refused and never removed.
@@ -246,8 +274,14 @@ fn unix_socket_files_stale_replaced_live_refused_others_kept() {
     let long = dir.join("x".repeat(120));
     assert_eq!(add(&mut conn, &long, 0), CONNECTION_ERR_SOCKET_PATH);
     assert_eq!(add(&mut conn, Path::new(""), 0), CONNECTION_ERR_SOCKET_PATH);
-    assert_eq!(add(&mut conn, &dir.join("m.sock"), 0o1777), CONNECTION_ERR_INVALID);
-    assert_eq!(add(&mut conn, &dir.join("m.sock"), 0o10000), CONNECTION_ERR_INVALID);
+    assert_eq!(
+        add(&mut conn, &dir.join("m.sock"), 0o1777),
+        CONNECTION_ERR_INVALID
+    );
+    assert_eq!(
+        add(&mut conn, &dir.join("m.sock"), 0o10000),
+        CONNECTION_ERR_INVALID
+    );
     assert!(!dir.join("m.sock").exists());
     assert_eq!(
         add(&mut conn, &dir.join("nodir").join("a.sock"), 0),
@@ -310,17 +344,32 @@ fn bad_descriptors_and_arguments_get_their_codes() {
         libc::close(unlistened);
 
         let nul: *mut Connection = null_mut();
-        assert_eq!(Connection_AddListenTcp(nul, c"127.0.0.1".as_ptr(), 0, 0), CONNECTION_ERR_NULL);
-        assert_eq!(Connection_AddListenUnix(nul, c"/tmp/x".as_ptr(), 0), CONNECTION_ERR_NULL);
+        assert_eq!(
+            Connection_AddListenTcp(nul, c"127.0.0.1".as_ptr(), 0, 0),
+            CONNECTION_ERR_NULL
+        );
+        assert_eq!(
+            Connection_AddListenUnix(nul, c"/tmp/x".as_ptr(), 0),
+            CONNECTION_ERR_NULL
+        );
         assert_eq!(Connection_AddListenFd(nul, 3, 0), CONNECTION_ERR_NULL);
         assert_eq!(Connection_AddSystemdListeners(nul, 0), CONNECTION_ERR_NULL);
         assert_eq!(Connection_ListenerCount(nul), CONNECTION_ERR_NULL);
         assert_eq!(Connection_ListenerPort(nul, 0), CONNECTION_ERR_NULL);
         assert!(Connection_ListenerName(nul, 0).is_null());
-        assert_eq!(Connection_AddListenTcp(&mut conn, std::ptr::null(), 0, 0), CONNECTION_ERR_NULL);
-        assert_eq!(Connection_AddListenUnix(&mut conn, std::ptr::null(), 0), CONNECTION_ERR_NULL);
+        assert_eq!(
+            Connection_AddListenTcp(&mut conn, std::ptr::null(), 0, 0),
+            CONNECTION_ERR_NULL
+        );
+        assert_eq!(
+            Connection_AddListenUnix(&mut conn, std::ptr::null(), 0),
+            CONNECTION_ERR_NULL
+        );
         let lo = c"127.0.0.1".as_ptr();
-        assert_eq!(Connection_AddListenTcp(&mut conn, lo, 0, 8), CONNECTION_ERR_INVALID);
+        assert_eq!(
+            Connection_AddListenTcp(&mut conn, lo, 0, 8),
+            CONNECTION_ERR_INVALID
+        );
         assert_eq!(
             Connection_AddListenTcp(
                 &mut conn,
@@ -370,7 +419,10 @@ fn bad_descriptors_and_arguments_get_their_codes() {
         // After Stop, nothing more is added.
         assert_eq!(Connection_Stop(&mut conn), CONNECTION_OK);
         pump(&mut conn, |c| Connection_ListenerCount(c) == 0);
-        assert_eq!(Connection_AddListenTcp(&mut conn, lo, 0, 0), CONNECTION_ERR_STATE);
+        assert_eq!(
+            Connection_AddListenTcp(&mut conn, lo, 0, 0),
+            CONNECTION_ERR_STATE
+        );
         Connection_Destroy(&mut conn);
         assert_eq!(
             Connection_AddListenFd(&mut conn, extra.as_raw_fd(), 0),
@@ -402,7 +454,9 @@ fn every_listener_pauses_at_max_connections_and_resumes() {
     });
     // A Unix client has to wait: accepting pauses on every listener.
     let mut waiting = UnixStream::connect(&sock).unwrap();
-    waiting.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     waiting
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();

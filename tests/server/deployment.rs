@@ -24,8 +24,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    describe_status, free_port, nginx_program, nginx_temp_paths, nginx_version, require_tool,
-    run, server_binary, wait_child, wait_until, Conn, Program, Server, TempDir,
+    describe_status, free_port, nginx_program, nginx_temp_paths, nginx_version, require_tool, run,
+    server_binary, wait_child, wait_until, Conn, Program, Server, TempDir,
 };
 
 /// nginx in its own process group, stopped (group killed) on drop.
@@ -43,7 +43,11 @@ impl Nginx {
         let version = nginx_version(&bin);
         let d = dir.display();
         // SAFETY: geteuid has no preconditions.
-        let user = if unsafe { libc::geteuid() } == 0 { "user root;" } else { "" };
+        let user = if unsafe { libc::geteuid() } == 0 {
+            "user root;"
+        } else {
+            ""
+        };
         let conf = format!(
             "daemon off;\nmaster_process on;\nworker_processes 1;\n{user}\n\
              pid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
@@ -98,7 +102,10 @@ impl Nginx {
 impl Drop for Nginx {
     fn drop(&mut self) {
         if thread::panicking() {
-            eprintln!("---- nginx error log ----\n{}", common::tail(self.error_log().as_bytes(), 4000));
+            eprintln!(
+                "---- nginx error log ----\n{}",
+                common::tail(self.error_log().as_bytes(), 4000)
+            );
         }
         common::send_signal(self.pid, libc::SIGQUIT);
         if wait_child(&mut self.child, Duration::from_secs(10)).is_none() {
@@ -119,7 +126,11 @@ fn curl_unix(path: &Path) -> String {
         Duration::from_secs(10),
     )
     .unwrap_or_else(|e| panic!("curl: {e}"));
-    assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -133,7 +144,11 @@ fn unix_socket_served_to_curl_and_through_nginx() {
     let server = Server::start(&["--unix", sock_arg]);
     let meta = fs::symlink_metadata(&sock).unwrap();
     assert!(meta.file_type().is_socket());
-    assert_eq!(meta.permissions().mode() & 0o777, 0o660, "server.c asks for 0660");
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o660,
+        "server.c asks for 0660"
+    );
     assert_eq!(curl_unix(&sock), "Hello, World!");
 
     // A second server on the same path is refused with a clear error.
@@ -216,13 +231,19 @@ fn socket_activation_for_another_process_is_refused() {
     let out = run(&mut cmd, Duration::from_secs(10)).unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {err}");
-    assert!(err.contains("no sockets were handed to this process"), "{err}");
+    assert!(
+        err.contains("no sockets were handed to this process"),
+        "{err}"
+    );
     // Nothing was served from it: a client still waits in its backlog.
     let _client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     listener.set_nonblocking(true).unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while listener.accept().is_err() {
-        assert!(Instant::now() < deadline, "the client never reached our backlog");
+        assert!(
+            Instant::now() < deadline,
+            "the client never reached our backlog"
+        );
         thread::sleep(Duration::from_millis(10));
     }
 }
@@ -252,14 +273,17 @@ fn client(port: u16, done: Arc<AtomicUsize>, failures: Arc<Mutex<Vec<String>>>, 
         {
             Ok((200, _, body)) if body.len() == want => {}
             Ok((status, _, body)) => {
-                failures
-                    .lock()
-                    .unwrap()
-                    .push(format!("client {id} #{i} {path}: {status}, {} bytes", body.len()));
+                failures.lock().unwrap().push(format!(
+                    "client {id} #{i} {path}: {status}, {} bytes",
+                    body.len()
+                ));
                 conn = None;
             }
             Err(e) => {
-                failures.lock().unwrap().push(format!("client {id} #{i} {path}: {e}"));
+                failures
+                    .lock()
+                    .unwrap()
+                    .push(format!("client {id} #{i} {path}: {e}"));
                 conn = None;
             }
         }
@@ -288,7 +312,8 @@ fn stop_under_nginx_drains_with_no_failed_request() {
         })
         .collect();
     assert!(
-        wait_until(Duration::from_secs(30), || done.load(Ordering::SeqCst) >= STOP_AT),
+        wait_until(Duration::from_secs(30), || done.load(Ordering::SeqCst)
+            >= STOP_AT),
         "the load did not reach {STOP_AT} requests"
     );
     let a_before = common::stat(&a.stats(), "requests");
@@ -316,7 +341,10 @@ fn stop_under_nginx_drains_with_no_failed_request() {
     assert_eq!(status.code(), Some(0), "A: {}", describe_status(status));
     let access = fs::read_to_string(tmp.path().join("access.log")).unwrap_or_default();
     let not_200: Vec<&str> = access.lines().filter(|l| !l.contains("\" 200 ")).collect();
-    assert!(not_200.is_empty(), "non-200 in nginx's access log: {not_200:?}");
+    assert!(
+        not_200.is_empty(),
+        "non-200 in nginx's access log: {not_200:?}"
+    );
     drop(nginx);
     drop(b);
 }
