@@ -771,6 +771,18 @@ int Connection_ListenerCount(const struct Connection *conn);
 int Connection_ListenerPort(const struct Connection *conn, int index);
 
 /**
+ * The descriptor of listener `index`, or `CONNECTION_ERR_INVALID` (no
+ * such listener) or another negative error. It stays the library's (or,
+ * for `Connection_AddListenFd` without ownership, yours): do not close it
+ * or change its flags. Meant for handing the socket to a successor
+ * process: `dup2` it into place in a child after `fork`, before `exec`
+ * (see c-examples/restart.c).
+ *
+ * Thread: the loop thread.
+ */
+int Connection_ListenerFd(const struct Connection *conn, int index);
+
+/**
  * The name listener `index` was handed in with (`LISTEN_FDNAMES`, by
  * `Connection_AddSystemdListeners`), or NULL (no name, no such
  * listener, a bad handle, the wrong thread). Valid until the listener

@@ -305,6 +305,29 @@ pub unsafe extern "C" fn Connection_ListenerPort(conn: *const Connection, index:
     }
 }
 
+/// The descriptor of listener `index`, or `CONNECTION_ERR_INVALID` (no
+/// such listener) or another negative error. It stays the library's (or,
+/// for `Connection_AddListenFd` without ownership, yours): do not close it
+/// or change its flags. Meant for handing the socket to a successor
+/// process: `dup2` it into place in a child after `fork`, before `exec`
+/// (see c-examples/restart.c).
+///
+/// Thread: the loop thread.
+#[no_mangle]
+pub unsafe extern "C" fn Connection_ListenerFd(conn: *const Connection, index: c_int) -> c_int {
+    // SAFETY: `conn` is NULL or a Connection (contract); `with_live` passes
+    // a live core, read only for the call.
+    unsafe {
+        with_live(conn, |lp| {
+            let Ok(i) = usize::try_from(index) else {
+                return CONNECTION_ERR_INVALID;
+            };
+            lp.with(|el| el.listener_fd(i))
+                .unwrap_or(CONNECTION_ERR_INVALID)
+        })
+    }
+}
+
 /// The name listener `index` was handed in with (`LISTEN_FDNAMES`, by
 /// `Connection_AddSystemdListeners`), or NULL (no name, no such
 /// listener, a bad handle, the wrong thread). Valid until the listener

@@ -124,6 +124,11 @@ impl Acceptor {
         self.listeners.first().map_or(0, |l| l.port)
     }
 
+    /// Listener `index`'s descriptor, if it exists.
+    pub fn fd_of(&self, index: usize) -> Option<RawFd> {
+        self.raw(index)
+    }
+
     /// Listener `index`'s TCP port (0 for other kinds), if it exists.
     pub fn port_of(&self, index: usize) -> Option<u16> {
         self.listeners.get(index).map(|l| l.port)

@@ -160,6 +160,11 @@ impl EventLoop {
         self.acceptor.count()
     }
 
+    /// Listener `index`'s descriptor, if it exists.
+    pub fn listener_fd(&self, index: usize) -> Option<i32> {
+        self.acceptor.fd_of(index)
+    }
+
     /// Listener `index`'s TCP port (0 for a Unix socket), if it exists.
     pub fn listener_port(&self, index: usize) -> Option<u16> {
         self.acceptor.port_of(index)
@@ -378,9 +383,10 @@ impl EventLoop {
     /// Stop: close the listeners and idle connections; busy ones finish
     /// their current response and close (a request pipelined behind it is
     /// not started). A connection with a request on its way (part of it
-    /// read, or input waiting in the socket) is kept: that request is
-    /// answered, with `Connection: close`, then it closes. The drain
-    /// timeout bounds all of it.
+    /// read, input waiting in the socket, or a new client that has sent
+    /// nothing yet: it was accepted to be answered) is kept: that request
+    /// is answered, with `Connection: close`, then it closes. The header
+    /// and drain timeouts bound all of it.
     pub(crate) fn begin_shutdown(&mut self) {
         if self.sh.stopping {
             return;
@@ -398,6 +404,7 @@ impl EventLoop {
             } else if c.close_after.is_none()
                 && c.lingering().is_none()
                 && (!c.input.is_empty()
+                    || c.requests_served == 0
                     || c.awaiting_body()
                     || self.sh.io.input_waiting(c.raw_fd()))
             {

@@ -319,7 +319,11 @@ fn stop_under_nginx_drains_with_no_failed_request() {
     let a_before = common::stat(&a.stats(), "requests");
     common::send_signal(a.pid, libc::SIGTERM); // server.c: Connection_Stop
     let stopped_at = done.load(Ordering::SeqCst);
+    // Prompt: its responses carry Connection: close, so nginx lets go of
+    // its connections at once (not after drain_timeout_ms, 5 s).
+    let stop_time = Instant::now();
     let exited = wait_until(Duration::from_secs(10), || a.exit_status().is_some());
+    let drain_time = stop_time.elapsed();
     for t in threads {
         t.join().expect("client thread");
     }
@@ -337,6 +341,11 @@ fn stop_under_nginx_drains_with_no_failed_request() {
     );
     assert!(a_before > 2, "A got no proxied requests before Stop");
     assert!(exited, "A did not exit within 10 s of SIGTERM");
+    eprintln!("A drained and exited {drain_time:?} after SIGTERM");
+    assert!(
+        drain_time < Duration::from_secs(3),
+        "A took {drain_time:?} to drain (drain_timeout_ms is 5 s)"
+    );
     let status = a.exit_status().unwrap();
     assert_eq!(status.code(), Some(0), "A: {}", describe_status(status));
     let access = fs::read_to_string(tmp.path().join("access.log")).unwrap_or_default();
