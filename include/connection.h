@@ -638,7 +638,10 @@ void Connection_Destroy(struct Connection *conn);
 int Connection_Fd(const struct Connection *conn);
 
 /**
- * The bound TCP port (useful with port 0), or a negative error.
+ * The TCP port of listener 0, the config's `host`:`port` (useful with
+ * port 0); 0 when listener 0 is a Unix socket or there is no listener
+ * (`no_default_listener`, or after `Connection_Stop`); or a negative
+ * error. `Connection_ListenerPort` gives any listener's.
  *
  * Thread: the loop thread.
  */

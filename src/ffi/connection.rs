@@ -438,7 +438,10 @@ pub unsafe extern "C" fn Connection_Fd(conn: *const Connection) -> c_int {
     unsafe { with_live(conn, |lp| lp.with(|el| el.epoll_fd())) }
 }
 
-/// The bound TCP port (useful with port 0), or a negative error.
+/// The TCP port of listener 0, the config's `host`:`port` (useful with
+/// port 0); 0 when listener 0 is a Unix socket or there is no listener
+/// (`no_default_listener`, or after `Connection_Stop`); or a negative
+/// error. `Connection_ListenerPort` gives any listener's.
 ///
 /// Thread: the loop thread.
 #[no_mangle]

@@ -108,10 +108,15 @@ fn accepting(path: &CStr) -> bool {
 
 /// Connects to `sun` once: Ok(true) if it connected, Ok(false) if refused.
 fn probe(sun: &libc::sockaddr_un, len: libc::socklen_t) -> Result<bool, ListenError> {
-    // A blocking probe: a Unix connect completes or fails at once.
+    // Non-blocking: a Unix connect completes or fails at once, and a full
+    // backlog gives EAGAIN instead of a wait.
     // SAFETY: plain syscall with integer arguments.
     let probe = owned(cvt(unsafe {
-        libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
     })?);
     // SAFETY: `sun` is a valid sockaddr_un of `len` bytes.
     let r = unsafe { libc::connect(probe.as_raw_fd(), sun as *const _ as *const _, len) };

@@ -1,7 +1,8 @@
 //! Draining a load balancer can see: after `Connection_Stop` a response in
 //! progress finishes and its connection closes without starting the request
-//! pipelined behind it, a request that had begun to arrive is answered with
-//! `Connection: close`, an idle keep-alive connection is closed, and
+//! pipelined behind it, a request that had begun to arrive, or a client
+//! accepted but silent until then, is answered with `Connection: close`, an
+//! idle keep-alive connection is closed, and
 //! Process then reports CONNECTION_STOPPED.
 #![allow(clippy::field_reassign_with_default)] // mirrors the C usage: Default, then set fields
 
@@ -100,11 +101,13 @@ fn stop_finishes_current_answers_started_with_close_and_starts_nothing_new() {
     let mut started = client(port, b"GET /started HTTP/1.1\r\nHost: x\r\n");
     // Idle: one exchange done, kept alive.
     let mut idle = client(port, b"GET /idle HTTP/1.1\r\nHost: x\r\n\r\n");
+    // Fresh: accepted, nothing sent yet.
+    let mut fresh = client(port, b"");
     let mut stats = ConnectionStats::default();
     pump_until(&mut conn, |c| {
         // SAFETY: a live connection.
         unsafe { Connection_GetStats(c, &mut stats) };
-        stats.responses >= 1 && stats.accepted == 3 && !HELD.with(|h| h.get()).is_null()
+        stats.responses >= 1 && stats.accepted == 4 && !HELD.with(|h| h.get()).is_null()
     });
     pump_for(&mut conn, 100); // the started head is read
     let mut buf = [0u8; 512];
@@ -140,6 +143,24 @@ fn stop_finishes_current_answers_started_with_close_and_starts_nothing_new() {
             .to_ascii_lowercase()
             .contains("\r\nconnection: close\r\n"),
         "the request that had begun is answered with Connection: close: {reply:?}"
+    );
+
+    // A client accepted before Stop was about to send: it is answered.
+    fresh
+        .write_all(b"GET /fresh HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let fresh = read_all(fresh);
+    pump_until(&mut conn, |_| fresh.is_finished());
+    let reply = fresh.join().unwrap();
+    assert!(
+        reply.starts_with("HTTP/1.1 200 ") && reply.ends_with("/fresh"),
+        "{reply:?}"
+    );
+    assert!(
+        reply
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{reply:?}"
     );
 
     let resp = HELD.with(|h| h.replace(null_mut()));
