@@ -14,6 +14,7 @@ use crate::reactor::acceptor::MAX_LISTENERS;
 use crate::reactor::{Error, LoopPtr};
 use crate::sys::activation::{self, Activation};
 use crate::sys::listen::{self, ListenSocket};
+use crate::sys::socket;
 
 /// Most listeners one Connection serves (listener 0 included).
 pub const CONNECTION_MAX_LISTENERS: c_int = 64;
@@ -97,7 +98,7 @@ pub unsafe extern "C" fn Connection_AddListenTcp(
             let reuse_port = flags & CONNECTION_LISTEN_REUSEPORT != 0;
             let addr = SocketAddr::new(ip, port);
             let backlog = lp.with(|el| el.backlog());
-            match listen::listen_tcp(&addr, backlog, reuse_port, v6only) {
+            match socket::listen_tcp_with(&addr, backlog, reuse_port, v6only) {
                 Ok(fd) => add(lp, ListenSocket::owned(fd), None),
                 // An IPv4-mapped address on an IPv6-only socket.
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => CONNECTION_ERR_ADDR,

@@ -1,5 +1,5 @@
-//! Listening sockets other than the plain TCP one of `socket::listen_tcp`:
-//! TCP with `IPV6_V6ONLY` chosen, Unix domain sockets at a path (mode
+//! Listening sockets besides TCP (`socket::listen_tcp_with`): Unix domain
+//! sockets at a path (mode
 //! applied before anyone can connect, a stale file from a dead server
 //! replaced, a live one refused), descriptors handed in by the caller
 //! (validated), and the `ListenSocket` that owns one of them, or not.
@@ -7,7 +7,6 @@
 use std::ffi::{CStr, CString};
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::raw::c_int;
 
@@ -150,53 +149,6 @@ fn int_opt(fd: RawFd, level: c_int, name: c_int) -> io::Result<c_int> {
     // SAFETY: a live c_int and its size.
     cvt(unsafe { libc::getsockopt(fd, level, name, &mut v as *mut c_int as *mut _, &mut len) })?;
     Ok(v)
-}
-
-fn set_opt(fd: RawFd, level: c_int, name: c_int, value: c_int) -> io::Result<()> {
-    // SAFETY: a live c_int and its size.
-    cvt(unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            &value as *const c_int as *const _,
-            size_of::<c_int>() as libc::socklen_t,
-        )
-    })
-    .map(|_| ())
-}
-
-/// A TCP listener like `socket::listen_tcp`, with `IPV6_V6ONLY` set to
-/// `v6only` on an IPv6 address when given (the system default otherwise).
-pub fn listen_tcp(
-    addr: &SocketAddr,
-    backlog: c_int,
-    reuse_port: bool,
-    v6only: Option<bool>,
-) -> io::Result<OwnedFd> {
-    let family = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    // SAFETY: plain syscall with integer arguments.
-    let sock = owned(cvt(unsafe {
-        libc::socket(
-            family,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    })?);
-    let fd = sock.as_raw_fd();
-    set_opt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
-    if reuse_port {
-        set_opt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
-    }
-    if let (Some(only), false) = (v6only, addr.is_ipv4()) {
-        set_opt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, only as c_int)?;
-    }
-    super::socket::bind_listen(fd, addr, backlog)?;
-    Ok(sock)
 }
 
 fn unix_addr(path: &CStr) -> Result<(libc::sockaddr_un, libc::socklen_t), ListenError> {

@@ -103,17 +103,44 @@ fn set_int_opt(fd: Fd, level: c_int, name: c_int, value: c_int) -> io::Result<()
 
 /// Creates a non-blocking, close-on-exec listening TCP socket.
 pub fn listen_tcp(addr: &SocketAddr, backlog: c_int, reuse_port: bool) -> io::Result<OwnedFd> {
-    super::listen::listen_tcp(addr, backlog, reuse_port, None)
+    listen_tcp_with(addr, backlog, reuse_port, None)
 }
 
-/// Binds `fd` to `addr` and listens.
-pub(crate) fn bind_listen(fd: Fd, addr: &SocketAddr, backlog: c_int) -> io::Result<()> {
+/// `listen_tcp`, with `IPV6_V6ONLY` set to `v6only` on an IPv6 address
+/// when given (the system default otherwise).
+pub fn listen_tcp_with(
+    addr: &SocketAddr,
+    backlog: c_int,
+    reuse_port: bool,
+    v6only: Option<bool>,
+) -> io::Result<OwnedFd> {
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: plain syscall with integer arguments.
+    let sock = owned(cvt(unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    })?);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    set_int_opt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    if reuse_port {
+        set_int_opt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+    }
+    if let (Some(only), false) = (v6only, addr.is_ipv4()) {
+        set_int_opt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, only as c_int)?;
+    }
     let (raw, len) = socket_addr_raw(addr);
-    // SAFETY: `raw` holds a valid sockaddr of `len` bytes for its family.
+    // SAFETY: `raw` holds a valid sockaddr of `len` bytes for `family`.
     cvt(unsafe { libc::bind(fd, &raw as *const _ as *const libc::sockaddr, len) })?;
     // SAFETY: plain syscall with integer arguments.
     cvt(unsafe { libc::listen(fd, backlog) })?;
-    Ok(())
+    Ok(sock)
 }
 
 /// The port a bound socket ended up on (for port 0).
