@@ -117,8 +117,9 @@ pub unsafe extern "C" fn Connection_AddListenTcp(
 /// `path` gives `CONNECTION_ERR_SOCKET_PATH` and is left alone. The file
 /// is removed when the listener closes (Stop or Destroy) if it is still
 /// the one made here, by this process, and no other process accepts on
-/// it (a successor it was handed to across exec keeps it). Peers'
-/// `Request_RemoteAddr` is "unix". Returns the listener's index, or
+/// it (a successor it was handed to across exec keeps it). Put it in a
+/// directory only trusted users can write to: the mode is set through the
+/// path (chmod). Peers' `Request_RemoteAddr` is "unix". Returns the listener's index, or
 /// `CONNECTION_ERR_NULL`, `CONNECTION_ERR_INVALID` (mode above 0777),
 /// `CONNECTION_ERR_SOCKET_PATH`, `CONNECTION_ERR_ADDR_IN_USE`,
 /// `CONNECTION_ERR_PERMISSION`, `CONNECTION_ERR_TOO_MANY_LISTENERS`,

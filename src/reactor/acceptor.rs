@@ -63,7 +63,6 @@ impl Acceptor {
         let mut acceptor = Acceptor::none(token);
         let listener = socket::listen_tcp(addr, backlog, reuse_port)?;
         acceptor.add(poller, ListenSocket::owned(listener), None)?;
-        acceptor.spare = socket::open_spare_fd();
         Ok(acceptor)
     }
 
@@ -89,12 +88,13 @@ impl Acceptor {
     ) -> io::Result<usize> {
         let index = self.listeners.len();
         assert!(index < MAX_LISTENERS, "checked by the caller");
-        let interest = (!self.paused).then_some(Interest::READ_LEVEL);
         let fd = socket.as_raw_fd();
         poller.add(fd, Interest::READ_LEVEL, self.token - index as u64)?;
-        if interest.is_none() {
+        if self.paused {
+            // Watched again when accepting resumes, with the others.
             poller.modify(fd, None, self.token - index as u64)?;
         }
+        // The one spare descriptor, taken with the first listener.
         if self.spare.is_none() {
             self.spare = socket::open_spare_fd();
         }
