@@ -334,6 +334,8 @@ int main(int argc, char **argv)
             Connection_Destroy(&conn);
             return 1;
         }
+        for (opt = 0; opt < rc; opt++) /* names from FileDescriptorName= */
+            printf("socket %d: %s\n", opt, Connection_ListenerName(&conn, opt));
     }
     if (unix_path != NULL) {
         rc = Connection_AddListenUnix(&conn, unix_path, 0660);

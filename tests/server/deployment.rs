@@ -183,9 +183,14 @@ fn unix_socket_served_to_curl_and_through_nginx() {
 fn socket_activation_serves_the_handed_socket() {
     require_tool("systemd-socket-activate", "--version", "systemd");
     let port = free_port();
+    let tmp = TempDir::new("activation");
+    let sock = tmp.path().join("activated.sock");
     let mut cmd = Command::new("systemd-socket-activate");
     cmd.arg("-l")
         .arg(format!("127.0.0.1:{port}"))
+        .arg("-l")
+        .arg(&sock)
+        .arg("--fdname=web:admin")
         .arg(server_binary())
         .arg("--systemd");
     // systemd-socket-activate execs the server on the first connection.
@@ -205,6 +210,11 @@ fn socket_activation_serves_the_handed_socket() {
         let (status, _, body) = common::get(port, "/");
         assert_eq!((status, body.as_slice()), (200, common::HELLO));
     }
+    // The second socket, a Unix one, and the names LISTEN_FDNAMES gave.
+    assert_eq!(curl_unix(&sock), "Hello, World!");
+    let lines = program.stdout_lines();
+    assert!(lines.contains(&"socket 0: web".to_string()), "{lines:?}");
+    assert!(lines.contains(&"socket 1: admin".to_string()), "{lines:?}");
     drop(program);
 }
 
