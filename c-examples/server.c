@@ -28,6 +28,11 @@
  * request, not its headers: the handler keeps each request's Referer and
  * User-Agent in a small table keyed by Request_Id, and a request the
  * handler never saw (one the library refused) logs "-" for them.
+ *
+ * Listening: host:port by default; --unix PATH adds a Unix domain socket
+ * (for nginx's proxy_pass http://unix:PATH); --systemd serves the sockets
+ * systemd's socket activation hands over instead of host:port (see
+ * systemd/ beside this file).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -352,7 +357,11 @@ static void on_signal(int sig)
 static const char usage[] =
     "usage: %s [--host ADDR] [--port N] [--max-connections N]\n"
     "          [--header-timeout-ms N] [--idle-timeout-ms N] [--access-log FILE]\n"
-    "defaults: 127.0.0.1, 8080 (0: any free port), then ConnectionConfig_Default\n";
+    "          [--unix PATH] [--systemd]\n"
+    "defaults: 127.0.0.1, 8080 (0: any free port), then ConnectionConfig_Default\n"
+    "--unix PATH: also listen on a Unix socket at PATH (mode 0660)\n"
+    "--systemd: serve the sockets passed by socket activation (LISTEN_FDS)\n"
+    "           instead of --host/--port\n";
 
 static const struct option options[] = {
     {"host", required_argument, NULL, 'H'},
@@ -361,6 +370,8 @@ static const struct option options[] = {
     {"header-timeout-ms", required_argument, NULL, 't'},
     {"idle-timeout-ms", required_argument, NULL, 'i'},
     {"access-log", required_argument, NULL, 'a'},
+    {"unix", required_argument, NULL, 'u'},
+    {"systemd", no_argument, NULL, 's'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -382,7 +393,8 @@ int main(int argc, char **argv)
 {
     ConnectionConfig cfg;
     struct sigaction sa;
-    int opt, rc;
+    const char *unix_path = NULL;
+    int opt, rc, systemd = 0;
 
     ConnectionConfig_Default(&cfg);
     cfg.host = "127.0.0.1"; /* rather than the library's 0.0.0.0 */
@@ -400,6 +412,8 @@ int main(int argc, char **argv)
                 return 1;
             }
             break;
+        case 'u': unix_path = optarg; break;
+        case 's': systemd = 1; break;
         case 'h': printf(usage, argv[0]); return 0;
         default: fprintf(stderr, usage, argv[0]); return 2;
         }
@@ -410,11 +424,32 @@ int main(int argc, char **argv)
     }
     fill(big, sizeof big, 0);
 
+    cfg.no_default_listener = systemd; /* the handed sockets replace host:port */
     rc = Connection_InitWith(&conn, &cfg);
     if (rc != CONNECTION_OK) {
         fprintf(stderr, "cannot listen on %s:%u: %s\n", cfg.host, (unsigned)cfg.port,
                 Connection_StrError(rc));
         return 1;
+    }
+    if (systemd) {
+        /* 1: unset LISTEN_* so that no child of ours takes them too. */
+        rc = Connection_AddSystemdListeners(&conn, 1);
+        if (rc < 0) {
+            fprintf(stderr, "socket activation: %s\n", Connection_StrError(rc));
+            Connection_Destroy(&conn);
+            return 1;
+        }
+        for (opt = 0; opt < rc; opt++) /* names from FileDescriptorName= */
+            printf("socket %d: %s\n", opt, Connection_ListenerName(&conn, opt));
+    }
+    if (unix_path != NULL) {
+        rc = Connection_AddListenUnix(&conn, unix_path, 0660);
+        if (rc < 0) {
+            fprintf(stderr, "cannot listen on %s: %s\n", unix_path, Connection_StrError(rc));
+            Connection_Destroy(&conn);
+            return 1;
+        }
+        printf("unix socket %s\n", unix_path);
     }
     Connection_SetHandler(&conn, on_request, NULL);
     if (access_log != NULL)
@@ -430,7 +465,10 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    printf("listening on %s:%d\n", cfg.host, Connection_Port(&conn));
+    if (systemd) /* listener 0 is the first socket handed over */
+        printf("listening on systemd:%d\n", Connection_Port(&conn));
+    else
+        printf("listening on %s:%d\n", cfg.host, Connection_Port(&conn));
     fflush(stdout);
 
     while ((rc = Connection_Process(&conn)) == CONNECTION_OK)

@@ -177,6 +177,29 @@
 #define CONNECTION_ERR_FILE_IO -29
 
 /**
+ * The Connection already serves `CONNECTION_MAX_LISTENERS` listeners.
+ */
+#define CONNECTION_ERR_TOO_MANY_LISTENERS -23
+
+/**
+ * The descriptor is not a stream socket in the listening state (not a
+ * socket, not listening, a datagram socket, or not open).
+ */
+#define CONNECTION_ERR_NOT_LISTENING -24
+
+/**
+ * The Unix socket path is unusable: empty, too long for `sun_path`, or a
+ * file that is not a socket is in the way (it is never removed).
+ */
+#define CONNECTION_ERR_SOCKET_PATH -25
+
+/**
+ * Socket activation handed this process nothing: `LISTEN_PID` or
+ * `LISTEN_FDS` is unset, or `LISTEN_PID` names another process.
+ */
+#define CONNECTION_ERR_NOT_ACTIVATED -26
+
+/**
  * Flag for `Response_SendFile*`: the library takes the descriptor and
  * closes it exactly once, whatever the call returns.
  */
@@ -186,6 +209,29 @@
  * `length` for `Response_SendFile`: from `offset` to the end of the file.
  */
 #define CONNECTION_FILE_TO_END UINT64_MAX
+
+/**
+ * Most listeners one Connection serves (listener 0 included).
+ */
+#define CONNECTION_MAX_LISTENERS 64
+
+/**
+ * `Connection_AddListenTcp` flag: an IPv6 listener takes IPv6 only
+ * (`IPV6_V6ONLY` on), so an IPv4 listener may share the port.
+ */
+#define CONNECTION_LISTEN_V6ONLY 1
+
+/**
+ * `Connection_AddListenTcp` flag: an IPv6 listener also takes IPv4
+ * (`IPV6_V6ONLY` off). Without either flag the system default
+ * (`/proc/sys/net/ipv6/bindv6only`) holds.
+ */
+#define CONNECTION_LISTEN_DUALSTACK 2
+
+/**
+ * `Connection_AddListenTcp` flag: set `SO_REUSEPORT`.
+ */
+#define CONNECTION_LISTEN_REUSEPORT 4
 
 /**
  * Log levels for `Connection_SetLogger`.
@@ -485,6 +531,13 @@ typedef struct ConnectionConfig {
    * Default 65536; 1 to 16777216.
    */
   uint32_t max_pending_posts;
+  /**
+   * Start with no listener: `host` and `port` are ignored, and the
+   * caller adds its listeners with `Connection_AddListen*` (or
+   * `Connection_AddSystemdListeners`). Default false: `host`:`port` is
+   * bound as listener 0.
+   */
+  bool no_default_listener;
 } ConnectionConfig;
 
 /**
@@ -927,6 +980,129 @@ int Response_SendFile(struct Response *resp, int fd, uint64_t offset, uint64_t l
 int Response_SendFileRanged(struct Response *resp, const struct Request *req, int fd, unsigned int flags);
 
 /**
+ * Adds a TCP listener on `host` (an IPv4 or IPv6 literal, IPv6 perhaps
+ * in brackets, or "localhost" for 127.0.0.1) and `port` (0 picks a free
+ * one: see `Connection_ListenerPort`). `flags`: 0 or an OR of
+ * `CONNECTION_LISTEN_V6ONLY` / `CONNECTION_LISTEN_DUALSTACK` (not both;
+ * they matter only for IPv6) and `CONNECTION_LISTEN_REUSEPORT`. The
+ * socket is non-blocking, close-on-exec, with `SO_REUSEADDR`, and the
+ * config's backlog. Returns the listener's index (>= 0; requests it
+ * accepts report it through `Request_Listener`), or
+ * `CONNECTION_ERR_NULL`, `CONNECTION_ERR_INVALID` (flags),
+ * `CONNECTION_ERR_ADDR`, `CONNECTION_ERR_ADDR_IN_USE`,
+ * `CONNECTION_ERR_PERMISSION`, `CONNECTION_ERR_TOO_MANY_LISTENERS`,
+ * `CONNECTION_ERR_STATE` (after `Connection_Stop`),
+ * `CONNECTION_ERR_NOT_INITIALIZED`, `CONNECTION_ERR_WRONG_THREAD`,
+ * `CONNECTION_ERR_SYSTEM`. Listeners live until Stop or Destroy.
+ *
+ * Thread: the loop thread.
+ */
+int Connection_AddListenTcp(struct Connection *conn, const char *host, uint16_t port, int flags);
+
+/**
+ * Adds a Unix domain stream listener at `path` (at most 107 bytes). The
+ * socket file gets permission bits `mode` (e.g. 0660; 0 keeps what the
+ * process umask gives) before the socket listens, so nobody connects
+ * under looser permissions. A socket file nobody accepts on (left by a
+ * dead server: connect is refused) is replaced; one a live server
+ * accepts on gives `CONNECTION_ERR_ADDR_IN_USE`; any other file at
+ * `path` gives `CONNECTION_ERR_SOCKET_PATH` and is left alone. The file
+ * is removed when the listener closes (Stop or Destroy) if it is still
+ * the one made here, by this process, and no other process accepts on
+ * it (a successor it was handed to across exec keeps it). Put it in a
+ * directory only trusted users can write to: the mode is set through the
+ * path (chmod). Peers' `Request_RemoteAddr` is "unix". Returns the listener's index, or
+ * `CONNECTION_ERR_NULL`, `CONNECTION_ERR_INVALID` (mode above 0777),
+ * `CONNECTION_ERR_SOCKET_PATH`, `CONNECTION_ERR_ADDR_IN_USE`,
+ * `CONNECTION_ERR_PERMISSION`, `CONNECTION_ERR_TOO_MANY_LISTENERS`,
+ * `CONNECTION_ERR_STATE`, `CONNECTION_ERR_NOT_INITIALIZED`,
+ * `CONNECTION_ERR_WRONG_THREAD`, `CONNECTION_ERR_SYSTEM`.
+ *
+ * Thread: the loop thread.
+ */
+int Connection_AddListenUnix(struct Connection *conn, const char *path, uint32_t mode);
+
+/**
+ * Adds a listening socket the caller already holds (inherited, or made
+ * itself): it must be a stream socket in the listening state (TCP or
+ * Unix), else `CONNECTION_ERR_NOT_LISTENING` and nothing changes. It is
+ * made non-blocking and close-on-exec (its other flags kept). With
+ * `owned` non-zero the library closes it with the listener (Stop,
+ * Destroy, or a failure here); with 0 the caller closes it, after
+ * `Connection_Destroy`. Returns the listener's index, or
+ * `CONNECTION_ERR_NOT_LISTENING`, `CONNECTION_ERR_TOO_MANY_LISTENERS`,
+ * `CONNECTION_ERR_STATE`, `CONNECTION_ERR_NULL`,
+ * `CONNECTION_ERR_NOT_INITIALIZED`, `CONNECTION_ERR_WRONG_THREAD`,
+ * `CONNECTION_ERR_SYSTEM`.
+ *
+ * Thread: the loop thread.
+ */
+int Connection_AddListenFd(struct Connection *conn, int fd, int owned);
+
+/**
+ * Adopts the sockets systemd socket activation (or anything following
+ * `sd_listen_fds(3)`, such as a restarting server handing its sockets
+ * to its successor) passed: when `LISTEN_PID` is this process,
+ * descriptors 3 .. 3+`LISTEN_FDS`-1, named by `LISTEN_FDNAMES`
+ * (`Connection_ListenerName`). Each is made close-on-exec, checked to be
+ * a listening stream socket, and owned by the library from then on. With
+ * `unset_environment` non-zero the three variables are removed (whatever
+ * the outcome), so children do not see them; that calls `unsetenv`,
+ * which other threads must not race with. Returns how many listeners
+ * were added (their indexes follow the ones already there:
+ * `Connection_ListenerCount` before the call gives the first), or
+ * `CONNECTION_ERR_NOT_ACTIVATED` (variables unset, or `LISTEN_PID` is
+ * another process: nothing is touched), `CONNECTION_ERR_INVALID`
+ * (malformed variables), `CONNECTION_ERR_NOT_LISTENING` (one of them is
+ * not a listening stream socket: none is added),
+ * `CONNECTION_ERR_TOO_MANY_LISTENERS`, `CONNECTION_ERR_STATE`,
+ * `CONNECTION_ERR_NULL`, `CONNECTION_ERR_NOT_INITIALIZED`,
+ * `CONNECTION_ERR_WRONG_THREAD`, `CONNECTION_ERR_SYSTEM`.
+ *
+ * Thread: the loop thread.
+ */
+int Connection_AddSystemdListeners(struct Connection *conn, int unset_environment);
+
+/**
+ * How many listeners the Connection serves (0 after `Connection_Stop`,
+ * which closes them), or a negative error.
+ *
+ * Thread: the loop thread.
+ */
+int Connection_ListenerCount(const struct Connection *conn);
+
+/**
+ * The TCP port of listener `index` (useful with port 0), 0 for a Unix
+ * socket, or `CONNECTION_ERR_INVALID` (no such listener) or another
+ * negative error. `Connection_Port` is the same for listener 0.
+ *
+ * Thread: the loop thread.
+ */
+int Connection_ListenerPort(const struct Connection *conn, int index);
+
+/**
+ * The descriptor of listener `index`, or `CONNECTION_ERR_INVALID` (no
+ * such listener) or another negative error. It stays the library's (or,
+ * for `Connection_AddListenFd` without ownership, yours): do not close it
+ * or change its flags. Meant for handing the socket to a successor
+ * process: `dup2` it into place in a child after `fork`, before `exec`
+ * (see c-examples/restart.c).
+ *
+ * Thread: the loop thread.
+ */
+int Connection_ListenerFd(const struct Connection *conn, int index);
+
+/**
+ * The name listener `index` was handed in with (`LISTEN_FDNAMES`, by
+ * `Connection_AddSystemdListeners`), or NULL (no name, no such
+ * listener, a bad handle, the wrong thread). Valid until the listener
+ * closes (Stop or Destroy).
+ *
+ * Thread: the loop thread.
+ */
+const char *Connection_ListenerName(const struct Connection *conn, int index);
+
+/**
  * Forwards the library's log records at `max_level` (`CONNECTION_LOG_*`)
  * and above to `callback(user, level, target, message)`. NULL `callback`
  * or `CONNECTION_LOG_OFF` turns logging off. Process-wide (it applies to
@@ -1012,8 +1188,8 @@ int Request_HeaderAt(const struct Request *req, size_t index, const char **name,
 const uint8_t *Request_Body(const struct Request *req, size_t *len);
 
 /**
- * Writes the client's address as "ip:port" (`[v6]:port` for IPv6),
- * NUL-terminated, into `buf` of `cap` bytes (64 is always enough).
+ * Writes the client's address as "ip:port" (`[v6]:port` for IPv6; "unix"
+ * for a client of a Unix domain socket listener), NUL-terminated, into `buf` of `cap` bytes (64 is always enough).
  * Returns the string length, or `CONNECTION_ERR_NULL`,
  * `CONNECTION_ERR_TOO_LARGE` (buffer too small; nothing written),
  * `CONNECTION_ERR_WRONG_THREAD`.
@@ -1021,6 +1197,16 @@ const uint8_t *Request_Body(const struct Request *req, size_t *len);
  * Thread: the loop thread.
  */
 int Request_RemoteAddr(const struct Request *req, char *buf, size_t cap);
+
+/**
+ * The index of the listener that accepted this request's connection (0
+ * for the one `Connection_InitWith` binds; others as the
+ * `Connection_AddListen*` calls returned), or `CONNECTION_ERR_NULL`,
+ * `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread.
+ */
+int Request_Listener(const struct Request *req);
 
 /**
  * The HTTP version: 10 for HTTP/1.0, 11 for HTTP/1.1, or

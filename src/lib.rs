@@ -28,6 +28,7 @@ pub use crate::ffi::config::*;
 pub use crate::ffi::connection::*;
 pub use crate::ffi::error::*;
 pub use crate::ffi::file::*;
+pub use crate::ffi::listeners::*;
 pub use crate::ffi::logger::*;
 pub use crate::ffi::request::*;
 pub use crate::ffi::response::*;

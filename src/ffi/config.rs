@@ -88,6 +88,11 @@ pub struct ConnectionConfig {
     /// beyond it returns `CONNECTION_ERR_QUEUE_FULL` (nothing queued).
     /// Default 65536; 1 to 16777216.
     pub max_pending_posts: u32,
+    /// Start with no listener: `host` and `port` are ignored, and the
+    /// caller adds its listeners with `Connection_AddListen*` (or
+    /// `Connection_AddSystemdListeners`). Default false: `host`:`port` is
+    /// bound as listener 0.
+    pub no_default_listener: bool,
 }
 
 impl Default for ConnectionConfig {
@@ -115,6 +120,7 @@ impl Default for ConnectionConfig {
             output_high_water_total: d.output_high_water_total as u64,
             response_timeout_ms: d.response_timeout_ms as u32,
             max_pending_posts: d.max_pending_posts as u32,
+            no_default_listener: !d.listen,
         }
     }
 }
@@ -212,10 +218,11 @@ pub unsafe fn limits_from_config(cfg: &ConnectionConfig) -> Result<Limits, i32> 
         trusted_gateway: false,
         response_timeout_ms: cfg.response_timeout_ms as u64,
         max_pending_posts: cfg.max_pending_posts as usize,
+        listen: !cfg.no_default_listener,
     })
 }
 
-fn parse_host(host: &str) -> Option<IpAddr> {
+pub(super) fn parse_host(host: &str) -> Option<IpAddr> {
     if host.eq_ignore_ascii_case("localhost") {
         return Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }

@@ -9,6 +9,7 @@ use std::os::raw::c_int;
 
 use crate::reactor::posts::Refused;
 use crate::reactor::{CloseReason, Error};
+use crate::sys::listen::ListenError;
 
 /// Success.
 pub const CONNECTION_OK: c_int = 0;
@@ -72,6 +73,17 @@ pub const CONNECTION_ERR_FILE_RANGE: c_int = -28;
 /// `Response_SendFile*`: `fstat`, `read` or `dup` of the descriptor failed
 /// (the errno is logged); nothing was sent.
 pub const CONNECTION_ERR_FILE_IO: c_int = -29;
+/// The Connection already serves `CONNECTION_MAX_LISTENERS` listeners.
+pub const CONNECTION_ERR_TOO_MANY_LISTENERS: c_int = -23;
+/// The descriptor is not a stream socket in the listening state (not a
+/// socket, not listening, a datagram socket, or not open).
+pub const CONNECTION_ERR_NOT_LISTENING: c_int = -24;
+/// The Unix socket path is unusable: empty, too long for `sun_path`, or a
+/// file that is not a socket is in the way (it is never removed).
+pub const CONNECTION_ERR_SOCKET_PATH: c_int = -25;
+/// Socket activation handed this process nothing: `LISTEN_PID` or
+/// `LISTEN_FDS` is unset, or `LISTEN_PID` names another process.
+pub const CONNECTION_ERR_NOT_ACTIVATED: c_int = -26;
 
 /// Why a connection (or a pull stream) ended. Passed to cleanup callbacks
 /// and counted in `ConnectionStats`.
@@ -164,6 +176,14 @@ pub fn message(code: c_int) -> &'static std::ffi::CStr {
         CONNECTION_ERR_NOT_FILE => c"the descriptor is not a regular file",
         CONNECTION_ERR_FILE_RANGE => c"the offset and length reach beyond the end of the file",
         CONNECTION_ERR_FILE_IO => c"reading the file failed (fstat, read or dup; see the log)",
+        CONNECTION_ERR_TOO_MANY_LISTENERS => c"the Connection already has the most listeners allowed",
+        CONNECTION_ERR_NOT_LISTENING => c"the descriptor is not a listening stream socket",
+        CONNECTION_ERR_SOCKET_PATH => {
+            c"the Unix socket path is empty, too long, or names a file that is not a socket"
+        }
+        CONNECTION_ERR_NOT_ACTIVATED => {
+            c"no sockets were handed to this process (LISTEN_FDS unset, or LISTEN_PID is another process)"
+        }
         _ => c"unknown error code",
     }
 }
@@ -209,6 +229,16 @@ pub fn result_code(result: Result<(), Error>) -> c_int {
 impl From<CloseReason> for ConnectionCloseReason {
     fn from(reason: CloseReason) -> Self {
         Self::ALL[reason.number() as usize]
+    }
+}
+
+/// The code for a listener that could not be set up.
+pub fn from_listen(err: ListenError) -> c_int {
+    match err {
+        ListenError::Path => CONNECTION_ERR_SOCKET_PATH,
+        ListenError::Live => CONNECTION_ERR_ADDR_IN_USE,
+        ListenError::NotListening => CONNECTION_ERR_NOT_LISTENING,
+        ListenError::Io(e) => from_io(&e),
     }
 }
 

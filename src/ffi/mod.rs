@@ -16,6 +16,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod file;
+pub mod listeners;
 pub mod logger;
 pub(crate) mod registry;
 pub mod request;

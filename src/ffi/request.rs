@@ -220,8 +220,8 @@ pub unsafe extern "C" fn Request_Body(req: *const Request, len: *mut usize) -> *
     })
 }
 
-/// Writes the client's address as "ip:port" (`[v6]:port` for IPv6),
-/// NUL-terminated, into `buf` of `cap` bytes (64 is always enough).
+/// Writes the client's address as "ip:port" (`[v6]:port` for IPv6; "unix"
+/// for a client of a Unix domain socket listener), NUL-terminated, into `buf` of `cap` bytes (64 is always enough).
 /// Returns the string length, or `CONNECTION_ERR_NULL`,
 /// `CONNECTION_ERR_TOO_LARGE` (buffer too small; nothing written),
 /// `CONNECTION_ERR_WRONG_THREAD`.
@@ -261,9 +261,27 @@ fn format_addr(peer: &PeerAddr, out: &mut [u8; 64]) -> usize {
     let mut cursor = std::io::Cursor::new(&mut out[..]);
     let _ = match peer.to_socket_addr() {
         Some(addr) => write!(cursor, "{addr}"),
+        None if peer.is_unix() => write!(cursor, "unix"),
         None => write!(cursor, "unknown"),
     };
     cursor.position() as usize
+}
+
+/// The index of the listener that accepted this request's connection (0
+/// for the one `Connection_InitWith` binds; others as the
+/// `Connection_AddListen*` calls returned), or `CONNECTION_ERR_NULL`,
+/// `CONNECTION_ERR_WRONG_THREAD`.
+///
+/// Thread: the loop thread.
+#[no_mangle]
+pub unsafe extern "C" fn Request_Listener(req: *const Request) -> c_int {
+    guard_int(|| {
+        // SAFETY: documented contract: `req` from the library or NULL.
+        match unsafe { view(req) } {
+            Ok(r) => c_int::from(r.0.peer.listener),
+            Err(code) => code,
+        }
+    })
 }
 
 /// The HTTP version: 10 for HTTP/1.0, 11 for HTTP/1.1, or

@@ -1,13 +1,19 @@
-//! The listening socket (muduo's Acceptor): one accept4 at a time (the
-//! loop takes a budget of clients per wake-up, `accept_budget.rs`), turn a
-//! waiting client away through a spare descriptor on EMFILE, and pause
-//! (taking the listener out of epoll) when told to.
+//! The listening sockets (muduo's Acceptor): up to `MAX_LISTENERS` of
+//! them (TCP, Unix, or handed in), one accept4 at a time (the loop takes a
+//! budget of clients per wake-up of each, `accept_budget.rs`); a
+//! waiting client turned away through the one spare descriptor on EMFILE;
+//! all of them paused (taken out of epoll) and resumed together.
 
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
+use crate::sys::listen::ListenSocket;
 use crate::sys::socket::{self, PeerAddr};
 use crate::sys::{Interest, Poller};
+
+/// Most listeners one loop serves.
+pub const MAX_LISTENERS: usize = 64;
 
 /// Back-off before retrying accept after ENOBUFS/ENOMEM or an fd shortage
 /// with no spare descriptor.
@@ -27,18 +33,27 @@ pub enum Accepted {
     Pause(u64),
 }
 
+/// One listening socket, its TCP port (0 for other kinds) and the name it
+/// was handed in with (socket activation).
+struct Listener {
+    socket: ListenSocket,
+    port: u16,
+    name: Option<CString>,
+}
+
 pub struct Acceptor {
-    listener: Option<OwnedFd>,
+    /// Listener `i` is registered under token `token - i`.
+    listeners: Vec<Listener>,
     /// Spare descriptor released to accept-and-close on EMFILE.
     spare: Option<OwnedFd>,
     token: u64,
     pub paused: bool,
     pub retry_at: Option<u64>,
-    port: u16,
 }
 
 impl Acceptor {
-    /// Binds, listens and registers (level-triggered) under `token`.
+    /// Binds and listens on `addr` as listener 0, registered
+    /// (level-triggered) under `token`.
     pub fn listen(
         poller: &Poller,
         addr: &std::net::SocketAddr,
@@ -46,46 +61,91 @@ impl Acceptor {
         reuse_port: bool,
         token: u64,
     ) -> io::Result<Acceptor> {
+        let mut acceptor = Acceptor::none(token);
         let listener = socket::listen_tcp(addr, backlog, reuse_port)?;
-        let port = socket::local_port(listener.as_raw_fd())?;
-        poller.add(listener.as_raw_fd(), Interest::READ_LEVEL, token)?;
-        Ok(Acceptor {
-            listener: Some(listener),
-            spare: socket::open_spare_fd(),
-            token,
-            paused: false,
-            retry_at: None,
-            port,
-        })
+        acceptor.add(poller, ListenSocket::owned(listener), None)?;
+        Ok(acceptor)
     }
 
-    /// No listener (an in-memory loop).
+    /// No listener yet (an in-memory loop, or one that adds its own).
     pub fn none(token: u64) -> Acceptor {
         Acceptor {
-            listener: None,
+            listeners: Vec::new(),
             spare: None,
             token,
             paused: false,
             retry_at: None,
-            port: 0,
         }
     }
 
+    /// Adds a listening socket (watched at once, or from when accepting
+    /// resumes if paused); returns its index. The caller keeps the count
+    /// below `MAX_LISTENERS`.
+    pub fn add(
+        &mut self,
+        poller: &Poller,
+        socket: ListenSocket,
+        name: Option<CString>,
+    ) -> io::Result<usize> {
+        let index = self.listeners.len();
+        assert!(index < MAX_LISTENERS, "checked by the caller");
+        let fd = socket.as_raw_fd();
+        poller.add(fd, Interest::READ_LEVEL, self.token - index as u64)?;
+        if self.paused {
+            // Watched again when accepting resumes, with the others.
+            poller.modify(fd, None, self.token - index as u64)?;
+        }
+        // The one spare descriptor, taken with the first listener.
+        if self.spare.is_none() {
+            self.spare = socket::open_spare_fd();
+        }
+        let port = crate::sys::listen::tcp_port(fd);
+        self.listeners.push(Listener { socket, port, name });
+        Ok(index)
+    }
+
+    /// The name listener `index` was handed in with, if any.
+    pub fn name(&self, index: usize) -> Option<&CStr> {
+        self.listeners.get(index)?.name.as_deref()
+    }
+
+    /// How many listeners there are.
+    pub fn count(&self) -> usize {
+        self.listeners.len()
+    }
+
+    /// The listener index of an epoll token, if it is one.
+    pub fn index_of(&self, token: u64) -> Option<usize> {
+        let i = self.token.checked_sub(token)? as usize;
+        (i < MAX_LISTENERS).then_some(i)
+    }
+
+    /// Listener 0's TCP port (0 if it has none).
     pub fn port(&self) -> u16 {
-        self.port
+        self.listeners.first().map_or(0, |l| l.port)
+    }
+
+    /// Listener `index`'s descriptor, if it exists.
+    pub fn fd_of(&self, index: usize) -> Option<RawFd> {
+        self.raw(index)
+    }
+
+    /// Listener `index`'s TCP port (0 for other kinds), if it exists.
+    pub fn port_of(&self, index: usize) -> Option<u16> {
+        self.listeners.get(index).map(|l| l.port)
     }
 
     pub fn is_open(&self) -> bool {
-        self.listener.is_some()
+        !self.listeners.is_empty()
     }
 
-    fn raw(&self) -> Option<RawFd> {
-        self.listener.as_ref().map(|l| l.as_raw_fd())
+    fn raw(&self, index: usize) -> Option<RawFd> {
+        self.listeners.get(index).map(|l| l.socket.as_raw_fd())
     }
 
-    /// Whether a client waits in the backlog.
-    pub fn client_waiting(&self) -> bool {
-        self.raw().is_some_and(socket::backlog_waiting)
+    /// Whether a client waits in listener `index`'s backlog.
+    pub fn client_waiting(&self, index: usize) -> bool {
+        self.raw(index).is_some_and(socket::backlog_waiting)
     }
 
     /// Paused because the connection limit was reached (not for a retry).
@@ -95,16 +155,19 @@ impl Acceptor {
 
     /// Whether accepting may go on now.
     pub fn ready(&self) -> bool {
-        self.listener.is_some() && !self.paused
+        !self.listeners.is_empty() && !self.paused
     }
 
-    /// One accept4, with every errno decided.
-    pub fn accept(&mut self, count_fd_exhausted: &mut u64) -> Accepted {
-        let Some(fd) = self.raw() else {
+    /// One accept4 on listener `index`, with every errno decided.
+    pub fn accept(&mut self, index: usize, count_fd_exhausted: &mut u64) -> Accepted {
+        let Some(fd) = self.raw(index) else {
             return Accepted::Drained;
         };
         let e = match socket::accept(fd) {
-            Ok((client, peer)) => return Accepted::Client(client, peer),
+            Ok((client, mut peer)) => {
+                peer.listener = index as u16;
+                return Accepted::Client(client, peer);
+            }
             Err(e) => e,
         };
         match e.raw_os_error().unwrap_or(0) {
@@ -164,15 +227,16 @@ impl Acceptor {
         outcome
     }
 
-    /// Stops watching the listener. With `retry_at`, try again then;
+    /// Stops watching every listener. With `retry_at`, try again then;
     /// without, resume when told. Returns whether it was newly paused.
     pub fn pause(&mut self, poller: &Poller, retry_at: Option<u64>) -> bool {
         let newly = !self.paused;
         if newly {
             self.paused = true;
-            if let Some(fd) = self.raw() {
-                if let Err(e) = poller.modify(fd, None, self.token) {
-                    log::error!("epoll_ctl(MOD) pausing the listener: {e}");
+            for (i, l) in self.listeners.iter().enumerate() {
+                let fd = l.socket.as_raw_fd();
+                if let Err(e) = poller.modify(fd, None, self.token - i as u64) {
+                    log::error!("epoll_ctl(MOD) pausing listener {i}: {e}");
                 }
             }
         }
@@ -181,16 +245,17 @@ impl Acceptor {
     }
 
     pub fn resume(&mut self, poller: &Poller) {
-        let Some(fd) = self.raw() else {
-            return;
-        };
         if self.paused {
             self.paused = false;
             self.retry_at = None;
             // Level-triggered: a backlog that built up meanwhile is reported
             // by the next epoll_wait.
-            if let Err(e) = poller.modify(fd, Some(Interest::READ_LEVEL), self.token) {
-                log::error!("epoll_ctl(MOD) resuming the listener: {e}");
+            for (i, l) in self.listeners.iter().enumerate() {
+                let fd = l.socket.as_raw_fd();
+                let interest = Some(Interest::READ_LEVEL);
+                if let Err(e) = poller.modify(fd, interest, self.token - i as u64) {
+                    log::error!("epoll_ctl(MOD) resuming listener {i}: {e}");
+                }
             }
         }
     }
@@ -203,10 +268,12 @@ impl Acceptor {
         }
     }
 
-    /// Closes the listener (stop): removed from epoll first.
+    /// Closes every listener (stop): each removed from epoll first; a
+    /// Unix socket file we made is removed, a socket the caller kept
+    /// ownership of is left open.
     pub fn close(&mut self, poller: &Poller) {
-        if let Some(l) = self.listener.take() {
-            let _ = poller.delete(l.as_raw_fd());
+        for l in self.listeners.drain(..) {
+            let _ = poller.delete(l.socket.as_raw_fd());
         }
     }
 }

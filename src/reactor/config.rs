@@ -37,6 +37,8 @@ pub struct Limits {
     pub response_timeout_ms: u64,
     /// Tasks posted (`Connection_Post`) and not yet run, at most.
     pub max_pending_posts: usize,
+    /// Whether the loop binds `addr` as listener 0 when created.
+    pub listen: bool,
 }
 
 impl Default for Limits {
@@ -63,6 +65,7 @@ impl Default for Limits {
             trusted_gateway: parse.trusted_gateway,
             response_timeout_ms: 30_000,
             max_pending_posts: 65_536,
+            listen: true,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::os::raw::c_void;
 use std::sync::Arc;
 
 use super::accept_budget::AcceptBudget;
-use super::acceptor::{Accepted, Acceptor};
+use super::acceptor::{Accepted, Acceptor, MAX_LISTENERS};
 use super::app_timers::AppTimers;
 use super::completion::Finished;
 use super::config::Limits;
@@ -26,11 +26,13 @@ use super::slab::{Slab, Token};
 use super::stats::Stats;
 use super::timers::{TimerKind, Timers};
 use super::upgrade::Upgrade;
+use crate::sys::listen::ListenSocket;
 use crate::sys::{socket, Event, EventFd, Interest, OwnedFd, PeerAddr, Poller};
 
+/// Listener 0's token; listener `i` has `LISTENER - i`.
 pub(crate) const LISTENER: Token = Token(u64::MAX);
-pub(crate) const STOP: Token = Token(u64::MAX - 1);
-pub(crate) const NOTIFY: Token = Token(u64::MAX - 2);
+pub(crate) const STOP: Token = Token(u64::MAX - MAX_LISTENERS as u64);
+pub(crate) const NOTIFY: Token = Token(u64::MAX - MAX_LISTENERS as u64 - 1);
 
 /// Events taken from one epoll_wait.
 const EVENT_BATCH: usize = 1024;
@@ -48,8 +50,8 @@ pub struct EventLoop {
     pub(crate) sh: Shared,
     /// Whether new clients are read before they are added to epoll.
     pub(crate) first_read: FirstRead,
-    /// How many clients to accept per wake-up of the listener.
-    pub(crate) accept_budget: AcceptBudget,
+    /// How many clients to accept per wake-up, one budget per listener.
+    pub(crate) accept_budget: [AcceptBudget; MAX_LISTENERS],
     pub(crate) handlers: Handlers,
     /// The request the application is looking at: its own allocation (see
     /// `request.rs`), freed in Drop.
@@ -86,27 +88,35 @@ pub struct EventLoop {
 }
 
 impl EventLoop {
-    /// Binds and listens on `limits.addr`, sets up epoll and the eventfds.
+    /// Binds and listens on `limits.addr` (unless `limits.listen` is off),
+    /// sets up epoll and the eventfds.
     /// The loop comes back as the raw pointer of its allocation (from
     /// `Box::into_raw`): the addresses it hands out (each reply's owner)
     /// derive from it, and `LoopPtr::destroy` frees it.
     pub fn create(limits: Limits) -> Result<*mut EventLoop, Error> {
         let poller = Poller::new(EVENT_BATCH)?;
-        let acceptor = Acceptor::listen(
-            &poller,
-            &limits.addr,
-            limits.backlog,
-            limits.reuse_port,
-            LISTENER.0,
-        )?;
+        let acceptor = if limits.listen {
+            Acceptor::listen(
+                &poller,
+                &limits.addr,
+                limits.backlog,
+                limits.reuse_port,
+                LISTENER.0,
+            )?
+        } else {
+            Acceptor::none(LISTENER.0)
+        };
         let stop = EventFd::new()?;
         let notify = EventFd::new()?;
         poller.add(stop.raw(), Interest::READ_LEVEL, STOP.0)?;
         poller.add(notify.raw(), Interest::READ_LEVEL, NOTIFY.0)?;
         let addr = limits.addr;
         let port = acceptor.port();
+        let listen = limits.listen;
         let el = EventLoop::build(limits, poller, acceptor, (stop, notify), Io::default());
-        log::info!("listening on {}:{}", addr.ip(), port);
+        if listen {
+            log::info!("listening on {}:{}", addr.ip(), port);
+        }
         Ok(el)
     }
 
@@ -131,7 +141,7 @@ impl EventLoop {
             timers: Timers::new(initial),
             sh: Shared::new(limits, io),
             first_read: FirstRead::default(),
-            accept_budget: AcceptBudget::default(),
+            accept_budget: std::array::from_fn(|_| AcceptBudget::default()),
             handlers: Handlers::default(),
             view,
             in_callback: false,
@@ -160,6 +170,47 @@ impl EventLoop {
 
     pub fn port(&self) -> u16 {
         self.acceptor.port()
+    }
+
+    /// Serves one more listening socket; returns its index. Refused once
+    /// stopping (`State`) and at `MAX_LISTENERS` (`TooLarge`).
+    pub fn add_listener(
+        &mut self,
+        socket: ListenSocket,
+        name: Option<std::ffi::CString>,
+    ) -> Result<usize, Error> {
+        if self.sh.stopping {
+            return Err(Error::State);
+        }
+        if self.acceptor.count() >= MAX_LISTENERS {
+            return Err(Error::TooLarge);
+        }
+        Ok(self.acceptor.add(&self.poller, socket, name)?)
+    }
+
+    /// How many listeners have been added (until Stop closes them).
+    pub fn listener_count(&self) -> usize {
+        self.acceptor.count()
+    }
+
+    /// Listener `index`'s descriptor, if it exists.
+    pub fn listener_fd(&self, index: usize) -> Option<i32> {
+        self.acceptor.fd_of(index)
+    }
+
+    /// Listener `index`'s TCP port (0 for a Unix socket), if it exists.
+    pub fn listener_port(&self, index: usize) -> Option<u16> {
+        self.acceptor.port_of(index)
+    }
+
+    /// The name listener `index` was handed in with, if any.
+    pub fn listener_name(&self, index: usize) -> Option<*const std::os::raw::c_char> {
+        self.acceptor.name(index).map(|n| n.as_ptr())
+    }
+
+    /// The listen(2) backlog from the settings.
+    pub fn backlog(&self) -> i32 {
+        self.sh.limits.backlog
     }
 
     pub fn epoll_fd(&self) -> i32 {
@@ -230,17 +281,17 @@ impl EventLoop {
     /// idle, accepting pauses until a connection closes or becomes idle.
     /// Nobody waiting: the (level-triggered) listener stays watched, and
     /// reports the next client.
-    fn accept_ready(&mut self) {
+    fn accept_ready(&mut self, index: usize) {
         let mut taken = 0u16;
         while !self.sh.stopping && self.acceptor.ready() {
-            if taken >= self.accept_budget.limit() {
+            if taken >= self.accept_budget[index].limit() {
                 // Clients may still wait: the level-triggered listener is
                 // reported again by the next epoll_wait.
-                self.accept_budget.record(taken, false);
+                self.accept_budget[index].record(taken, false);
                 return;
             }
             if self.conns.len() >= self.sh.limits.max_connections {
-                if !self.acceptor.client_waiting() {
+                if !self.acceptor.client_waiting(index) {
                     return;
                 }
                 if !self.evict_idle() {
@@ -248,14 +299,17 @@ impl EventLoop {
                     return;
                 }
             }
-            match self.acceptor.accept(&mut self.sh.stats.accept_fd_exhausted) {
+            match self
+                .acceptor
+                .accept(index, &mut self.sh.stats.accept_fd_exhausted)
+            {
                 Accepted::Client(fd, peer) => {
                     self.register(fd, peer);
                     taken += 1;
                 }
                 Accepted::Skip | Accepted::TurnedAway => taken += 1,
                 Accepted::Drained => {
-                    self.accept_budget.record(taken, true);
+                    self.accept_budget[index].record(taken, true);
                     return;
                 }
                 Accepted::Pause(ms) => {
@@ -422,8 +476,13 @@ impl EventLoop {
         }
     }
 
-    /// Stop: close the listener and idle connections; busy ones finish
-    /// their current response and close.
+    /// Stop: close the listeners and idle connections; busy ones finish
+    /// their current response and close (a request pipelined behind it is
+    /// not started). A connection with a request on its way (part of it
+    /// read, input waiting in the socket, or a new client that has sent
+    /// nothing yet: it was accepted to be answered) is kept: that request
+    /// is answered, with `Connection: close`, then it closes. The header
+    /// and drain timeouts bound all of it.
     pub(crate) fn begin_shutdown(&mut self) {
         if self.sh.stopping {
             return;
@@ -438,6 +497,16 @@ impl EventLoop {
             };
             if !c.output.is_empty() || c.responding() {
                 c.close_after = Some(CloseReason::Shutdown);
+            } else if c.close_after.is_none()
+                && c.lingering().is_none()
+                && (!c.input.is_empty()
+                    || c.requests_served == 0
+                    || c.awaiting_body()
+                    || self.sh.io.input_waiting(c.raw_fd()))
+            {
+                // `stopping` makes its response the last one.
+                c.socket.readable = true;
+                self.ready.push(token);
             } else {
                 self.close(token, CloseReason::Shutdown);
             }
@@ -558,11 +627,11 @@ impl EventLoop {
 
     /// Handles one readiness event; returns the connection to drive.
     pub(crate) fn handle_event(&mut self, ev: Event) -> Option<Token> {
+        if let Some(index) = self.acceptor.index_of(ev.token) {
+            self.accept_ready(index);
+            return None;
+        }
         match Token(ev.token) {
-            LISTENER => {
-                self.accept_ready();
-                None
-            }
             STOP => {
                 self.stop.drain();
                 self.begin_shutdown();

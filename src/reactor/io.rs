@@ -38,6 +38,11 @@ impl Io {
     pub fn shutdown_write(&self, fd: Fd) {
         sys::socket::shutdown_write(fd)
     }
+    /// Whether input (bytes or FIN) waits to be read.
+    #[inline]
+    pub fn input_waiting(&self, fd: Fd) -> bool {
+        sys::socket::backlog_waiting(fd)
+    }
     /// The descriptor itself closes when its `OwnedFd` drops.
     #[inline]
     pub fn closing(&self, _fd: Fd) {}
@@ -98,6 +103,17 @@ impl Io {
         match self {
             Io::Kernel => sys::socket::shutdown_write(fd),
             Io::Memory(m) => m.shutdown_write(fd),
+        }
+    }
+    /// Whether input (bytes or FIN) waits to be read.
+    pub fn input_waiting(&self, fd: Fd) -> bool {
+        match self {
+            Io::Kernel => sys::socket::backlog_waiting(fd),
+            Io::Memory(m) => m
+                .sockets
+                .borrow()
+                .get(&fd)
+                .is_some_and(|s| !s.pending.is_empty() || s.fin),
         }
     }
     pub fn closing(&self, fd: Fd) {

@@ -16,9 +16,11 @@
 //!   when dropped, exactly once;
 //! * `EINTR` is retried here, never seen by callers.
 
+pub mod activation;
 pub mod epoll;
 pub mod eventfd;
 pub mod file;
+pub mod listen;
 pub mod mem;
 pub mod sendfile;
 pub mod socket;

@@ -5,17 +5,21 @@
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::raw::c_int;
 
 use super::{cvt, cvt_size, owned};
 
 type Fd = RawFd;
 
-/// A socket address in the form the kernel hands back from accept.
+/// A socket address in the form the kernel hands back from accept (a
+/// Unix peer's path, if any, is cut short: only its family is kept), and
+/// the index of the loop's listener that accepted it.
 #[derive(Clone, Copy)]
 pub struct PeerAddr {
     storage: libc::sockaddr_in6,
+    /// Which listener accepted the connection (set by the acceptor).
+    pub listener: u16,
 }
 
 impl PeerAddr {
@@ -23,7 +27,13 @@ impl PeerAddr {
         // SAFETY: sockaddr_in6 is plain old data; all-zero is a valid value.
         PeerAddr {
             storage: unsafe { zeroed() },
+            listener: 0,
         }
+    }
+
+    /// Whether the peer came over a Unix domain socket.
+    pub fn is_unix(&self) -> bool {
+        self.storage.sin6_family as c_int == libc::AF_UNIX
     }
 
     pub fn to_socket_addr(&self) -> Option<SocketAddr> {
@@ -93,6 +103,17 @@ fn set_int_opt(fd: Fd, level: c_int, name: c_int, value: c_int) -> io::Result<()
 
 /// Creates a non-blocking, close-on-exec listening TCP socket.
 pub fn listen_tcp(addr: &SocketAddr, backlog: c_int, reuse_port: bool) -> io::Result<OwnedFd> {
+    listen_tcp_with(addr, backlog, reuse_port, None)
+}
+
+/// `listen_tcp`, with `IPV6_V6ONLY` set to `v6only` on an IPv6 address
+/// when given (the system default otherwise).
+pub fn listen_tcp_with(
+    addr: &SocketAddr,
+    backlog: c_int,
+    reuse_port: bool,
+    v6only: Option<bool>,
+) -> io::Result<OwnedFd> {
     let family = if addr.is_ipv4() {
         libc::AF_INET
     } else {
@@ -106,19 +127,19 @@ pub fn listen_tcp(addr: &SocketAddr, backlog: c_int, reuse_port: bool) -> io::Re
             0,
         )
     })?);
-    let fd = sock.as_raw_fd();
-    (|| {
-        set_int_opt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
-        if reuse_port {
-            set_int_opt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
-        }
-        let (raw, len) = socket_addr_raw(addr);
-        // SAFETY: `raw` holds a valid sockaddr of `len` bytes for `family`.
-        cvt(unsafe { libc::bind(fd, &raw as *const _ as *const libc::sockaddr, len) })?;
-        // SAFETY: plain syscall with integer arguments.
-        cvt(unsafe { libc::listen(fd, backlog) })?;
-        Ok::<(), io::Error>(())
-    })()?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    set_int_opt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    if reuse_port {
+        set_int_opt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+    }
+    if let (Some(only), false) = (v6only, addr.is_ipv4()) {
+        set_int_opt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, only as c_int)?;
+    }
+    let (raw, len) = socket_addr_raw(addr);
+    // SAFETY: `raw` holds a valid sockaddr of `len` bytes for `family`.
+    cvt(unsafe { libc::bind(fd, &raw as *const _ as *const libc::sockaddr, len) })?;
+    // SAFETY: plain syscall with integer arguments.
+    cvt(unsafe { libc::listen(fd, backlog) })?;
     Ok(sock)
 }
 
@@ -222,9 +243,9 @@ pub fn shutdown_write(fd: Fd) {
     }
 }
 
-/// Whether a connection waits in a listening socket's backlog (poll with
-/// no timeout; nothing is consumed). An error counts as "yes": the caller's
-/// accept then reports it.
+/// Whether a connection waits in a listening socket's backlog, or input
+/// in a connected socket (poll with no timeout; nothing is consumed). An
+/// error counts as "yes": the caller's accept or recv then reports it.
 pub fn backlog_waiting(listener: Fd) -> bool {
     let mut pfd = libc::pollfd {
         fd: listener,
