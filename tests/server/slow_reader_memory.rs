@@ -26,6 +26,10 @@ const CLIENTS: usize = 500;
 const PIPELINED: usize = 3;
 const RCVBUF: i32 = 4096;
 const READ_FIRST: usize = 4096;
+/// How long the clients may wait for the start of their answers: generous,
+/// since the property is memory, and a machine loaded by other work slows
+/// both servers' first bytes (the wait ends as soon as all have them).
+const ANSWER_WITHIN: Duration = Duration::from_secs(20);
 /// How long the clients stay connected, not reading, while RSS is sampled.
 const HOLD: Duration = Duration::from_secs(2);
 /// How long RSS may take to come back once the clients are gone.
@@ -59,7 +63,7 @@ fn load(port: u16, pids: &[i32]) -> Figures {
         PIPELINED,
         READ_FIRST,
         RCVBUF,
-        Duration::from_secs(5),
+        ANSWER_WITHIN,
     );
     thread::sleep(HOLD);
     let peak = sampler.finish();
@@ -126,7 +130,7 @@ fn slow_readers_pin_no_memory_and_it_comes_back() {
     );
     assert_eq!(
         ours.answered, CLIENTS,
-        "the example server did not answer every slow reader within 5 s"
+        "the example server did not answer every slow reader within {ANSWER_WITHIN:?}"
     );
     assert!(
         ours.back_after.is_some(),
