@@ -23,9 +23,11 @@ pub mod sys;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use crate::ffi::client_addr::*;
 pub use crate::ffi::config::*;
 pub use crate::ffi::connection::*;
 pub use crate::ffi::error::*;
+pub use crate::ffi::helpers::*;
 pub use crate::ffi::logger::*;
 pub use crate::ffi::request::*;
 pub use crate::ffi::response::*;

@@ -141,7 +141,11 @@ pub fn path_target(data: &[u8]) {
         Err(e) => assert_eq!(e, FieldError::BadEscape),
     }
     let got = path::normalize(data, &mut out).map(|n| out[..n].to_vec());
-    assert_eq!(got, normalize_model(data), "normalize differs from the model");
+    assert_eq!(
+        got,
+        normalize_model(data),
+        "normalize differs from the model"
+    );
     if let Ok(p) = got {
         assert!(p.len() <= data.len() && p.starts_with(b"/") && !p.contains(&0));
         for seg in p[1..].split(|&b| b == b'/') {
@@ -274,7 +278,12 @@ const PEERS: [&str; 6] = [
     "2001:db8::1",
     "127.0.0.1",
 ];
-const LISTS: [&str; 4] = ["", "10.0.0.0/8, ::1", "0.0.0.0/0 ::/0", "127.0.0.1 2001:db8::/32"];
+const LISTS: [&str; 4] = [
+    "",
+    "10.0.0.0/8, ::1",
+    "0.0.0.0/0 ::/0",
+    "127.0.0.1 2001:db8::/32",
+];
 
 /// `[selector, lines...]`: peer = PEERS[s % 6], list = LISTS[s / 6 % 4];
 /// lines split at '\n', a line starting with 'R' is an X-Real-IP value
@@ -291,7 +300,11 @@ pub fn forwarded_target(data: &[u8]) {
     let peer: IpAddr = PEERS[sel as usize % 6].parse().unwrap();
     let list = parse_trusted(LISTS[sel as usize / 6 % 4]).unwrap();
     let lines: Vec<&[u8]> = rest.split(|&b| b == b'\n').collect();
-    let xff: Vec<&[u8]> = lines.iter().filter(|l| l.first() != Some(&b'R')).copied().collect();
+    let xff: Vec<&[u8]> = lines
+        .iter()
+        .filter(|l| l.first() != Some(&b'R'))
+        .copied()
+        .collect();
     let real: Vec<&[u8]> = lines.iter().filter_map(|l| l.strip_prefix(b"R")).collect();
     let got = client_addr(peer, &list, xff.iter().rev().copied(), real.iter().copied());
     let trusted = |ip: IpAddr| list.iter().any(|c| c.contains(ip));

@@ -144,7 +144,7 @@ unsafe fn live(conn: *const Connection) -> Result<(LoopPtr, Handle), c_int> {
 ///
 /// # Safety
 /// As for `live`.
-unsafe fn with_live(conn: *const Connection, f: impl FnOnce(LoopPtr) -> c_int) -> c_int {
+pub(super) unsafe fn with_live(conn: *const Connection, f: impl FnOnce(LoopPtr) -> c_int) -> c_int {
     guard_int(|| {
         // SAFETY: forwarded contract.
         match unsafe { live(conn) } {

@@ -11,9 +11,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use error::CONNECTION_ERR_PANIC;
 
+pub mod client_addr;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod helpers;
 pub mod logger;
 pub(crate) mod registry;
 pub mod request;

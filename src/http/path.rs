@@ -66,7 +66,10 @@ impl Backwards<'_> {
     fn segment(&mut self, raw: &[u8], len: usize) {
         if self.fits(len) {
             let end = self.out.len() - self.len;
-            for (slot, b) in self.out[end - len..end].iter_mut().zip(decoded(raw, Mode::Path)) {
+            for (slot, b) in self.out[end - len..end]
+                .iter_mut()
+                .zip(decoded(raw, Mode::Path))
+            {
                 *slot = b;
             }
         }

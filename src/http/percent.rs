@@ -57,7 +57,12 @@ pub fn decoded(raw: &[u8], mode: Mode) -> impl Iterator<Item = u8> + '_ {
     let plus = mode == Mode::Form;
     raw.split(move |&b| plus && b == b'+')
         .enumerate()
-        .flat_map(|(i, piece)| (i > 0).then_some(b' ').into_iter().chain(percent_decode(piece)))
+        .flat_map(|(i, piece)| {
+            (i > 0)
+                .then_some(b' ')
+                .into_iter()
+                .chain(percent_decode(piece))
+        })
 }
 
 /// Decodes `raw` into `out`: the decoded length, or `TooLarge(needed)`
@@ -113,7 +118,11 @@ mod tests {
             ("", Mode::Form, Ok("")),
         ];
         for (raw, mode, want) in cases {
-            assert_eq!(dec(raw, *mode).as_deref(), want.as_deref(), "{raw} {mode:?}");
+            assert_eq!(
+                dec(raw, *mode).as_deref(),
+                want.as_deref(),
+                "{raw} {mode:?}"
+            );
         }
     }
 

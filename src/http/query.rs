@@ -86,7 +86,11 @@ mod tests {
             ("p=%2F", "p", Ok("/")),
         ];
         for (input, name, want) in cases {
-            assert_eq!(get(input, name).as_deref(), want.as_deref(), "{input} {name}");
+            assert_eq!(
+                get(input, name).as_deref(),
+                want.as_deref(),
+                "{input} {name}"
+            );
         }
     }
 

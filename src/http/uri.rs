@@ -259,7 +259,8 @@ mod tests {
 
     #[test]
     fn host_parts_table() {
-        let cases: &[(&str, Result<(&str, Option<u16>), crate::http::FieldError>)] = &[
+        type Want<'a> = Result<(&'a str, Option<u16>), crate::http::FieldError>;
+        let cases: &[(&str, Want)] = &[
             ("example.com", Ok(("example.com", None))),
             ("example.com:8080", Ok(("example.com", Some(8080)))),
             ("example.com:", Ok(("example.com", None))),
@@ -279,8 +280,8 @@ mod tests {
             (":80", Ok(("", Some(80)))),
         ];
         for (value, want) in cases {
-            let got = host_parts(value.as_bytes())
-                .map(|(h, p)| (std::str::from_utf8(h).unwrap(), p));
+            let got =
+                host_parts(value.as_bytes()).map(|(h, p)| (std::str::from_utf8(h).unwrap(), p));
             assert_eq!(&got, want, "{value}");
         }
     }

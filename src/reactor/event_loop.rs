@@ -18,6 +18,7 @@ use super::shared::Shared;
 use super::slab::{Slab, Token};
 use super::stats::Stats;
 use super::timers::{TimerKind, Timers};
+use crate::http::forwarded::Cidr;
 use crate::sys::{socket, Event, EventFd, Interest, OwnedFd, PeerAddr, Poller};
 
 pub(crate) const LISTENER: Token = Token(u64::MAX);
@@ -146,6 +147,17 @@ impl EventLoop {
     pub fn set_trusted_gateway(&mut self, trusted: bool) {
         self.sh.limits.trusted_gateway = trusted;
         self.sh.parse_limits = self.sh.limits.parse();
+    }
+
+    /// The proxies whose forwarding headers name the client (see
+    /// `http::forwarded`). Kept in the request view, where the request
+    /// helpers read them; set between requests or from a handler.
+    pub fn set_trusted_proxies(&mut self, list: Vec<Cidr>) {
+        // SAFETY: `view` is the live allocation from `build`, freed only in
+        // Drop. No reference to it outlives a call: the driver passes the
+        // application a raw pointer, and each Request_* call borrows the
+        // view only for its own duration, so none is alive now.
+        unsafe { (*self.view).trusted_proxies = list };
     }
 
     pub fn handlers(&self) -> Handlers {
