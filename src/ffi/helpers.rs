@@ -174,23 +174,36 @@ unsafe fn form_at(
     value_len: *mut usize,
 ) -> c_int {
     let Some((n, v)) = query::at(data, index) else {
-        // SAFETY: contract: NULL or writable.
+        let none = |_: &mut [u8]| Err(FieldError::NotFound);
+        // SAFETY: contract: each buffer and length as documented.
         unsafe {
-            put_len(name_len, 0);
-            put_len(value_len, 0);
+            to_c_buf(name, name_cap, name_len, none);
+            return to_c_buf(value, value_cap, value_len, none);
         }
-        return CONNECTION_ERR_NOT_FOUND;
     };
     // SAFETY: contract: each buffer as documented.
     let a = unsafe { to_c_buf(name, name_cap, name_len, |out| query::decode(n, out)) };
     // SAFETY: as above.
     let b = unsafe { to_c_buf(value, value_cap, value_len, |out| query::decode(v, out)) };
-    // A bad escape wins over a small buffer: a bigger one would not help.
-    [a, b]
+    // A bad escape wins over a small buffer (a bigger one would not help),
+    // and then neither part is given.
+    let refused = [a, b]
         .into_iter()
-        .find(|&c| c != CONNECTION_OK && c != CONNECTION_ERR_TOO_LARGE)
-        .or([a, b].into_iter().find(|&c| c != CONNECTION_OK))
-        .unwrap_or(CONNECTION_OK)
+        .find(|&c| c != CONNECTION_OK && c != CONNECTION_ERR_TOO_LARGE);
+    if let Some(code) = refused {
+        let none = |_: &mut [u8]| Err(FieldError::BadEscape);
+        // SAFETY: contract: each buffer and length as documented.
+        unsafe {
+            to_c_buf(name, name_cap, name_len, none);
+            to_c_buf(value, value_cap, value_len, none);
+        }
+        return code;
+    }
+    if a != CONNECTION_OK {
+        a
+    } else {
+        b
+    }
 }
 
 /// Query parameter `name` (NUL-terminated, compared exactly after
@@ -224,7 +237,8 @@ pub unsafe extern "C" fn Request_QueryParam(
 /// buffers, each as in `Request_QueryParam` (either buffer may be NULL with
 /// a cap of 0 to skip it; its length is still reported). Returns 0,
 /// `CONNECTION_ERR_NOT_FOUND` past the last one, `CONNECTION_ERR_BAD_ESCAPE`
-/// (this pair only: later indexes may still be read),
+/// (in the name or the value: neither is given; later indexes may still be
+/// read),
 /// `CONNECTION_ERR_TOO_LARGE` (either buffer; both lengths reported),
 /// `CONNECTION_ERR_NULL`, `CONNECTION_ERR_WRONG_THREAD`.
 ///
