@@ -60,7 +60,7 @@ pub unsafe extern "C" fn Connection_SetTrustedProxies(
 /// trusted proxies and the first untrusted one is the client (the
 /// left-most if all are trusted); without `X-Forwarded-For`, a single
 /// `X-Real-IP`; without either, the peer. Elements may carry a port or
-/// brackets ("[::1]:80"). Returns 0, `CONNECTION_ERR_MALFORMED` (an element
+/// brackets (`[::1]:80`). Returns 0, `CONNECTION_ERR_MALFORMED` (an element
 /// met on the walk, or `X-Real-IP`, is not an IP address, or there are two
 /// `X-Real-IP`), `CONNECTION_ERR_NOT_FOUND` (the peer has no IP address),
 /// `CONNECTION_ERR_TOO_LARGE`, `CONNECTION_ERR_NULL`,

@@ -389,7 +389,7 @@ pub unsafe extern "C" fn Request_Cookie(
 /// The Host header split into name and port, borrowed from the request
 /// (valid during the handler): `*name` points at the name, `*name_len`
 /// bytes, NOT NUL-terminated; an IPv6 literal comes without its brackets
-/// ("[::1]:8080" gives "::1" and 8080; a registered name never holds ':').
+/// (`[::1]:8080` gives "::1" and 8080; a registered name never holds ':').
 /// The name is as sent (not lower-cased, not decoded). `*port` is -1 when
 /// the Host has no port (or an empty one, "a:"). The syntax was checked
 /// when the request was parsed. Each out-pointer may be NULL. Returns 0,

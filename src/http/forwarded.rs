@@ -12,7 +12,7 @@
 //!   `X-Forwarded-For` element, a single `X-Real-IP` is used; without
 //!   either, the peer;
 //! * an element must be an IPv4 or IPv6 address, optionally in brackets or
-//!   with a port ("1.2.3.4:80", "[::1]:80"); anything else met on the walk
+//!   with a port ("1.2.3.4:80", `[::1]:80`); anything else met on the walk
 //!   is `Malformed` (so is more than one `X-Real-IP`);
 //! * IPv4-mapped IPv6 addresses count as their IPv4 address, both for
 //!   matching and in the result.

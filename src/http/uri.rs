@@ -209,7 +209,7 @@ pub(super) fn valid_host(value: &[u8]) -> bool {
 }
 
 /// A Host value split into name and port, both borrowed from it: an IP
-/// literal without its brackets ("[::1]:80" gives "::1" and 80); the port
+/// literal without its brackets (`[::1]:80` gives "::1" and 80); the port
 /// None when absent or empty ("a" and "a:"). `Malformed` when the value is
 /// not `uri-host [":" port]` (`valid_host`) or the port is over 65535
 /// (leading zeros are accepted: "a:0080" is 80).
