@@ -17,9 +17,10 @@
 //! * host: a split Host re-assembles to a value that splits the same; a
 //!   Host that parse_head accepts splits (or has a port over 65535);
 //! * forwarded: the address returned is the peer or one of the given
-//!   elements; an untrusted peer is always returned as is; an untrusted
-//!   result, or the left-most element when all are trusted; the text form
-//!   parses back to the same address.
+//!   elements; an untrusted peer is always returned as is; the result
+//!   equals a plain model of the rule (right-most untrusted element, else
+//!   the left-most, else X-Real-IP, else the peer); the text form parses
+//!   back to the same address.
 
 use std::net::IpAddr;
 
@@ -313,14 +314,37 @@ pub fn forwarded_target(data: &[u8]) {
         assert_eq!(got, Ok(peer));
         return;
     }
+    // The rule written as a plain model: every element in order, walked
+    // from the right past trusted ones.
+    let all: Vec<&[u8]> = xff
+        .iter()
+        .flat_map(|l| l.split(|&b| b == b','))
+        .filter(|e| !e.iter().all(|&b| b == b' ' || b == b'\t'))
+        .collect();
+    let mut model = None;
+    for e in all.iter().rev() {
+        match parse_element(e) {
+            None => {
+                model = Some(Err(FieldError::Malformed));
+                break;
+            }
+            Some(ip) if !trusted(ip) => {
+                model = Some(Ok(ip));
+                break;
+            }
+            Some(ip) => model = Some(Ok(ip)),
+        }
+    }
+    let model = model.unwrap_or_else(|| match real.len() {
+        0 => Ok(peer),
+        1 => parse_element(real[0]).ok_or(FieldError::Malformed),
+        _ => Err(FieldError::Malformed),
+    });
+    assert_eq!(got, model, "client address differs from the model");
     let Ok(ip) = got else {
         return;
     };
-    let elements: Vec<IpAddr> = xff
-        .iter()
-        .flat_map(|l| l.split(|&b| b == b','))
-        .filter_map(parse_element)
-        .collect();
+    let elements: Vec<IpAddr> = all.iter().filter_map(|e| parse_element(e)).collect();
     let from_real = real.iter().filter_map(|r| parse_element(r));
     assert!(
         ip == peer || elements.contains(&ip) || from_real.clone().any(|r| r == ip),
