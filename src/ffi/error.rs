@@ -59,7 +59,7 @@ pub const CONNECTION_ERR_ABOVE_ROOT: c_int = -33;
 /// the index is past the last one).
 pub const CONNECTION_ERR_NOT_FOUND: c_int = -34;
 /// A request helper found the field malformed: a path that does not start
-/// with '/', a cookie value with a control byte or a stray quote, a Host
+/// with '/', a NUL byte in form data, a cookie value with a control byte or a stray quote, a Host
 /// port over 65535, a forwarded address that is not an IP address.
 pub const CONNECTION_ERR_MALFORMED: c_int = -35;
 

@@ -185,8 +185,8 @@ unsafe fn form_at(
     let a = unsafe { to_c_buf(name, name_cap, name_len, |out| query::decode(n, out)) };
     // SAFETY: as above.
     let b = unsafe { to_c_buf(value, value_cap, value_len, |out| query::decode(v, out)) };
-    // A bad escape wins over a small buffer (a bigger one would not help),
-    // and then neither part is given.
+    // A bad escape or a NUL wins over a small buffer (a bigger one would
+    // not help), and then neither part is given.
     let refused = [a, b]
         .into_iter()
         .find(|&c| c != CONNECTION_OK && c != CONNECTION_ERR_TOO_LARGE);
@@ -285,7 +285,9 @@ unsafe fn data_bytes<'a>(data: *const c_void, len: usize) -> Option<&'a [u8]> {
 /// `data_len` bytes at `data` (a buffered body from `Request_Body`, or
 /// pieces the application gathered from a streamed body; `data` may be
 /// NULL when `data_len` is 0). Same rules and codes, without
-/// `CONNECTION_ERR_WRONG_THREAD`.
+/// `CONNECTION_ERR_WRONG_THREAD`, plus `CONNECTION_ERR_MALFORMED` for a NUL
+/// byte in the name or value looked at (a request's path and query never
+/// hold one; a body may).
 ///
 /// Thread: any thread (reads only the caller's memory).
 #[no_mangle]
@@ -310,7 +312,8 @@ pub unsafe extern "C" fn Connection_FormParam(
 
 /// `Request_QueryParamAt` over any `application/x-www-form-urlencoded`
 /// text (as `Connection_FormParam`). Same rules and codes, without
-/// `CONNECTION_ERR_WRONG_THREAD`.
+/// `CONNECTION_ERR_WRONG_THREAD`, plus `CONNECTION_ERR_MALFORMED` (a NUL
+/// byte in this pair: neither part is given).
 ///
 /// Thread: any thread (reads only the caller's memory).
 #[no_mangle]

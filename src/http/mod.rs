@@ -76,8 +76,9 @@ pub enum FieldError {
     AboveRoot,
     /// No such parameter, cookie or header.
     NotFound,
-    /// The field's syntax is invalid (not a path, a cookie value with a
-    /// control byte, a port over 65535, an address that is not an IP).
+    /// The field's syntax is invalid (not a path, a NUL byte in text to
+    /// decode, a cookie value with a control byte, a port over 65535, an
+    /// address that is not an IP).
     Malformed,
     /// The result does not fit the output: it needs this many bytes
     /// (without a terminating NUL).

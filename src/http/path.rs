@@ -3,7 +3,8 @@
 //!
 //! Rules (README "Request helpers"):
 //! * decoding: `%XX` becomes the byte XX; '+' stays '+'. A '%' not followed
-//!   by two hex digits, `%00` and `%2F`/`%2f` are refused (`BadEscape`): the
+//!   by two hex digits, `%00` and `%2F`/`%2f` are refused (`BadEscape`), a
+//!   NUL byte too (`Malformed`; a parsed request never holds one): the
 //!   output never holds a NUL, and decoding never creates a '/', so the
 //!   segments of the decoded path are those of the raw path;
 //! * normalising decodes first, then removes `.` segments, resolves `..`
@@ -87,6 +88,9 @@ pub fn normalize(raw: &[u8], out: &mut [u8]) -> Result<usize, FieldError> {
     let Some(rest) = raw.strip_prefix(b"/") else {
         return Err(FieldError::Malformed);
     };
+    // The escapes first, left to right, so the error does not depend on
+    // the direction of the walk below.
+    check(raw, Mode::Path)?;
     let mut w = Backwards { out, len: 0 };
     let mut up = 0usize;
     let mut last = true;
@@ -166,6 +170,9 @@ mod tests {
             ("/a%4", Err(BadEscape)),
             ("*", Err(Malformed)),
             ("", Err(Malformed)),
+            ("/\0", Err(Malformed)),
+            ("/a%zz/\0", Err(BadEscape)),
+            ("/\0/a%zz", Err(Malformed)),
             ("a/b", Err(Malformed)),
         ];
         for (raw, want) in cases {

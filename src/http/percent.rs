@@ -5,7 +5,8 @@
 //! The crate's decoder is lenient (an invalid escape passes through as
 //! text), so the escapes are checked here first: every '%' must be
 //! followed by two hex digits, and no escape may decode to NUL (the
-//! results are C strings) or, where the caller says so, to '/'.
+//! results are C strings) or, where the caller says so, to '/'. A NUL
+//! byte in the input itself is `Malformed`.
 
 use percent_encoding::percent_decode;
 
@@ -26,11 +27,18 @@ fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
 
-/// Checks every escape of `raw` and returns its decoded length.
+/// Checks every escape of `raw` and returns its decoded length: the first
+/// problem from the left decides the error (`Malformed` for a NUL byte,
+/// `BadEscape` for an escape).
 pub fn check(raw: &[u8], mode: Mode) -> Result<usize, FieldError> {
     let mut len = 0;
     let mut i = 0;
     while i < raw.len() {
+        if raw[i] == 0 {
+            // Not from a request head (the parser refuses it), but a form
+            // body may hold one: the results are C strings.
+            return Err(FieldError::Malformed);
+        }
         if raw[i] == b'%' {
             let (Some(hi), Some(lo)) = (
                 raw.get(i + 1).copied().and_then(hex),
@@ -116,6 +124,9 @@ mod tests {
             ("%C3%A9", Mode::Form, Ok("é")),
             ("++", Mode::Form, Ok("  ")),
             ("", Mode::Form, Ok("")),
+            ("a\0b", Mode::Form, Err(Malformed)),
+            ("\0%zz", Mode::Path, Err(Malformed)),
+            ("%zz\0", Mode::Path, Err(BadEscape)),
         ];
         for (raw, mode, want) in cases {
             assert_eq!(

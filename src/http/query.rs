@@ -8,8 +8,9 @@
 //! * a piece splits at its first '=' into name and value; a piece without
 //!   '=' is a name with an empty value; "=v" has an empty name;
 //! * names and values decode with '+' as a space and `%XX` as the byte XX;
-//!   an invalid escape or `%00` is `BadEscape` (for by-name lookups, a
-//!   piece whose name does not decode never matches);
+//!   an invalid escape or `%00` is `BadEscape`, a NUL byte `Malformed`
+//!   (for by-name lookups, a piece whose name does not decode never
+//!   matches);
 //! * by name: the first piece whose decoded name equals the name exactly
 //!   (case-sensitive); by index: every piece in order, duplicates included.
 
@@ -36,7 +37,7 @@ pub fn find_raw<'a>(input: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 }
 
 /// The decoded value of the first piece named `name`, into `out`: its
-/// length, or `NotFound`, `BadEscape`, `TooLarge(needed)`.
+/// length, or `NotFound`, `BadEscape`, `Malformed`, `TooLarge(needed)`.
 pub fn find(input: &[u8], name: &[u8], out: &mut [u8]) -> Result<usize, FieldError> {
     let raw = find_raw(input, name).ok_or(FieldError::NotFound)?;
     decode(raw, out)
@@ -84,6 +85,8 @@ mod tests {
             ("a=%00", "a", Err(BadEscape)),
             ("%zz=1&%7a%7a=2", "zz", Ok("2")),
             ("p=%2F", "p", Ok("/")),
+            ("p=a\0", "p", Err(Malformed)),
+            ("p\0=1&p=2", "p", Ok("2")),
         ];
         for (input, name, want) in cases {
             assert_eq!(

@@ -302,6 +302,9 @@ fn form_table() {
         (post("n=%E2%9C%93"), Form("n"), OK, "✓"),
         (post(""), Form("a"), NOT_FOUND, ""),
         (post("a=1"), FormAt(1), NOT_FOUND, ""),
+        (post("a=x\0y"), Form("a"), MALFORMED, ""),
+        (post("a\0=1&a=2"), Form("a"), OK, "2"),
+        (post("a\0=1&a=2"), FormAt(0), MALFORMED, ""),
     ]);
 }
 
