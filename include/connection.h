@@ -146,7 +146,7 @@
 
 /**
  * A request helper found the field malformed: a path that does not start
- * with '/', a cookie value with a control byte or a stray quote, a Host
+ * with '/', a NUL byte in form data, a cookie value with a control byte or a stray quote, a Host
  * port over 65535, a forwarded address that is not an IP address.
  */
 #define CONNECTION_ERR_MALFORMED -35
@@ -496,7 +496,7 @@ int Connection_SetTrustedProxies(struct Connection *conn, const char *list);
  * trusted proxies and the first untrusted one is the client (the
  * left-most if all are trusted); without `X-Forwarded-For`, a single
  * `X-Real-IP`; without either, the peer. Elements may carry a port or
- * brackets ("[::1]:80"). Returns 0, `CONNECTION_ERR_MALFORMED` (an element
+ * brackets (`[::1]:80`). Returns 0, `CONNECTION_ERR_MALFORMED` (an element
  * met on the walk, or `X-Real-IP`, is not an IP address, or there are two
  * `X-Real-IP`), `CONNECTION_ERR_NOT_FOUND` (the peer has no IP address),
  * `CONNECTION_ERR_TOO_LARGE`, `CONNECTION_ERR_NULL`,
@@ -724,7 +724,8 @@ int Request_QueryParam(const struct Request *req, const char *name, char *buf, s
  * buffers, each as in `Request_QueryParam` (either buffer may be NULL with
  * a cap of 0 to skip it; its length is still reported). Returns 0,
  * `CONNECTION_ERR_NOT_FOUND` past the last one, `CONNECTION_ERR_BAD_ESCAPE`
- * (this pair only: later indexes may still be read),
+ * (in the name or the value: neither is given; later indexes may still be
+ * read),
  * `CONNECTION_ERR_TOO_LARGE` (either buffer; both lengths reported),
  * `CONNECTION_ERR_NULL`, `CONNECTION_ERR_WRONG_THREAD`.
  *
@@ -737,7 +738,9 @@ int Request_QueryParamAt(const struct Request *req, size_t index, char *name, si
  * `data_len` bytes at `data` (a buffered body from `Request_Body`, or
  * pieces the application gathered from a streamed body; `data` may be
  * NULL when `data_len` is 0). Same rules and codes, without
- * `CONNECTION_ERR_WRONG_THREAD`.
+ * `CONNECTION_ERR_WRONG_THREAD`, plus `CONNECTION_ERR_MALFORMED` for a NUL
+ * byte in the name or value looked at (a request's path and query never
+ * hold one; a body may).
  *
  * Thread: any thread (reads only the caller's memory).
  */
@@ -746,7 +749,8 @@ int Connection_FormParam(const void *data, size_t data_len, const char *name, ch
 /**
  * `Request_QueryParamAt` over any `application/x-www-form-urlencoded`
  * text (as `Connection_FormParam`). Same rules and codes, without
- * `CONNECTION_ERR_WRONG_THREAD`.
+ * `CONNECTION_ERR_WRONG_THREAD`, plus `CONNECTION_ERR_MALFORMED` (a NUL
+ * byte in this pair: neither part is given).
  *
  * Thread: any thread (reads only the caller's memory).
  */
@@ -772,7 +776,7 @@ int Request_Cookie(const struct Request *req, const char *name, char *buf, size_
  * The Host header split into name and port, borrowed from the request
  * (valid during the handler): `*name` points at the name, `*name_len`
  * bytes, NOT NUL-terminated; an IPv6 literal comes without its brackets
- * ("[::1]:8080" gives "::1" and 8080; a registered name never holds ':').
+ * (`[::1]:8080` gives "::1" and 8080; a registered name never holds ':').
  * The name is as sent (not lower-cased, not decoded). `*port` is -1 when
  * the Host has no port (or an empty one, "a:"). The syntax was checked
  * when the request was parsed. Each out-pointer may be NULL. Returns 0,
