@@ -59,7 +59,11 @@ pub(super) unsafe fn to_c_buf(
     code
 }
 
-/// The request behind `req`, or its error code (NULL, wrong thread).
+/// Runs `f` on the request behind `req` inside the panic guard, or returns
+/// the error code (NULL, wrong thread).
+///
+/// # Safety
+/// `req` is NULL or a handle the library passed to a running callback.
 unsafe fn with_view(req: *const Request, f: impl FnOnce(View) -> c_int) -> c_int {
     guard_int(|| {
         // SAFETY: contract: `req` is NULL or the live handle of a callback.
