@@ -200,6 +200,30 @@
 #define CONNECTION_ERR_NOT_ACTIVATED -26
 
 /**
+ * A request helper met a '%' not followed by two hex digits, or an escape
+ * it refuses: `%00` anywhere, `%2F` in a path. Answer 400.
+ */
+#define CONNECTION_ERR_BAD_ESCAPE -32
+
+/**
+ * A `..` segment of the path climbs above the root. Answer 400 (or 404).
+ */
+#define CONNECTION_ERR_ABOVE_ROOT -33
+
+/**
+ * The parameter, cookie or header asked for is not in the request (or
+ * the index is past the last one).
+ */
+#define CONNECTION_ERR_NOT_FOUND -34
+
+/**
+ * A request helper found the field malformed: a path that does not start
+ * with '/', a NUL byte in form data, a cookie value with a control byte or a stray quote, a Host
+ * port over 65535, a forwarded address that is not an IP address.
+ */
+#define CONNECTION_ERR_MALFORMED -35
+
+/**
  * Flag for `Response_SendFile*`: the library takes the descriptor and
  * closes it exactly once, whatever the call returns.
  */
@@ -717,6 +741,44 @@ extern "C" {
 #endif // __cplusplus
 
 /**
+ * Sets the proxies whose `X-Forwarded-For` / `X-Real-IP` headers
+ * `Request_ClientAddr` believes: `list` holds IPv4/IPv6 addresses and CIDR
+ * blocks separated by commas or spaces ("127.0.0.1, ::1, 10.0.0.0/8"), at
+ * most 64, and the word `unix`: clients on a Unix domain socket listener
+ * (a proxy on the same host, e.g. nginx's `proxy_pass http://unix:...`). NULL or "" trusts no proxy (the default): the client is then
+ * always the peer. Replaces the previous list; copied (the string need
+ * not outlive the call). Unrelated to `Connection_SetTrustedGateway`,
+ * which is about `https` targets. Returns 0, `CONNECTION_ERR_INVALID` (an
+ * entry is not an address or block, or more than 64; nothing changed),
+ * `CONNECTION_ERR_NULL`, `CONNECTION_ERR_NOT_INITIALIZED`,
+ * `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread.
+ */
+int Connection_SetTrustedProxies(struct Connection *conn, const char *list);
+
+/**
+ * The client's IP address as text ("192.0.2.7", "2001:db8::7"; an
+ * IPv4-mapped IPv6 address as its IPv4 form), NUL-terminated into `buf`
+ * (46 bytes always suffice); `len` gets its length (or the length needed).
+ * The peer's address, unless the peer is one of the trusted proxies
+ * (`Connection_SetTrustedProxies`): then the `X-Forwarded-For` addresses
+ * (all such headers as one list, read right to left) are walked past
+ * trusted proxies and the first untrusted one is the client (the
+ * left-most if all are trusted); without `X-Forwarded-For`, a single
+ * `X-Real-IP`; without either, the peer. Elements may carry a port or
+ * brackets (`[::1]:80`). Returns 0, `CONNECTION_ERR_MALFORMED` (an element
+ * met on the walk, or `X-Real-IP`, is not an IP address, or there are two
+ * `X-Real-IP`), `CONNECTION_ERR_NOT_FOUND` (the peer has no IP address: a
+ * Unix-socket client, unless `unix` is trusted and its headers name one),
+ * `CONNECTION_ERR_TOO_LARGE`, `CONNECTION_ERR_NULL`,
+ * `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread, during the handler.
+ */
+int Request_ClientAddr(const struct Request *req, char *buf, size_t cap, size_t *len);
+
+/**
  * Sets (or, with NULL, removes) the completion handler: `handler(record,
  * user)` runs once for every request that starts after this call (a
  * request already being answered has no record), after its response has
@@ -978,6 +1040,116 @@ int Response_SendFile(struct Response *resp, int fd, uint64_t offset, uint64_t l
  * Thread: the loop thread, inside the request handler.
  */
 int Response_SendFileRanged(struct Response *resp, const struct Request *req, int fd, unsigned int flags);
+
+/**
+ * The request path percent-decoded into `buf` (`cap` bytes),
+ * NUL-terminated; `len` gets its length (or the length needed). '+' stays
+ * '+'; `.`, `..` and repeated '/' are kept (see `Request_PathNormalized`).
+ * Returns 0, `CONNECTION_ERR_BAD_ESCAPE` (a '%' without two hex digits
+ * after it, `%00`, or `%2F`: decoding never makes a NUL or a new '/'),
+ * `CONNECTION_ERR_TOO_LARGE`, `CONNECTION_ERR_NULL`,
+ * `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread, during the handler.
+ */
+int Request_PathDecoded(const struct Request *req, char *buf, size_t cap, size_t *len);
+
+/**
+ * The request path decoded (as `Request_PathDecoded`), then normalised
+ * into `buf`: `.` segments removed, each `..` removing the segment before
+ * it, runs of '/' collapsed; a final '/' kept (and added after a final `.`
+ * or `..`). Escaped dots count as dots (`%2e%2e` is `..`). The result
+ * starts with '/'. Returns 0, `CONNECTION_ERR_ABOVE_ROOT` (a `..` with
+ * nothing left to remove: refused, never clamped),
+ * `CONNECTION_ERR_BAD_ESCAPE`, `CONNECTION_ERR_MALFORMED` (the target is
+ * "*"), `CONNECTION_ERR_TOO_LARGE`, `CONNECTION_ERR_NULL`,
+ * `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread, during the handler.
+ */
+int Request_PathNormalized(const struct Request *req, char *buf, size_t cap, size_t *len);
+
+/**
+ * Query parameter `name` (NUL-terminated, compared exactly after
+ * decoding) of the request, its value decoded into `buf` (`+` is a space,
+ * `%XX` a byte). Duplicates: the first wins (`Request_QueryParamAt` sees
+ * them all). A parameter without '=' ("?flag") has the value "". Returns
+ * 0, `CONNECTION_ERR_NOT_FOUND`, `CONNECTION_ERR_BAD_ESCAPE` (in the
+ * value: a bad escape or `%00`), `CONNECTION_ERR_TOO_LARGE`,
+ * `CONNECTION_ERR_NULL`, `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread, during the handler.
+ */
+int Request_QueryParam(const struct Request *req, const char *name, char *buf, size_t cap, size_t *len);
+
+/**
+ * Query parameter `index` (0-based, in order, duplicates included, empty
+ * pieces between '&'s not counted): its name and value decoded into their
+ * buffers, each as in `Request_QueryParam` (either buffer may be NULL with
+ * a cap of 0 to skip it; its length is still reported). Returns 0,
+ * `CONNECTION_ERR_NOT_FOUND` past the last one, `CONNECTION_ERR_BAD_ESCAPE`
+ * (in the name or the value: neither is given; later indexes may still be
+ * read),
+ * `CONNECTION_ERR_TOO_LARGE` (either buffer; both lengths reported),
+ * `CONNECTION_ERR_NULL`, `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread, during the handler.
+ */
+int Request_QueryParamAt(const struct Request *req, size_t index, char *name, size_t name_cap, size_t *name_len, char *value, size_t value_cap, size_t *value_len);
+
+/**
+ * `Request_QueryParam` over any `application/x-www-form-urlencoded` text:
+ * `data_len` bytes at `data` (a buffered body from `Request_Body`, or
+ * pieces the application gathered from a streamed body; `data` may be
+ * NULL when `data_len` is 0). Same rules and codes, without
+ * `CONNECTION_ERR_WRONG_THREAD`, plus `CONNECTION_ERR_MALFORMED` for a NUL
+ * byte in the name or value looked at (a request's path and query never
+ * hold one; a body may).
+ *
+ * Thread: any thread (reads only the caller's memory).
+ */
+int Connection_FormParam(const void *data, size_t data_len, const char *name, char *buf, size_t cap, size_t *len);
+
+/**
+ * `Request_QueryParamAt` over any `application/x-www-form-urlencoded`
+ * text (as `Connection_FormParam`). Same rules and codes, without
+ * `CONNECTION_ERR_WRONG_THREAD`, plus `CONNECTION_ERR_MALFORMED` (a NUL
+ * byte in this pair: neither part is given).
+ *
+ * Thread: any thread (reads only the caller's memory).
+ */
+int Connection_FormParamAt(const void *data, size_t data_len, size_t index, char *name, size_t name_cap, size_t *name_len, char *value, size_t value_cap, size_t *value_len);
+
+/**
+ * The value of cookie `name` (compared exactly) from the request's Cookie
+ * header(s), copied into `buf`. RFC 6265 cookie-string, read leniently:
+ * pairs split at ';', spaces and tabs around names and values ignored,
+ * pieces without '=' or with an empty name skipped, the value is all after
+ * the first '=' ('=' included), surrounding double quotes removed, not
+ * decoded; the first match wins, each Cookie header searched in turn.
+ * Returns 0, `CONNECTION_ERR_NOT_FOUND`, `CONNECTION_ERR_MALFORMED` (the
+ * value holds a control byte or a stray double quote),
+ * `CONNECTION_ERR_TOO_LARGE`, `CONNECTION_ERR_NULL`,
+ * `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread, during the handler.
+ */
+int Request_Cookie(const struct Request *req, const char *name, char *buf, size_t cap, size_t *len);
+
+/**
+ * The Host header split into name and port, borrowed from the request
+ * (valid during the handler): `*name` points at the name, `*name_len`
+ * bytes, NOT NUL-terminated; an IPv6 literal comes without its brackets
+ * (`[::1]:8080` gives "::1" and 8080; a registered name never holds ':').
+ * The name is as sent (not lower-cased, not decoded). `*port` is -1 when
+ * the Host has no port (or an empty one, "a:"). The syntax was checked
+ * when the request was parsed. Each out-pointer may be NULL. Returns 0,
+ * `CONNECTION_ERR_NOT_FOUND` (no Host: HTTP/1.0), `CONNECTION_ERR_MALFORMED`
+ * (port over 65535), `CONNECTION_ERR_NULL`, `CONNECTION_ERR_WRONG_THREAD`.
+ *
+ * Thread: the loop thread, during the handler.
+ */
+int Request_Host(const struct Request *req, const char **name, size_t *name_len, int *port);
 
 /**
  * Adds a TCP listener on `host` (an IPv4 or IPv6 literal, IPv6 perhaps

@@ -23,11 +23,13 @@ pub mod sys;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use crate::ffi::client_addr::*;
 pub use crate::ffi::completion::*;
 pub use crate::ffi::config::*;
 pub use crate::ffi::connection::*;
 pub use crate::ffi::error::*;
 pub use crate::ffi::file::*;
+pub use crate::ffi::helpers::*;
 pub use crate::ffi::listeners::*;
 pub use crate::ffi::logger::*;
 pub use crate::ffi::request::*;

@@ -7,6 +7,7 @@
 use std::io;
 use std::os::raw::c_int;
 
+use crate::http::FieldError;
 use crate::reactor::posts::Refused;
 use crate::reactor::{CloseReason, Error};
 use crate::sys::listen::ListenError;
@@ -84,6 +85,18 @@ pub const CONNECTION_ERR_SOCKET_PATH: c_int = -25;
 /// Socket activation handed this process nothing: `LISTEN_PID` or
 /// `LISTEN_FDS` is unset, or `LISTEN_PID` names another process.
 pub const CONNECTION_ERR_NOT_ACTIVATED: c_int = -26;
+/// A request helper met a '%' not followed by two hex digits, or an escape
+/// it refuses: `%00` anywhere, `%2F` in a path. Answer 400.
+pub const CONNECTION_ERR_BAD_ESCAPE: c_int = -32;
+/// A `..` segment of the path climbs above the root. Answer 400 (or 404).
+pub const CONNECTION_ERR_ABOVE_ROOT: c_int = -33;
+/// The parameter, cookie or header asked for is not in the request (or
+/// the index is past the last one).
+pub const CONNECTION_ERR_NOT_FOUND: c_int = -34;
+/// A request helper found the field malformed: a path that does not start
+/// with '/', a NUL byte in form data, a cookie value with a control byte or a stray quote, a Host
+/// port over 65535, a forwarded address that is not an IP address.
+pub const CONNECTION_ERR_MALFORMED: c_int = -35;
 
 /// Why a connection (or a pull stream) ended. Passed to cleanup callbacks
 /// and counted in `ConnectionStats`.
@@ -184,7 +197,25 @@ pub fn message(code: c_int) -> &'static std::ffi::CStr {
         CONNECTION_ERR_NOT_ACTIVATED => {
             c"no sockets were handed to this process (LISTEN_FDS unset, or LISTEN_PID is another process)"
         }
+        CONNECTION_ERR_BAD_ESCAPE => {
+            c"invalid percent-escape, or a refused one (%00; %2F in a path)"
+        }
+        CONNECTION_ERR_ABOVE_ROOT => c"a '..' segment climbs above the root of the path",
+        CONNECTION_ERR_NOT_FOUND => c"no such parameter, cookie or header in the request",
+        CONNECTION_ERR_MALFORMED => c"the request field is malformed",
         _ => c"unknown error code",
+    }
+}
+
+/// The code for a request helper's refusal (`TooLarge` is
+/// `CONNECTION_ERR_TOO_LARGE`; the needed length is reported separately).
+pub fn field_code(err: FieldError) -> c_int {
+    match err {
+        FieldError::BadEscape => CONNECTION_ERR_BAD_ESCAPE,
+        FieldError::AboveRoot => CONNECTION_ERR_ABOVE_ROOT,
+        FieldError::NotFound => CONNECTION_ERR_NOT_FOUND,
+        FieldError::Malformed => CONNECTION_ERR_MALFORMED,
+        FieldError::TooLarge(_) => CONNECTION_ERR_TOO_LARGE,
     }
 }
 

@@ -11,11 +11,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use error::CONNECTION_ERR_PANIC;
 
+pub mod client_addr;
 pub mod completion;
 pub mod config;
 pub mod connection;
 pub mod error;
 pub mod file;
+pub mod helpers;
 pub mod listeners;
 pub mod logger;
 pub(crate) mod registry;

@@ -31,7 +31,7 @@ pub struct Request {
 /// # Safety
 /// `req` is NULL or a handle the library passed to a callback that is
 /// still running.
-unsafe fn view<'a>(req: *const Request) -> Result<View<'a>, c_int> {
+pub(super) unsafe fn view<'a>(req: *const Request) -> Result<View<'a>, c_int> {
     let v = req as *const RequestView;
     if v.is_null() {
         return Err(CONNECTION_ERR_NULL);
@@ -46,20 +46,20 @@ unsafe fn view<'a>(req: *const Request) -> Result<View<'a>, c_int> {
 }
 
 /// A request view with the accessors the C functions need.
-struct View<'a>(&'a RequestView);
+pub(super) struct View<'a>(pub(super) &'a RequestView);
 
 impl View<'_> {
     fn str_at(&self, span: Span) -> *const c_char {
         self.0.str_at(span) as *const c_char
     }
 
-    fn bytes(&self, span: Span) -> &[u8] {
+    pub(super) fn bytes(&self, span: Span) -> &[u8] {
         self.0.bytes(span)
     }
 }
 
 /// Stores `len` through an optional out-pointer.
-unsafe fn put_len(out: *mut usize, len: usize) {
+pub(super) unsafe fn put_len(out: *mut usize, len: usize) {
     if !out.is_null() {
         // SAFETY: the caller passed a writable size_t or NULL (checked).
         unsafe { *out = len };

@@ -5,7 +5,12 @@
 
 pub mod chunked;
 pub mod conditional;
+pub mod cookie;
 pub mod date;
+pub mod forwarded;
+pub mod path;
+pub mod percent;
+pub mod query;
 pub mod range;
 pub mod request;
 pub mod response;
@@ -61,4 +66,24 @@ pub(crate) const fn alnum_and(extra: &[u8]) -> [bool; 256] {
         i += 1;
     }
     t
+}
+
+/// Why a request helper (`path`, `query`, `cookie`, `forwarded`,
+/// `uri::host_parts`) gives no result. The C boundary maps each to a code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldError {
+    /// A '%' not followed by two hex digits, or an escape decoding to a
+    /// byte the helper never outputs: `%00` anywhere, `%2F` in a path.
+    BadEscape,
+    /// A `..` segment would climb above the root of the path.
+    AboveRoot,
+    /// No such parameter, cookie or header.
+    NotFound,
+    /// The field's syntax is invalid (not a path, a NUL byte in text to
+    /// decode, a cookie value with a control byte, a port over 65535, an
+    /// address that is not an IP).
+    Malformed,
+    /// The result does not fit the output: it needs this many bytes
+    /// (without a terminating NUL).
+    TooLarge(usize),
 }

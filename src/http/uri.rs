@@ -208,6 +208,34 @@ pub(super) fn valid_host(value: &[u8]) -> bool {
     true
 }
 
+/// A Host value split into name and port, both borrowed from it: an IP
+/// literal without its brackets (`[::1]:80` gives "::1" and 80); the port
+/// None when absent or empty ("a" and "a:"). `Malformed` when the value is
+/// not `uri-host [":" port]` (`valid_host`) or the port is over 65535
+/// (leading zeros are accepted: "a:0080" is 80).
+pub fn host_parts(value: &[u8]) -> Result<(&[u8], Option<u16>), super::FieldError> {
+    let bad = super::FieldError::Malformed;
+    if !valid_host(value) {
+        return Err(bad);
+    }
+    let (host, port) = split_port(value).ok_or(bad)?;
+    let host = match host {
+        [b'[', inner @ .., b']'] => inner,
+        _ => host,
+    };
+    if port.is_empty() {
+        return Ok((host, None));
+    }
+    let mut n: u32 = 0;
+    for &d in port {
+        n = n * 10 + u32::from(d - b'0');
+        if n > u32::from(u16::MAX) {
+            return Err(bad);
+        }
+    }
+    Ok((host, Some(n as u16)))
+}
+
 /// IP-literal = "[" ( IPv6address / IPvFuture ) "]", without the brackets.
 fn valid_ip_literal(s: &[u8]) -> bool {
     if let Some(rest) = s.strip_prefix(b"v").or_else(|| s.strip_prefix(b"V")) {
@@ -222,4 +250,39 @@ fn valid_ip_literal(s: &[u8]) -> bool {
             && tail.iter().all(|&b| PCHAR[b as usize] && b != b'@');
     }
     std::str::from_utf8(s).is_ok_and(|t| t.parse::<std::net::Ipv6Addr>().is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_parts;
+    use crate::http::FieldError::Malformed;
+
+    #[test]
+    fn host_parts_table() {
+        type Want<'a> = Result<(&'a str, Option<u16>), crate::http::FieldError>;
+        let cases: &[(&str, Want)] = &[
+            ("example.com", Ok(("example.com", None))),
+            ("example.com:8080", Ok(("example.com", Some(8080)))),
+            ("example.com:", Ok(("example.com", None))),
+            ("a:0080", Ok(("a", Some(80)))),
+            ("a:65535", Ok(("a", Some(65535)))),
+            ("a:65536", Err(Malformed)),
+            ("a:99999999999999999999", Err(Malformed)),
+            ("127.0.0.1:80", Ok(("127.0.0.1", Some(80)))),
+            ("[::1]", Ok(("::1", None))),
+            ("[::1]:443", Ok(("::1", Some(443)))),
+            ("[::1]x", Err(Malformed)),
+            ("[::1", Err(Malformed)),
+            ("::1", Err(Malformed)),
+            ("a:b", Err(Malformed)),
+            ("a:-1", Err(Malformed)),
+            ("", Ok(("", None))),
+            (":80", Ok(("", Some(80)))),
+        ];
+        for (value, want) in cases {
+            let got =
+                host_parts(value.as_bytes()).map(|(h, p)| (std::str::from_utf8(h).unwrap(), p));
+            assert_eq!(&got, want, "{value}");
+        }
+    }
 }

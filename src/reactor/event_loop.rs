@@ -26,6 +26,7 @@ use super::slab::{Slab, Token};
 use super::stats::Stats;
 use super::timers::{TimerKind, Timers};
 use super::upgrade::Upgrade;
+use crate::http::forwarded::Cidr;
 use crate::sys::listen::ListenSocket;
 use crate::sys::{socket, Event, EventFd, Interest, OwnedFd, PeerAddr, Poller};
 
@@ -245,6 +246,21 @@ impl EventLoop {
     pub fn set_trusted_gateway(&mut self, trusted: bool) {
         self.sh.limits.trusted_gateway = trusted;
         self.sh.parse_limits = self.sh.limits.parse();
+    }
+
+    /// The proxies whose forwarding headers name the client (see
+    /// `http::forwarded`). Kept in the request view, where the request
+    /// helpers read them; set between requests or from a handler.
+    /// `unix`: peers on a Unix domain socket are trusted too.
+    pub fn set_trusted_proxies(&mut self, list: Vec<Cidr>, unix: bool) {
+        // SAFETY: `view` is the live allocation from `build`, freed only in
+        // Drop. No reference to it outlives a call: the driver passes the
+        // application a raw pointer, and each Request_* call borrows the
+        // view only for its own duration, so none is alive now.
+        unsafe {
+            (*self.view).trusted_proxies = list;
+            (*self.view).trusted_unix = unix;
+        }
     }
 
     pub fn handlers(&self) -> Handlers {

@@ -4,6 +4,7 @@
 //! from the loop, so no borrow of the loop made while the application runs
 //! (a response call) can invalidate the application's pointer to it.
 
+use crate::http::forwarded::Cidr;
 use crate::http::request::{Head, HeaderSpan, Span};
 use crate::sys::{PeerAddr, ThreadTag};
 
@@ -20,6 +21,11 @@ pub struct RequestView {
     pub body_len: usize,
     pub peer: PeerAddr,
     pub id: u64,
+    /// The proxies trusted to name the client (`Connection_SetTrustedProxies`);
+    /// not per request: `fill` leaves it alone.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Whether a peer on a Unix domain socket is a trusted proxy.
+    pub trusted_unix: bool,
     /// The loop's thread, the only one allowed to read the view. Written
     /// once, at creation: `thread_of` reads it from any thread.
     thread: ThreadTag,
@@ -38,6 +44,8 @@ impl RequestView {
             body_len: 0,
             peer: PeerAddr::unspecified(),
             id: 0,
+            trusted_proxies: Vec::new(),
+            trusted_unix: false,
             thread: ThreadTag::current(),
         }
     }

@@ -1,6 +1,8 @@
 //! After warm-up, serving a keep-alive request allocates nothing
-//! on the server thread, with and without a completion handler set (buffers are pooled, headers parsed in place, the
-//! Date line cached). A counting global allocator counts only the allocations
+//! on the server thread, with and without a completion handler set (buffers
+//! are pooled, headers parsed in place, the Date line cached), even with the
+//! handler calling every request helper (path, query, form, cookie, Host,
+//! client address behind a proxy). A counting global allocator counts only the allocations
 //! made while the server thread has counting switched on.
 #![allow(clippy::field_reassign_with_default)] // mirrors the C usage: Default, then set fields
 
@@ -8,7 +10,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::raw::c_void;
+use std::os::raw::{c_char, c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,9 +53,58 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-unsafe extern "C" fn hello(_req: *const Request, resp: *mut Response, _user: *mut c_void) {
-    // SAFETY: `resp` is the live handle the library passed in.
+/// Helper results that differed from what the request says (checked
+/// after the run: a panic cannot leave the C handler).
+static WRONG: AtomicU64 = AtomicU64::new(0);
+
+/// Calls every request helper on the request below and counts wrong results.
+unsafe fn use_helpers(req: *const Request) {
+    let mut buf = [0u8; 128];
+    let mut name = [0u8; 32];
+    let (mut len, mut name_len) = (0usize, 0usize);
+    let b = buf.as_mut_ptr() as *mut c_char;
+    let expect = |rc: c_int, len: usize, buf: &[u8], want: &[u8]| {
+        if rc != CONNECTION_OK || &buf[..len] != want {
+            WRONG.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    // SAFETY: `req` is live during the handler; buffers as passed.
     unsafe {
+        let rc = Request_PathDecoded(req, b, 128, &mut len);
+        expect(rc, len, &buf, b"/a/./b c/../d");
+        let rc = Request_PathNormalized(req, b, 128, &mut len);
+        expect(rc, len, &buf, b"/a/d");
+        let rc = Request_QueryParam(req, c"y".as_ptr(), b, 128, &mut len);
+        expect(rc, len, &buf, b"a b");
+        let n = name.as_mut_ptr() as *mut c_char;
+        let rc = Request_QueryParamAt(req, 1, n, 32, &mut name_len, b, 128, &mut len);
+        expect(rc, name_len, &name, b"y");
+        expect(rc, len, &buf, b"a b");
+        let mut qlen = 0;
+        let q = Request_Query(req, &mut qlen) as *const c_void;
+        let rc = Connection_FormParam(q, qlen, c"x".as_ptr(), b, 128, &mut len);
+        expect(rc, len, &buf, b"1");
+        let rc = Connection_FormParamAt(q, qlen, 0, n, 32, &mut name_len, b, 128, &mut len);
+        expect(rc, name_len, &name, b"x");
+        let rc = Request_Cookie(req, c"t".as_ptr(), b, 128, &mut len);
+        expect(rc, len, &buf, b"2");
+        let mut host: *const c_char = std::ptr::null();
+        let mut port: c_int = 0;
+        let rc = Request_Host(req, &mut host, &mut len, &mut port);
+        let host = std::slice::from_raw_parts(host as *const u8, len);
+        expect(rc, len, host, b"x");
+        if port != 8080 {
+            WRONG.fetch_add(1, Ordering::Relaxed);
+        }
+        let rc = Request_ClientAddr(req, b, 128, &mut len);
+        expect(rc, len, &buf, b"192.0.2.7");
+    }
+}
+
+unsafe extern "C" fn hello(req: *const Request, resp: *mut Response, _user: *mut c_void) {
+    // SAFETY: `req` and `resp` are the live handles the library passed in.
+    unsafe {
+        use_helpers(req);
         Response_AddHeader(resp, c"Content-Type".as_ptr(), c"text/plain".as_ptr());
         Response_Send(resp, b"Hello, World!".as_ptr() as *const c_void, 13);
     }
@@ -106,6 +157,10 @@ fn run(with_records: bool) {
                 0
             );
         }
+        assert_eq!(
+            Connection_SetTrustedProxies(&mut conn, c"127.0.0.1".as_ptr()),
+            0
+        );
     }
     // SAFETY: initialised above.
     let port = unsafe { Connection_Port(&conn) } as u16;
@@ -119,7 +174,8 @@ fn run(with_records: bool) {
             std::thread::spawn(move || {
                 let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
                 s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+                let req = b"GET /a/./b%20c/../d?x=1&y=a+b HTTP/1.1\r\nHost: x:8080\r\n\
+                    Cookie: s=1; t=\"2\"\r\nX-Forwarded-For: 192.0.2.7, 127.0.0.1\r\n\r\n";
                 let mut buf = [0u8; 4096];
                 let mut one = |s: &mut TcpStream| {
                     s.write_all(req).unwrap();
@@ -178,6 +234,11 @@ fn run(with_records: bool) {
         // One record per response, the last ones included (Destroy's).
         assert_eq!(records.load(Ordering::SeqCst), (WARM_UP + MEASURED) as u64);
     }
+    assert_eq!(
+        WRONG.load(Ordering::SeqCst),
+        0,
+        "request helpers gave wrong results"
+    );
     assert_eq!(
         allocations, 0,
         "{allocations} heap allocations while serving {served} keep-alive requests"

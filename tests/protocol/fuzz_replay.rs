@@ -12,12 +12,23 @@
 #[path = "conformance/cases.rs"]
 mod cases;
 #[allow(dead_code)]
+#[path = "../../fuzz/src/helpers.rs"]
+mod helpers;
+#[allow(dead_code)]
 #[path = "../../fuzz/src/targets.rs"]
 mod targets;
 
 use std::path::{Path, PathBuf};
 
-const TARGETS: [&str; 2] = ["parse_head", "state_machine"];
+const TARGETS: [&str; 7] = [
+    "parse_head",
+    "state_machine",
+    "path",
+    "query",
+    "cookie",
+    "host",
+    "forwarded",
+];
 /// Bounds on the replay, so it stays short whatever is committed.
 const MAX_FILES: usize = 2000;
 const MAX_FILE_BYTES: u64 = 256 * 1024;
@@ -49,6 +60,11 @@ fn run(target: &str, data: &[u8]) {
         "state_machine" => {
             targets::state_machine_target(data);
         }
+        "path" => helpers::path_target(data),
+        "query" => helpers::query_target(data),
+        "cookie" => helpers::cookie_target(data),
+        "host" => helpers::host_target(data),
+        "forwarded" => helpers::forwarded_target(data),
         _ => unreachable!(),
     }
 }
@@ -91,8 +107,10 @@ fn seeds_and_regressions_replay() {
             }
         }
     }
-    let seeds = files(&root().join("fuzz/seeds/parse_head")).len();
-    assert!(seeds > 0, "no seeds under fuzz/seeds/parse_head");
+    for target in TARGETS {
+        let seeds = files(&root().join("fuzz/seeds").join(target)).len();
+        assert!(seeds > 0, "no seeds under fuzz/seeds/{target}");
+    }
     eprintln!("fuzz replay: {total} inputs, {} fail", failures.len());
     assert!(
         failures.is_empty(),
