@@ -16,6 +16,8 @@
  *                            slept S ms (<= 10000; default 0); headers
  *                            X-Job (dispatch order) and X-Done (the order
  *                            in which workers finished)
+ *   /stats                   the example's counts, answered at once:
+ *                            "dispatched D, in flight F, answered A, ..."
  *   bad n or sleep_ms: 400; anything else: 404 (405 for other methods).
  * At most --max-pending jobs are in flight (queued, computing or posted
  * back); beyond that the handler answers 503 at once.
@@ -252,6 +254,16 @@ static void on_request(const Request *req, Response *resp, void *user)
     int kind;
 
     (void)user;
+    if (strcmp(path, "/stats") == 0) {
+        char text[256];
+
+        snprintf(text, sizeof text,
+                 "dispatched %" PRIu64 ", in flight %lu, answered %" PRIu64 ", closed %" PRIu64
+                 ", freed after close %" PRIu64 ", rejected %" PRIu64 "\n",
+                 dispatched, inflight, answered, closed, gone_freed, rejected);
+        reply(resp, 200, text);
+        return;
+    }
     if (strcmp(path, "/") == 0) {
         kind = JOB_HELLO;
     } else if (strcmp(path, "/work") == 0) {
@@ -385,7 +397,7 @@ int main(int argc, char **argv)
     }
     sigprocmask(SIG_UNBLOCK, &sa.sa_mask, NULL);
 
-    printf("listening on %s:%d (%lu worker threads)\n", cfg.host, Connection_Port(&conn), nthreads);
+    printf("listening on %s:%d\n", cfg.host, Connection_Port(&conn));
     fflush(stdout);
 
     while ((rc = Connection_Process(&conn)) == CONNECTION_OK)
