@@ -17,7 +17,7 @@
  *                            X-Job (dispatch order) and X-Done (the order
  *                            in which workers finished)
  *   /stats                   the example's counts, answered at once:
- *                            "dispatched D, in flight F, answered A, ..."
+ *                            "dispatched D, in flight F, queued Q, ..."
  *   bad n or sleep_ms: 400; anything else: 404 (405 for other methods).
  * At most --max-pending jobs are in flight (queued, computing or posted
  * back); beyond that the handler answers 503 at once.
@@ -256,11 +256,16 @@ static void on_request(const Request *req, Response *resp, void *user)
     (void)user;
     if (strcmp(path, "/stats") == 0) {
         char text[256];
+        unsigned long queued = 0;
 
+        pthread_mutex_lock(&pool.lock);
+        for (job = pool.head; job != NULL; job = job->next)
+            queued++;
+        pthread_mutex_unlock(&pool.lock);
         snprintf(text, sizeof text,
-                 "dispatched %" PRIu64 ", in flight %lu, answered %" PRIu64 ", closed %" PRIu64
-                 ", freed after close %" PRIu64 ", rejected %" PRIu64 "\n",
-                 dispatched, inflight, answered, closed, gone_freed, rejected);
+                 "dispatched %" PRIu64 ", in flight %lu, queued %lu, answered %" PRIu64
+                 ", closed %" PRIu64 ", freed after close %" PRIu64 ", rejected %" PRIu64 "\n",
+                 dispatched, inflight, queued, answered, closed, gone_freed, rejected);
         reply(resp, 200, text);
         return;
     }
