@@ -143,7 +143,8 @@ fn thousand_deferred_requests_out_of_order_across_connections_in_order_within() 
                     let pipelined = c % 2 == 0;
                     if pipelined {
                         let wire: String = jobs.iter().map(|&(n, s)| request_line(n, s)).collect();
-                        conn.send(wire.as_bytes()).expect("send the pipelined batch");
+                        conn.send(wire.as_bytes())
+                            .expect("send the pipelined batch");
                     }
                     for (k, &(n, s)) in jobs.iter().enumerate() {
                         if !pipelined {
@@ -318,7 +319,8 @@ fn worker_pool_is_clean_under_helgrind() {
     }
     rst_close(gone.stream);
     assert!(
-        wait_until(Duration::from_secs(20), || pool_stats(port)["in flight"] == 0),
+        wait_until(Duration::from_secs(20), || pool_stats(port)["in flight"]
+            == 0),
         "{:?}",
         pool_stats(port)
     );
@@ -350,7 +352,8 @@ fn delay_answers_after_n_ms_and_not_much_later_under_load() {
                 let mut conn = Conn::open(port);
                 let mut n = 0u64;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").expect("send");
+                    conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                        .expect("send");
                     let r = conn
                         .read_response(Instant::now() + Duration::from_secs(5))
                         .expect("GET / under load");
@@ -409,7 +412,12 @@ fn delay_refuses_a_bad_n() {
         "ms=99999999999999999999",
     ] {
         let (status, _, body) = get(server.port, &format!("/delay?{q}"));
-        assert_eq!(status, 400, "/delay?{q}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            status,
+            400,
+            "/delay?{q}: {}",
+            String::from_utf8_lossy(&body)
+        );
     }
     server.stop_cleanly("server");
 }
