@@ -18,7 +18,7 @@
  *                            in which workers finished)
  *   /stats                   the example's counts, answered at once:
  *                            "dispatched D, in flight F, queued Q, ..."
- *   bad n or sleep_ms: 400; anything else: 404 (405 for other methods).
+ *   bad n or sleep_ms: 400; another path: 404; another method: 405.
  * At most --max-pending jobs are in flight (queued, computing or posted
  * back); beyond that the handler answers 503 at once.
  *
@@ -254,6 +254,11 @@ static void on_request(const Request *req, Response *resp, void *user)
     int kind;
 
     (void)user;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        Response_AddHeader(resp, "Allow", "GET, HEAD");
+        reply(resp, 405, "Method Not Allowed");
+        return;
+    }
     if (strcmp(path, "/stats") == 0) {
         char text[256];
         unsigned long queued = 0;
@@ -280,11 +285,6 @@ static void on_request(const Request *req, Response *resp, void *user)
         }
     } else {
         reply(resp, 404, "Not Found");
-        return;
-    }
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-        Response_AddHeader(resp, "Allow", "GET, HEAD");
-        reply(resp, 405, "Method Not Allowed");
         return;
     }
     if (inflight >= max_pending || (job = calloc(1, sizeof *job)) == NULL) {
