@@ -256,11 +256,11 @@ fn destroy_with_jobs_queued_computing_and_posted_ends_each_once() {
     let _clients: Vec<Conn> = (0..5)
         .map(|_| {
             let mut c = Conn::open(port);
-            c.send(request_line(20, 2000).as_bytes()).expect("send");
+            c.send(request_line(20, 3000).as_bytes()).expect("send");
             c
         })
         .collect();
-    // Both workers hold a job (sleeping 2 s), three wait in the queue.
+    // Both workers hold a job (sleeping 3 s), three wait in the queue.
     assert!(
         wait_until(Duration::from_secs(10), || {
             let s = pool_stats(port);
