@@ -103,8 +103,10 @@ static void queue_push(struct job *job)
     else
         pool.head = job;
     pool.tail = job;
-    pthread_cond_signal(&pool.ready);
     pthread_mutex_unlock(&pool.lock);
+    /* After the unlock: a worker woken here may run at once (on this CPU
+     * too) and would otherwise block on the mutex the loop still holds. */
+    pthread_cond_signal(&pool.ready);
 }
 
 /* The next job, or NULL once the pool is stopping (queued jobs stay). */
