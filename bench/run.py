@@ -22,7 +22,7 @@ Settings (environment; bench/README.md explains each):
     PORT_OURS=18080 PORT_NGINX=18081 PORT_MHD=18082 PORT_RAW=18083 PORT_MULTI=18084
     CONNS=64 PIPELINE=16 BIG_CONNS=16 CLOSE_CONNS=64 IDLE_CONNS=10000
     SERVER_CPU=1 CLIENT_CPU=0 SERVERS="ours nginx mhd raw" SCENARIOS=(all)
-    I_DURATION=3 OURS_ARGS="--max-connections 20000 --idle-timeout-ms 600000"
+    I_DURATION=3 WORKERS=2 OURS_ARGS="--max-connections 20000 --idle-timeout-ms 600000"
     NOFILE=65536 KEEP_TMP=0 NICE=-10 FOREIGN_LIMIT=10 CC=cc
 """
 
@@ -132,6 +132,8 @@ def run_rounds(cfg, ctx):
             for s in order:
                 if (s == "raw" and not sc.raw_too) or (sc.once and rnd > 1):
                     continue
+                if sc.only and s not in sc.only:
+                    continue
                 wrap = ()
                 if sc.under_valgrind:
                     if not have_valgrind:
@@ -141,17 +143,18 @@ def run_rounds(cfg, ctx):
                         continue
                     wrap = scenarios.valgrind_wrapper(ctx, s)
                 log("round %d/%d: %s (%s) %s" % (rnd, cfg.rounds, sc.name, sc.letter, s))
-                srv = ctx.servers.start(s, wrap=wrap)
+                srv = ctx.servers.start(s, wrap=wrap, variant=sc.variant)
                 if srv is None:
                     continue
-                ctx.servers.preflight(s)
+                if not sc.variant:  # a variant checks its own answer
+                    ctx.servers.preflight(s)
                 ctx.label = "round %d, %s, %s (%s)" % (rnd, s, sc.name, sc.letter)
                 sc.run(ctx, srv, rnd)
                 if srv.child is None:
                     continue  # instructions_syscalls could not restart it
                 if not srv.alive():
                     ctx.results.note("%s: the server died during the run" % ctx.label)
-                elif s in ("ours", "base"):
+                elif s in ("ours", "base") and not sc.variant:
                     ctx.servers.check_stats(srv, ctx.label)
                 srv.stop()
         if ctx.servers.have_multi and "pipelined" in cfg.scenarios:

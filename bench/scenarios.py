@@ -12,6 +12,7 @@ comparable with bench/RESULTS.md.
     connection_churn       d    d_rps d_cpu_us
     idle_connections       e    e_kib e_rps
     instructions_syscalls  i    i_instr i_syscalls
+    worker_post            w    w_rps w_p50 w_p99 w_cpu_us (ours and mhd only)
 
 SCENARIOS accepts the names and the old letters (f and g mean keepalive).
 """
@@ -24,6 +25,7 @@ import time
 
 import procs
 from procs import CLK_TCK, log
+from servers import http_get
 from settings import HOST
 from wrk import parse, tail
 
@@ -294,14 +296,42 @@ def strace_totals(path):
     return total, per_call
 
 
+def worker_post(ctx, srv, rnd):
+    """(w) every request answered by a worker thread, keep-alive, CONNS
+    connections -> req/s, p50 / p99 latency, the server's CPU per request.
+    ours: c-examples/workers (Response_Defer, a pool of WORKERS threads,
+    the answer posted back with Connection_Post), GET /; mhd: mhd_server
+    --workers WORKERS (MHD_suspend_connection, a worker thread,
+    MHD_resume_connection), GET /work."""
+    url = ctx.url(srv, "/" if srv.name == "ours" else "/work")
+    body, _ = http_get(url, 5)
+    if body != b"Hello, World!":
+        ctx.results.note("%s: GET %s returned %r, expected 'Hello, World!'" % (ctx.label, url, body[:80]))
+    ctx.wrk.warmup(["-c%d" % ctx.cfg.conns, url])
+    t0 = procs.cpu_split(srv.mpid)
+    w, suspect = measure(ctx, srv, ctx.out(srv, "w", rnd), ctx.cfg.duration,
+                         ["-c%d" % ctx.cfg.conns, "-s", ctx.report_lua, url])
+    t1 = procs.cpu_split(srv.mpid)
+    if w is None:
+        return
+    ctx.record(srv, "w_rps", rnd, per_sec(w["requests"], w["duration_us"]), suspect)
+    ctx.record(srv, "w_p50", rnd, w["p50_us"], suspect)
+    ctx.record(srv, "w_p99", rnd, w["p99_us"], suspect)
+    if t0 and t1:
+        ctx.record(srv, "w_cpu_us", rnd, us_per(sum(t1) - sum(t0), w["requests"]), suspect)
+
+
 class Scenario:
-    def __init__(self, name, letter, run, raw_too=True, once=False, under_valgrind=False):
+    def __init__(self, name, letter, run, raw_too=True, once=False, under_valgrind=False,
+                 only=(), variant=None):
         self.name = name
         self.letter = letter
         self.run = run
         self.raw_too = raw_too  # the raw loop serves only keep-alive GET /
         self.once = once  # counts, not timings: round 1 only
         self.under_valgrind = under_valgrind
+        self.only = only  # run against these servers only (empty: all)
+        self.variant = variant  # Servers.start's variant of the servers
 
 
 SCENARIOS = [
@@ -311,6 +341,7 @@ SCENARIOS = [
     Scenario("connection_churn", "d", connection_churn, raw_too=False),
     Scenario("idle_connections", "e", idle_connections),
     Scenario("instructions_syscalls", "i", instructions_syscalls, once=True, under_valgrind=True),
+    Scenario("worker_post", "w", worker_post, raw_too=False, only=("ours", "mhd"), variant="workers"),
 ]
 BY_NAME = {s.name: s for s in SCENARIOS}
 

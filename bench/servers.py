@@ -7,6 +7,9 @@ checking and stopping them.
     raw    bench/raw_epoll.c (a parse-nothing epoll loop: the ceiling)
     multi  c-examples/multicore, if built (the pipelined scenario only, unpinned)
 
+The "workers" variant (scenario worker_post) starts c-examples/workers
+--threads WORKERS as ours and mhd_server --workers WORKERS as mhd.
+
 `Servers.start(name)` starts one as a fresh process (pinned to SERVER_CPU
 with taskset, optionally under a wrapper such as valgrind) and waits until
 its port accepts; the returned `Server` knows the pid to measure (`mpid`:
@@ -75,8 +78,9 @@ def build(root, bench_dir, cc):
     log("building the release library and c-examples/server (make -C c-examples)")
     if procs.run(["make", "-C", os.path.join(root, "c-examples")], timeout=3600, out=sys.stderr)[0] != 0:
         raise RuntimeError("make -C c-examples failed")
-    if not os.access(os.path.join(root, "c-examples", "server"), os.X_OK):
-        raise RuntimeError("c-examples/server was not built")
+    for prog in ("server", "workers"):
+        if not os.access(os.path.join(root, "c-examples", prog), os.X_OK):
+            raise RuntimeError("c-examples/%s was not built" % prog)
     log("building bench/mhd_server and bench/raw_epoll")
     flags = [cc, "-O2", "-g", "-std=c11", "-Wall", "-Wextra"]
     mhd, raw = os.path.join(bench_dir, "mhd_server"), os.path.join(bench_dir, "raw_epoll")
@@ -135,8 +139,16 @@ class Servers:
             cmd += ["-e", os.path.join(self.ngx, "error.log")]
         return cmd
 
-    def command(self, name, wrapped):
+    def command(self, name, wrapped, variant=None):
         port = str(self.cfg.port(name))
+        if variant == "workers":
+            if name == "ours":
+                return [os.path.join(self.root, "c-examples", "workers"), "--host", HOST, "--port", port,
+                        "--threads", str(self.cfg.workers), "--max-pending", str(self.max_conns)]
+            if name == "mhd":
+                return [os.path.join(self.bench_dir, "mhd_server"), "--host", HOST, "--port", port,
+                        "--max-connections", str(self.max_conns), "--workers", str(self.cfg.workers)]
+            raise ValueError(name)
         if name == "ours":
             return [os.path.join(self.root, "c-examples", "server"), "--host", HOST, "--port", port] + self.cfg.ours_args
         if name == "base":
@@ -152,16 +164,16 @@ class Servers:
             return [self.multi_bin, "--host", HOST, "--port", port]
         raise ValueError(name)
 
-    def start(self, name, pin=True, wrap=()):
-        """Start a fresh server and wait for its port; a Server, or None
-        (noted) if it could not be started."""
+    def start(self, name, pin=True, wrap=(), variant=None):
+        """Start a fresh server (variant: see the module's doc) and wait
+        for its port; a Server, or None (noted) if it could not be started."""
         port = self.cfg.port(name)
         if procs.port_open(HOST, port):
             self.results.note("port %d is already in use; %s skipped (set PORT_* to free ports)" % (port, name))
             return None
         self.seq += 1
         log_path = os.path.join(self.tmp, "%s.%d.log" % (name, self.seq))
-        cmd = list(wrap) + self.command(name, wrapped=bool(wrap))
+        cmd = list(wrap) + self.command(name, wrapped=bool(wrap), variant=variant)
         if pin:
             cmd = ["taskset", "-c", str(self.cfg.server_cpu)] + cmd
         srv = Server(name, port, procs.Child(cmd, out=log_path), log_path, self.results)

@@ -62,6 +62,7 @@ class Settings:
         s.server_cpu = _whole(env, "SERVER_CPU", 1)
         s.client_cpu = _whole(env, "CLIENT_CPU", 0)
         s.i_duration = _whole(env, "I_DURATION", 3)
+        s.workers = _whole(env, "WORKERS", 2)
         s.nofile = _whole(env, "NOFILE", 65536)
         s.foreign_limit = _whole(env, "FOREIGN_LIMIT", 10)
         if s.rounds < 1 or s.duration < 1:
@@ -82,7 +83,7 @@ class Settings:
                 raise SettingsError("SERVERS: unknown server '%s' (known: %s)" % (name, " ".join(SERVER_NAMES)))
         if "base" in s.servers and not os.access(s.base_bin, os.X_OK):
             raise SettingsError("SERVERS names base: BASE_BIN must be an executable c-examples/server build, got '%s'" % s.base_bin)
-        s.scenarios_text = env.get("SCENARIOS") or "keepalive pipelined large_body connection_churn idle_connections instructions_syscalls"
+        s.scenarios_text = env.get("SCENARIOS") or "keepalive pipelined large_body connection_churn idle_connections instructions_syscalls worker_post"
         s.scenarios = resolve_scenarios(s.scenarios_text, scenario_aliases or {})
         return s
 

@@ -42,6 +42,10 @@ METRICS = [
     ("g_p99", "(g) keepalive: latency p99 in (a): µs", "{:,.0f}", "low"),
     ("i_instr", "(i) instructions_syscalls: user-space instructions per request in (a) (callgrind)", "{:,.0f}", "low"),
     ("i_syscalls", "(i) instructions_syscalls: system calls per request in (a) (strace -c)", "{:,.3f}", "low"),
+    ("w_rps", "(w) worker_post: each answer from a worker thread, keep-alive, 64 conns: req/s", "{:,.0f}", "high"),
+    ("w_p50", "(w) worker_post: latency p50: µs", "{:,.0f}", "low"),
+    ("w_p99", "(w) worker_post: latency p99: µs", "{:,.0f}", "low"),
+    ("w_cpu_us", "(w) worker_post: server CPU per request (all threads): µs", "{:,.2f}", "low"),
 ]
 
 

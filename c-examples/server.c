@@ -16,6 +16,9 @@
  *   GET  /big            1 MiB lent with Response_SendBorrowed (not copied)
  *   POST /echo           the request body back
  *   GET  /stats          Connection_GetStats as JSON
+ *   GET  /delay?ms=N     answered after an application timer of N ms
+ *                        (N <= 60000, else 400): "waited N ms; K other
+ *                        delays pending"
  *   anything else: 404; a known path with another method: 405.
  * Generated bodies repeat one 64-byte line, so a client can check them.
  *
@@ -218,6 +221,77 @@ static void stats(const Request *req, Response *resp)
     reply(resp, 200, "application/json", json);
 }
 
+/* GET /delay?ms=N: the response is deferred and a timer answers it.  The
+ * struct delay is the timer task's: delay_fire ends it, once, whether the
+ * timer fired (answer), was cancelled by delay_closed because the client
+ * left first, or was cancelled by Connection_Destroy.  So a client that
+ * leaves frees its timer and memory at once, not N ms later. */
+struct delay {
+    Response *resp;
+    uint64_t timer;
+    unsigned ms;
+};
+
+static unsigned long delays_pending;
+
+static void delay_fire(Connection *c, void *arg, int cancelled)
+{
+    struct delay *d = arg;
+    char body[80];
+
+    (void)c;
+    delays_pending--;
+    if (!cancelled) {
+        snprintf(body, sizeof body, "waited %u ms; %lu other delays pending\n", d->ms,
+                 delays_pending);
+        reply(d->resp, 200, "text/plain", body);
+    }
+    Response_Release(d->resp);
+    free(d);
+}
+
+/* The deferred response's on_close: the client left (or a timeout, or the
+ * shutdown).  delay_fire(.., 1) runs inside Connection_CancelTimer. */
+static void delay_closed(void *user, enum ConnectionCloseReason reason)
+{
+    struct delay *d = user;
+
+    (void)reason;
+    Connection_CancelTimer(&conn, d->timer);
+}
+
+static void delay(const Request *req, Response *resp)
+{
+    const char *q = Request_Query(req, NULL);
+    unsigned long long ms;
+    struct delay *d;
+    char *end;
+
+    if (strncmp(q, "ms=", 3) != 0 || q[3] < '0' || q[3] > '9' ||
+        (ms = strtoull(q + 3, &end, 10)) > 60000 || *end != '\0') {
+        reply(resp, 400, "text/plain", "Bad Request: /delay?ms=N, N <= 60000\n");
+        return;
+    }
+    d = malloc(sizeof *d);
+    if (d == NULL) {
+        reply(resp, 503, "text/plain", "Service Unavailable");
+        return;
+    }
+    d->resp = resp;
+    d->ms = (unsigned)ms;
+    if (Response_Defer(resp, delay_closed, d) != CONNECTION_OK) {
+        free(d); /* not deferred: the library answers 500 */
+        return;
+    }
+    if (Connection_AddTimer(&conn, (int64_t)ms, delay_fire, d, &d->timer) != CONNECTION_OK) {
+        reply(resp, 503, "text/plain", "Service Unavailable");
+        Response_Release(resp);
+        free(d);
+        return;
+    }
+    delays_pending++; /* from here d is delay_fire's */
+}
+
 static const struct {
     const char *method, *path;
     void (*fn)(const Request *req, Response *resp);
@@ -228,6 +302,7 @@ static const struct {
     {"GET", "/big", send_big},
     {"POST", "/echo", echo},
     {"GET", "/stats", stats},
+    {"GET", "/delay", delay},
 };
 
 /* What the access log needs of a request's headers, kept from the handler

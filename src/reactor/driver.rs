@@ -64,7 +64,26 @@ impl LoopPtr {
     }
 
     /// Runs queued stream cleanups and borrowed-body releases.
+    ///
+    /// Called after every event and callback; the common case, nothing
+    /// queued, is one inlined check (keeps the keep-alive path's
+    /// instructions per request where they were before completion
+    /// records and deferred responses added queues to look at).
+    #[inline]
     pub fn run_cleanups(self) {
+        let idle = self.with(|el| {
+            el.cleanups.is_empty()
+                && el.sh.released.is_empty()
+                && el.lost_upgrades.is_empty()
+                && el.sh.finished.records.is_empty()
+        });
+        if !idle {
+            self.run_queued_cleanups();
+        }
+    }
+
+    #[inline(never)]
+    fn run_queued_cleanups(self) {
         while let Some((cleanup, user, reason)) = self.with(|el| el.cleanups.pop()) {
             // SAFETY: the application registered this callback for `user`.
             self.call_app(|| unsafe { cleanup(user, reason.number()) });
