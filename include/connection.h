@@ -29,9 +29,9 @@
 #include <stdint.h>
 
 #define CONNECTION_VERSION_MAJOR 0
-#define CONNECTION_VERSION_MINOR 2
+#define CONNECTION_VERSION_MINOR 3
 #define CONNECTION_VERSION_PATCH 0
-#define CONNECTION_VERSION_STRING "0.2.0"
+#define CONNECTION_VERSION_STRING "0.3.0"
 
 /**
  * The value of `ConnectionCompletion::close_reason` when the connection

@@ -173,9 +173,9 @@ fn find_package_links_shared_and_static() {
     let probe = tmp.path().join("probe");
     fs::create_dir_all(&probe).unwrap();
     for (asked, ok) in [
-        ("0.2", true),
-        ("0.1", false),
-        ("0.3", false),
+        ("0.3", true),
+        ("0.2", false),
+        ("0.4", false),
         ("1.0", false),
     ] {
         fs::write(
