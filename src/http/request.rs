@@ -73,9 +73,15 @@ pub enum Parsed {
     Error(u16),
 }
 
-const KNOWN_METHODS: [&str; 8] = [
-    "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH",
-];
+/// The methods this server knows (anything else is a 501). A `match`
+/// rather than a list search: the compiler switches on the length first,
+/// then compares once (this runs on every request).
+fn known_method(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "OPTIONS" | "TRACE" | "PATCH"
+    )
+}
 
 /// Parses the head at the start of `buf`, filling `headers` with spans.
 pub fn parse_head(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) -> Parsed {
@@ -169,7 +175,7 @@ fn parse_head_inner(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSp
     if minor_version > 1 {
         return Parsed::Error(505).into();
     }
-    if !KNOWN_METHODS.contains(&method) {
+    if !known_method(method) {
         return Parsed::Error(501).into();
     }
 
@@ -205,6 +211,12 @@ fn parse_head_inner(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSp
         });
         let name = h.name;
         let value = h.value;
+        // Hot path: only names of these five lengths can be one of the
+        // headers checked below, so any other name costs one comparison
+        // (the chain of case-insensitive comparisons is unchanged).
+        if !matches!(name.len(), 4 | 6 | 10 | 14 | 17) {
+            continue;
+        }
         if name.eq_ignore_ascii_case("content-length") {
             let Some(n) = parse_content_length(value) else {
                 return Parsed::Error(400).into();

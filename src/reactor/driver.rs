@@ -64,7 +64,24 @@ impl LoopPtr {
     }
 
     /// Runs queued stream cleanups and borrowed-body releases.
+    #[inline]
     pub fn run_cleanups(self) {
+        // Hot path (called after every step): one look at the four queues,
+        // inlined at the call site, when they are all empty, as they almost
+        // always are; the loops are in `run_cleanups_slow`.
+        let idle = self.with(|el| {
+            el.cleanups.is_empty()
+                && el.sh.released.is_empty()
+                && el.lost_upgrades.is_empty()
+                && el.sh.finished.records.is_empty()
+        });
+        if !idle {
+            self.run_cleanups_slow();
+        }
+    }
+
+    #[inline(never)]
+    fn run_cleanups_slow(self) {
         while let Some((cleanup, user, reason)) = self.with(|el| el.cleanups.pop()) {
             // SAFETY: the application registered this callback for `user`.
             self.call_app(|| unsafe { cleanup(user, reason.number()) });

@@ -102,8 +102,16 @@ impl EventLoop {
                 }
             }
 
-            // 2. The next request, if the connection may start one.
-            if self.can_start_request(token) {
+            // 2. The next request, if the connection may start one. Hot
+            // path: with nothing buffered and no body being streamed,
+            // parse_next would answer NeedMore at once; the call is skipped
+            // (it happens on most passes of a keep-alive request).
+            let nothing_to_parse = c.input.is_empty() && !matches!(c.state, State::Uploading(_));
+            if nothing_to_parse {
+                if self.sh.over_output_total() {
+                    self.wait_for_room(token);
+                }
+            } else if self.can_start_request(token) {
                 let stream_above = self.handlers.body.map(|_| self.handlers.stream_above);
                 let c = self.conns.get_mut(token).expect("checked above");
                 // SAFETY: the view is the loop's own allocation; no
@@ -243,8 +251,10 @@ impl EventLoop {
         !c.responding()
             && !c.record_open
             && c.close_after.is_none()
-            && c.output.len() < self.sh.limits.output_high_water
+            // Hot path: with no borrowed body or file queued, the output's
+            // length is its copied bytes (no need to add up the parts).
             && !c.output.has_borrowed()
+            && c.output.copied() < self.sh.limits.output_high_water
             && !self.sh.over_output_total()
     }
 
