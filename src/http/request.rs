@@ -125,13 +125,17 @@ fn parse_head_inner(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSp
     // Leading empty lines before a request line are ignored (RFC 9112 2.2),
     // but only a few, so they cannot be used to stall the parser.
     // The limit counts the request line without its CRLF.
-    let line_end = buf.iter().position(|&b| b == b'\n');
-    let line_len = match line_end {
-        Some(end) => end - usize::from(end > 0 && buf[end - 1] == b'\r'),
-        None => buf.len() - usize::from(buf.last() == Some(&b'\r')),
-    };
-    if line_len > limits.max_request_line {
-        return Parsed::Error(414).into();
+    // Hot path: the line is no longer than the buffer, so a buffer within
+    // the limit needs no scan for the line's end.
+    if buf.len() > limits.max_request_line {
+        let line_end = buf.iter().position(|&b| b == b'\n');
+        let line_len = match line_end {
+            Some(end) => end - usize::from(end > 0 && buf[end - 1] == b'\r'),
+            None => buf.len() - usize::from(buf.last() == Some(&b'\r')),
+        };
+        if line_len > limits.max_request_line {
+            return Parsed::Error(414).into();
+        }
     }
     // Uninitialised: filling 256 empty headers per request would cost more
     // than parsing a typical request.
