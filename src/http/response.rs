@@ -64,9 +64,9 @@ pub fn valid_header_name(name: &[u8]) -> bool {
 pub fn valid_header_value(value: &[u8]) -> bool {
     // A fold with no early exit, so it vectorises (runs per header added).
     // Bitwise, not short-circuit, operators: no branch per byte.
-    value
-        .iter()
-        .fold(true, |ok, &b| ok & ((b == b'\t') | ((b >= 0x20) & (b != 0x7f))))
+    value.iter().fold(true, |ok, &b| {
+        ok & ((b == b'\t') | ((b >= 0x20) & (b != 0x7f)))
+    })
 }
 
 /// Appends the decimal digits of `n`.
