@@ -48,7 +48,10 @@ pub enum Body {
 fn start_head(out: &mut Vec<u8>, status: u16, sh: &Shared) {
     push_status_line(out, status);
     out.extend_from_slice(sh.date.line());
-    out.extend_from_slice(&sh.limits.server_line);
+    // Hot path: no copy call for the usual empty Server line.
+    if !sh.limits.server_line.is_empty() {
+        out.extend_from_slice(&sh.limits.server_line);
+    }
 }
 
 /// NUL-terminates every field of a parsed head in place: the byte after

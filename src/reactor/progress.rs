@@ -4,12 +4,13 @@
 
 use std::os::raw::c_void;
 
-use super::connection::{ProducerFn, State};
+use super::connection::{Conn, ProducerFn, State};
 use super::error::CloseReason;
 use super::event_loop::EventLoop;
 use super::exchange::{self, Body, Next};
 use super::records;
 use super::reply::Phase;
+use super::shared::Shared;
 use super::slab::Token;
 use super::timers::TimerKind;
 use super::transfer::{self, Flush, Read};
@@ -102,10 +103,17 @@ impl EventLoop {
                 }
             }
 
-            // 2. The next request, if the connection may start one.
-            if self.can_start_request(token) {
+            // 2. The next request, if the connection may start one. Hot
+            // path: with nothing buffered and no body being streamed,
+            // parse_next would answer NeedMore at once; the call is skipped
+            // (it happens on most passes of a keep-alive request).
+            let nothing_to_parse = c.input.is_empty() && !matches!(c.state, State::Uploading(_));
+            if nothing_to_parse {
+                if self.sh.over_output_total() {
+                    self.wait_for_room(token);
+                }
+            } else if can_start(c, &self.sh) {
                 let stream_above = self.handlers.body.map(|_| self.handlers.stream_above);
-                let c = self.conns.get_mut(token).expect("checked above");
                 // SAFETY: the view is the loop's own allocation; no
                 // application code holds it during a step.
                 let view = unsafe { &mut *self.view };
@@ -123,9 +131,9 @@ impl EventLoop {
             }
 
             // 3. Read more.
-            let wants_input = self.wants_input(token);
             let c = self.conns.get_mut(token).expect("still open");
-            if c.socket.readable && wants_input {
+            // Hot path: decided on the connection in hand (no lookup).
+            if c.socket.readable && wants_input(c, &self.sh) {
                 if read_budget == 0 {
                     self.ready.push(token);
                 } else {
@@ -236,18 +244,6 @@ impl EventLoop {
         })
     }
 
-    fn can_start_request(&self, token: Token) -> bool {
-        let Some(c) = self.conns.get(token) else {
-            return false;
-        };
-        !c.responding()
-            && !c.record_open
-            && c.close_after.is_none()
-            && c.output.len() < self.sh.limits.output_high_water
-            && !c.output.has_borrowed()
-            && !self.sh.over_output_total()
-    }
-
     /// The loop's queued output is over its bound: drive this connection
     /// again once it falls (`EventLoop::end_turn`).
     fn wait_for_room(&mut self, token: Token) {
@@ -257,22 +253,6 @@ impl EventLoop {
                 self.sh.room_waiters.push(token);
             }
         }
-    }
-
-    /// Whether reading more is useful now (backpressure: a connection that
-    /// is answering, over its high-water mark or closing reads nothing).
-    fn wants_input(&self, token: Token) -> bool {
-        let Some(c) = self.conns.get(token) else {
-            return false;
-        };
-        if c.socket.peer_fin {
-            return false;
-        }
-        // A deferred request waits for the application: read on (a reset or
-        // FIN is seen at once) until `max_header_bytes` of what follows is
-        // buffered, then stop until the answer (backpressure).
-        self.can_start_request(token)
-            || c.deferred_wait && c.input.len() < self.sh.limits.max_header_bytes
     }
 
     /// The last response is out: half-close and linger (so the client reads
@@ -453,4 +433,30 @@ impl EventLoop {
             out.extend_from_slice(b"\r\n");
         }
     }
+}
+
+/// Whether the connection may start its next request (it is not answering
+/// one, nor closing, and its output is below the high-water marks).
+/// Takes the connection in hand: the step decides without a slab lookup.
+fn can_start(c: &Conn, sh: &Shared) -> bool {
+    !c.responding()
+        && !c.record_open
+        && c.close_after.is_none()
+        // Hot path: with no borrowed body or file queued, the output's
+        // length is its copied bytes (no need to add up the parts).
+        && !c.output.has_borrowed()
+        && c.output.copied() < sh.limits.output_high_water
+        && !sh.over_output_total()
+}
+
+/// Whether reading more is useful now (backpressure: a connection that is
+/// answering, over its high-water mark or closing reads nothing).
+fn wants_input(c: &Conn, sh: &Shared) -> bool {
+    if c.socket.peer_fin {
+        return false;
+    }
+    // A deferred request waits for the application: read on (a reset or
+    // FIN is seen at once) until `max_header_bytes` of what follows is
+    // buffered, then stop until the answer (backpressure).
+    can_start(c, sh) || c.deferred_wait && c.input.len() < sh.limits.max_header_bytes
 }

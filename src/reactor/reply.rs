@@ -145,12 +145,17 @@ impl Reply {
         if !valid_header_name(name) || !valid_header_value(value) {
             return Err(Error::Header);
         }
-        for managed in [&b"content-length"[..], b"transfer-encoding", b"date"] {
-            if name.eq_ignore_ascii_case(managed) {
-                return Err(Error::Invalid);
+        // Hot path: the managed names have lengths 14, 17 and 4, and
+        // "connection" 10; any other name skips all four comparisons.
+        let special = matches!(name.len(), 4 | 10 | 14 | 17);
+        if special {
+            for managed in [&b"content-length"[..], b"transfer-encoding", b"date"] {
+                if name.eq_ignore_ascii_case(managed) {
+                    return Err(Error::Invalid);
+                }
             }
         }
-        if name.eq_ignore_ascii_case(b"connection") {
+        if special && name.eq_ignore_ascii_case(b"connection") {
             if value
                 .split(|&b| b == b',')
                 .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
@@ -162,6 +167,8 @@ impl Reply {
         if self.headers.len() + name.len() + value.len() + 4 > MAX_APP_HEADER_BYTES {
             return Err(Error::TooLarge);
         }
+        // One capacity check for the line instead of four.
+        self.headers.reserve(name.len() + value.len() + 4);
         self.headers.extend_from_slice(name);
         self.headers.extend_from_slice(b": ");
         self.headers.extend_from_slice(value);
