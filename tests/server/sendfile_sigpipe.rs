@@ -189,8 +189,11 @@ fn aborted_sendfile_clients_raise_no_sigpipe_and_leak_nothing() {
         epipe > 0,
         "no sendfile met EPIPE: the test did not exercise SIGPIPE"
     );
-    assert_eq!(
-        taken, epipe,
-        "every EPIPE raised one SIGPIPE, taken off once"
+    // Every EPIPE raised a SIGPIPE that was taken off; a call that moved
+    // bytes before the reset returns them as a success with its SIGPIPE
+    // raised too, so there may be more takes than EPIPEs, never fewer.
+    assert!(
+        taken >= epipe,
+        "{epipe} EPIPE but only {taken} SIGPIPE taken off"
     );
 }
