@@ -5,8 +5,8 @@ use std::os::raw::{c_int, c_uint};
 use super::error::*;
 use super::request::Request;
 use super::response::{with_reply, Response};
-use crate::reactor::driver;
 use crate::reactor::file_response::{CallerFile, Conditional};
+use crate::reactor::respond;
 use crate::reactor::RequestView;
 
 /// Flag for `Response_SendFile*`: the library takes the descriptor and
@@ -72,7 +72,7 @@ pub unsafe extern "C" fn Response_SendFile(
     let length = (length != CONNECTION_FILE_TO_END).then_some(length);
     with_reply(resp, |r| {
         // SAFETY: `r` is a live handle (documented contract).
-        unsafe { driver::respond_file(r, file, offset, length, None) }
+        unsafe { respond::respond_file(r, file, offset, length, None) }
     })
 }
 
@@ -124,6 +124,6 @@ pub unsafe extern "C" fn Response_SendFileRanged(
         // call (it borrows only the connection and shared state).
         let cond = Conditional::from_view(unsafe { &*view });
         // SAFETY: `r` is a live handle (documented contract).
-        unsafe { driver::respond_file(r, file, 0, None, Some(&cond)) }
+        unsafe { respond::respond_file(r, file, 0, None, Some(&cond)) }
     })
 }

@@ -33,8 +33,8 @@ use std::os::raw::{c_char, c_int, c_void};
 use super::error::*;
 use super::guard_int;
 use crate::reactor::connection as driver_cleanup;
-use crate::reactor::driver;
 use crate::reactor::output::Borrowed;
+use crate::reactor::respond;
 use crate::reactor::{Error, Reply};
 
 /// Pull-stream producer: write up to `cap` bytes of body into `buf` and
@@ -164,7 +164,7 @@ pub unsafe extern "C" fn Response_Send(
             unsafe { std::slice::from_raw_parts(body as *const u8, len) }
         };
         // SAFETY: `r` is a live handle (documented contract).
-        unsafe { driver::respond_full(r, body) }
+        unsafe { respond::respond_full(r, body) }
     })
 }
 
@@ -212,7 +212,7 @@ pub unsafe extern "C" fn Response_SendBorrowed(
         // for as long as the connection exists.
         let body = unsafe { Borrowed::new(body as *const u8, len, release, user) };
         // SAFETY: `r` is a live handle (documented contract).
-        unsafe { driver::respond_borrowed(r, body) }
+        unsafe { respond::respond_borrowed(r, body) }
     })
 }
 
@@ -228,7 +228,7 @@ pub unsafe extern "C" fn Response_SendBorrowed(
 #[no_mangle]
 pub unsafe extern "C" fn Response_BeginChunked(resp: *mut Response) -> c_int {
     // SAFETY: `resp` is NULL or a live handle (documented contract).
-    with_reply(resp, |r| unsafe { driver::begin_chunked(r) })
+    with_reply(resp, |r| unsafe { respond::begin_chunked(r) })
 }
 
 /// Queues one chunk (`len` bytes copied; 0 is a no-op) of an open chunked
@@ -257,7 +257,7 @@ pub unsafe extern "C" fn Response_WriteChunk(
             unsafe { std::slice::from_raw_parts(data as *const u8, len) }
         };
         // SAFETY: `r` is a live handle (documented contract).
-        unsafe { driver::write_chunk(r, data) }
+        unsafe { respond::write_chunk(r, data) }
     })
 }
 
@@ -273,7 +273,7 @@ pub unsafe extern "C" fn Response_WriteChunk(
 #[no_mangle]
 pub unsafe extern "C" fn Response_End(resp: *mut Response) -> c_int {
     // SAFETY: `resp` is NULL or a live handle (documented contract).
-    with_reply(resp, |r| unsafe { driver::end_chunked(r) })
+    with_reply(resp, |r| unsafe { respond::end_chunked(r) })
 }
 
 /// Hands the body to a pull stream: the library calls `producer(user, buf,
@@ -307,7 +307,7 @@ pub unsafe extern "C" fn Response_Stream(
     });
     // SAFETY: `resp` is NULL or a live handle (documented contract).
     with_reply(resp, |r| unsafe {
-        driver::begin_stream(r, producer, cleanup, user)
+        respond::begin_stream(r, producer, cleanup, user)
     })
 }
 
@@ -366,7 +366,7 @@ pub unsafe extern "C" fn Response_Defer(
         >(f)
     });
     // SAFETY: `resp` is NULL or a live handle (documented contract).
-    with_reply(resp, |r| unsafe { driver::defer(r, on_close, user) })
+    with_reply(resp, |r| unsafe { respond::defer(r, on_close, user) })
 }
 
 /// Gives a deferred response's handle back to the library; `resp` must not
@@ -381,5 +381,5 @@ pub unsafe extern "C" fn Response_Defer(
 #[no_mangle]
 pub unsafe extern "C" fn Response_Release(resp: *mut Response) -> c_int {
     // SAFETY: `resp` is NULL or a live handle (documented contract).
-    with_reply(resp, |r| unsafe { driver::release(r) })
+    with_reply(resp, |r| unsafe { respond::release(r) })
 }

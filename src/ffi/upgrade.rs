@@ -7,7 +7,7 @@ use std::os::raw::{c_char, c_int, c_void};
 use super::error::*;
 use super::guard_int;
 use super::response::Response;
-use crate::reactor::driver;
+use crate::reactor::respond;
 use crate::reactor::upgrade::{Upgrade, UpgradeFn};
 use crate::reactor::Reply;
 
@@ -103,6 +103,6 @@ pub unsafe extern "C" fn Response_Upgrade(
         let protocol = unsafe { CStr::from_ptr(protocol) }.to_bytes();
         let upgrade = Upgrade { on_upgrade, user };
         // SAFETY: `r` is a live handle on its loop thread (checked above).
-        result_code(unsafe { driver::accept_upgrade(r, protocol, upgrade) })
+        result_code(unsafe { respond::accept_upgrade(r, protocol, upgrade) })
     })
 }

@@ -3,7 +3,8 @@
 //! `http` below it and knows nothing of the C boundary above it.
 //!
 //! * `event_loop` — the loop: epoll, the connection table, closing, timers
-//! * `driver` — calling application code soundly (`LoopPtr`), responses
+//! * `driver` — calling application code soundly (`LoopPtr`)
+//! * `respond` — what each response call does
 //! * `handlers` — the application's callbacks
 //! * `progress` — one connection's step: read, parse, write, close, wait
 //! * `exchange` — the HTTP exchange: parse into the view, compose replies
@@ -43,6 +44,7 @@ pub mod progress;
 pub mod records;
 pub mod reply;
 pub mod request;
+pub mod respond;
 pub mod shared;
 pub mod slab;
 pub mod stats;
