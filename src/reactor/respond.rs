@@ -8,7 +8,7 @@
 
 use std::os::raw::c_void;
 
-use super::connection::{CleanupFn, ProducerFn, State, Stream};
+use super::connection::{CleanupFn, Conn, ProducerFn, State, Stream};
 use super::driver::LoopPtr;
 use super::error::{CloseReason, Error};
 use super::event_loop::EventLoop;
@@ -16,6 +16,7 @@ use super::exchange::{self, Body};
 use super::file_response::{self, CallerFile, Conditional};
 use super::output::Borrowed;
 use super::reply::{Deferred, Phase, Reply};
+use super::shared::Shared;
 use super::slab::Token;
 use super::transfer::{self, Flush};
 use super::upgrade::{self, Upgrade};
@@ -28,11 +29,17 @@ fn owner(reply: &Reply) -> LoopPtr {
     unsafe { LoopPtr::new(reply.owner.0 as *mut EventLoop) }.expect("a reply always has its loop")
 }
 
-/// Answers with a complete response.
+/// What every answer does: the reply must still be waiting for one
+/// (`Phase::Handler`), `compose` writes it into its connection (a short
+/// borrow of the loop), and an answer given to a deferred response outside
+/// its handler is driven on at once (`answered_later`).
 ///
 /// # Safety
 /// `reply` is a live handle given out by the library, not borrowed elsewhere.
-pub unsafe fn respond_full(reply: *mut Reply, body: &[u8]) -> Result<(), Error> {
+unsafe fn answer(
+    reply: *mut Reply,
+    compose: impl FnOnce(&mut Conn, &mut Shared) -> Result<(), Error>,
+) -> Result<(), Error> {
     // SAFETY: contract.
     let r = unsafe { &*reply };
     r.check(Phase::Handler)?;
@@ -40,10 +47,19 @@ pub unsafe fn respond_full(reply: *mut Reply, body: &[u8]) -> Result<(), Error> 
     let lp = owner(r);
     lp.with(|el| {
         let c = el.conns.get_mut(token).ok_or(Error::Closed)?;
-        exchange::compose(c, &mut el.sh, body, Body::Full)
+        compose(c, &mut el.sh)
     })?;
     answered_later(lp, token, deferred);
     Ok(())
+}
+
+/// Answers with a complete response.
+///
+/// # Safety
+/// `reply` is a live handle given out by the library, not borrowed elsewhere.
+pub unsafe fn respond_full(reply: *mut Reply, body: &[u8]) -> Result<(), Error> {
+    // SAFETY: forwarded contract.
+    unsafe { answer(reply, |c, sh| exchange::compose(c, sh, body, Body::Full)) }
 }
 
 /// Answers with a complete response whose body the application lent (sent
@@ -53,18 +69,13 @@ pub unsafe fn respond_full(reply: *mut Reply, body: &[u8]) -> Result<(), Error> 
 /// # Safety
 /// As for `respond_full`.
 pub unsafe fn respond_borrowed(reply: *mut Reply, body: Borrowed) -> Result<(), Error> {
-    // SAFETY: contract.
-    let r = unsafe { &*reply };
-    r.check(Phase::Handler)?;
-    let (token, deferred) = (r.token, r.deferred.is_some());
-    let lp = owner(r);
-    lp.with(|el| {
-        let c = el.conns.get_mut(token).ok_or(Error::Closed)?;
-        exchange::compose_borrowed(c, &mut el.sh, body);
-        Ok::<(), Error>(())
-    })?;
-    answered_later(lp, token, deferred);
-    Ok(())
+    // SAFETY: forwarded contract.
+    unsafe {
+        answer(reply, |c, sh| {
+            exchange::compose_borrowed(c, sh, body);
+            Ok(())
+        })
+    }
 }
 
 /// Accepts the protocol upgrade the current request asks for: the 101
@@ -110,17 +121,12 @@ pub unsafe fn respond_file(
     length: Option<u64>,
     cond: Option<&Conditional>,
 ) -> Result<(), Error> {
-    // SAFETY: contract.
-    let r = unsafe { &*reply };
-    r.check(Phase::Handler)?;
-    let (token, deferred) = (r.token, r.deferred.is_some());
-    let lp = owner(r);
-    lp.with(|el| {
-        let c = el.conns.get_mut(token).ok_or(Error::Closed)?;
-        file_response::respond(c, &mut el.sh, file, offset, length, cond)
-    })?;
-    answered_later(lp, token, deferred);
-    Ok(())
+    // SAFETY: forwarded contract.
+    unsafe {
+        answer(reply, |c, sh| {
+            file_response::respond(c, sh, file, offset, length, cond)
+        })
+    }
 }
 
 /// Starts a chunked response.
@@ -128,17 +134,8 @@ pub unsafe fn respond_file(
 /// # Safety
 /// As for `respond_full`.
 pub unsafe fn begin_chunked(reply: *mut Reply) -> Result<(), Error> {
-    // SAFETY: contract.
-    let r = unsafe { &*reply };
-    r.check(Phase::Handler)?;
-    let (token, deferred) = (r.token, r.deferred.is_some());
-    let lp = owner(r);
-    lp.with(|el| {
-        let c = el.conns.get_mut(token).ok_or(Error::Closed)?;
-        exchange::compose(c, &mut el.sh, &[], Body::Chunked)
-    })?;
-    answered_later(lp, token, deferred);
-    Ok(())
+    // SAFETY: forwarded contract.
+    unsafe { answer(reply, |c, sh| exchange::compose(c, sh, &[], Body::Chunked)) }
 }
 
 /// Queues one chunk of an open chunked response.
@@ -212,26 +209,22 @@ pub unsafe fn begin_stream(
     user: *mut c_void,
 ) -> Result<(), Error> {
     // SAFETY: contract.
-    let r = unsafe { &*reply };
-    r.check(Phase::Handler)?;
-    let (token, head, raw) = (r.token, r.head_method, r.minor_version == 0);
-    let deferred = r.deferred.is_some();
-    let lp = owner(r);
-    lp.with(|el| {
-        let c = el.conns.get_mut(token).ok_or(Error::Closed)?;
-        exchange::compose(c, &mut el.sh, &[], Body::Stream)?;
-        // A HEAD response has no body: the stream is over before it starts.
-        c.state = State::Streaming(Stream {
-            producer,
-            cleanup,
-            user,
-            eof: head,
-            raw,
-        });
-        Ok::<(), Error>(())
-    })?;
-    answered_later(lp, token, deferred);
-    Ok(())
+    let (head, raw) = unsafe { ((*reply).head_method, (*reply).minor_version == 0) };
+    // SAFETY: forwarded contract.
+    unsafe {
+        answer(reply, |c, sh| {
+            exchange::compose(c, sh, &[], Body::Stream)?;
+            // A HEAD response has no body: the stream is over before it starts.
+            c.state = State::Streaming(Stream {
+                producer,
+                cleanup,
+                user,
+                eof: head,
+                raw,
+            });
+            Ok(())
+        })
+    }
 }
 
 /// Keeps the response past the handler's return (`Response_Defer`): the
