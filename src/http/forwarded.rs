@@ -71,17 +71,14 @@ impl Cidr {
     }
 }
 
-/// A trusted-proxy list: entries separated by commas and/or spaces. None
-/// when an entry is invalid or there are more than `MAX_TRUSTED`.
+/// A trusted-proxy list of addresses and blocks only: entries separated by
+/// commas and/or spaces. None when an entry is invalid (`unix` included)
+/// or there are more than `MAX_TRUSTED`.
 pub fn parse_trusted(list: &str) -> Option<Vec<Cidr>> {
-    let mut v = Vec::new();
-    for entry in list.split([',', ' ', '\t']).filter(|e| !e.is_empty()) {
-        if v.len() == MAX_TRUSTED {
-            return None;
-        }
-        v.push(Cidr::parse(entry)?);
+    match parse_trusted_proxies(list)? {
+        (v, false) => Some(v),
+        (_, true) => None,
     }
-    Some(v)
 }
 
 /// One forwarded element: an address, perhaps bracketed, perhaps with a
@@ -106,19 +103,21 @@ pub fn parse_element(raw: &[u8]) -> Option<IpAddr> {
 /// A trusted-proxy list that may also hold the word `unix` (any case):
 /// peers on a Unix domain socket (a proxy on the same host, e.g. nginx's
 /// `proxy_pass http://unix:...`) are trusted too. The addresses and
-/// blocks, and whether `unix` was listed; None as for `parse_trusted`.
+/// blocks, and whether `unix` was listed; None when an entry is invalid
+/// or there are more than `MAX_TRUSTED` addresses and blocks.
 pub fn parse_trusted_proxies(list: &str) -> Option<(Vec<Cidr>, bool)> {
+    let mut v = Vec::new();
     let mut unix = false;
-    let mut rest = String::with_capacity(list.len());
     for entry in list.split([',', ' ', '\t']).filter(|e| !e.is_empty()) {
         if entry.eq_ignore_ascii_case("unix") {
             unix = true;
+        } else if v.len() == MAX_TRUSTED {
+            return None;
         } else {
-            rest.push_str(entry);
-            rest.push(' ');
+            v.push(Cidr::parse(entry)?);
         }
     }
-    Some((parse_trusted(&rest)?, unix))
+    Some((v, unix))
 }
 
 fn trusted(list: &[Cidr], ip: IpAddr) -> bool {
