@@ -122,12 +122,12 @@ impl Acceptor {
 
     /// Listener 0's TCP port (0 if it has none).
     pub fn port(&self) -> u16 {
-        self.listeners.first().map_or(0, |l| l.port)
+        self.port_of(0).unwrap_or(0)
     }
 
     /// Listener `index`'s descriptor, if it exists.
     pub fn fd_of(&self, index: usize) -> Option<RawFd> {
-        self.raw(index)
+        self.listeners.get(index).map(|l| l.socket.as_raw_fd())
     }
 
     /// Listener `index`'s TCP port (0 for other kinds), if it exists.
@@ -139,13 +139,9 @@ impl Acceptor {
         !self.listeners.is_empty()
     }
 
-    fn raw(&self, index: usize) -> Option<RawFd> {
-        self.listeners.get(index).map(|l| l.socket.as_raw_fd())
-    }
-
     /// Whether a client waits in listener `index`'s backlog.
     pub fn client_waiting(&self, index: usize) -> bool {
-        self.raw(index).is_some_and(socket::backlog_waiting)
+        self.fd_of(index).is_some_and(socket::backlog_waiting)
     }
 
     /// Paused because the connection limit was reached (not for a retry).
@@ -160,7 +156,7 @@ impl Acceptor {
 
     /// One accept4 on listener `index`, with every errno decided.
     pub fn accept(&mut self, index: usize, count_fd_exhausted: &mut u64) -> Accepted {
-        let Some(fd) = self.raw(index) else {
+        let Some(fd) = self.fd_of(index) else {
             return Accepted::Drained;
         };
         let e = match socket::accept(fd) {
