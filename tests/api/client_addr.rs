@@ -28,9 +28,15 @@ unsafe extern "C" fn addr_handler(req: *const Request, resp: *mut Response, _use
     }
 }
 
-/// Serves `requests` (header lines to add) from `host` with the trusted
-/// list `trusted`; returns each response body.
-fn client_addrs(host: &str, trusted: Option<&std::ffi::CStr>, requests: &[&str]) -> Vec<String> {
+/// Runs a Connection listening on `host` (port 0) with the trusted list
+/// `trusted`, after `setup` (more listeners), until `client` (given the
+/// TCP port) has finished on its own thread; returns what it returned.
+fn serve(
+    host: &str,
+    trusted: Option<&std::ffi::CStr>,
+    setup: impl FnOnce(&mut Connection),
+    client: impl FnOnce(u16) -> Vec<String> + Send + 'static,
+) -> Vec<String> {
     let mut conn = Connection {
         _private_core: null_mut(),
         _private_stop_fd: -1,
@@ -51,48 +57,8 @@ fn client_addrs(host: &str, trusted: Option<&std::ffi::CStr>, requests: &[&str])
         assert_eq!(Connection_SetTrustedProxies(&mut conn, list), OK);
         Connection_Port(&conn) as u16
     };
-    let addr = format!(
-        "{}:{port}",
-        if host.contains(':') {
-            format!("[{host}]")
-        } else {
-            host.to_string()
-        }
-    );
-    let reqs: Vec<String> = requests
-        .iter()
-        .map(|h| format!("GET / HTTP/1.1\r\nHost: x\r\n{h}\r\n"))
-        .collect();
-    let client = std::thread::spawn(move || {
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut bodies = Vec::new();
-        for r in reqs {
-            s.write_all(r.as_bytes()).unwrap();
-            let mut got = Vec::new();
-            let mut buf = [0u8; 1024];
-            loop {
-                let n = s.read(&mut buf).unwrap();
-                assert!(n > 0, "server closed");
-                got.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&got).into_owned();
-                if let Some(at) = text.find("\r\n\r\n") {
-                    let cl: usize = text
-                        .lines()
-                        .find_map(|l| l.strip_prefix("Content-Length: "))
-                        .unwrap()
-                        .trim()
-                        .parse()
-                        .unwrap();
-                    if got.len() >= at + 4 + cl {
-                        bodies.push(text[at + 4..at + 4 + cl].to_string());
-                        break;
-                    }
-                }
-            }
-        }
-        bodies
-    });
+    setup(&mut conn);
+    let client = std::thread::spawn(move || client(port));
     let deadline = Instant::now() + Duration::from_secs(20);
     while !client.is_finished() {
         assert!(Instant::now() < deadline, "client did not finish");
@@ -102,6 +68,55 @@ fn client_addrs(host: &str, trusted: Option<&std::ffi::CStr>, requests: &[&str])
     // SAFETY: initialised, no callback running.
     unsafe { Connection_Destroy(&mut conn) };
     client.join().unwrap()
+}
+
+/// Serves `requests` (header lines to add) from `host` with the trusted
+/// list `trusted`, one keep-alive TCP connection; returns each response body.
+fn client_addrs(host: &str, trusted: Option<&std::ffi::CStr>, requests: &[&str]) -> Vec<String> {
+    let bracketed = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    let reqs: Vec<String> = requests
+        .iter()
+        .map(|h| format!("GET / HTTP/1.1\r\nHost: x\r\n{h}\r\n"))
+        .collect();
+    serve(
+        host,
+        trusted,
+        |_| {},
+        move |port| {
+            let mut s = TcpStream::connect(format!("{bracketed}:{port}")).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut bodies = Vec::new();
+            for r in reqs {
+                s.write_all(r.as_bytes()).unwrap();
+                let mut got = Vec::new();
+                let mut buf = [0u8; 1024];
+                loop {
+                    let n = s.read(&mut buf).unwrap();
+                    assert!(n > 0, "server closed");
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got).into_owned();
+                    if let Some(at) = text.find("\r\n\r\n") {
+                        let cl: usize = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("Content-Length: "))
+                            .unwrap()
+                            .trim()
+                            .parse()
+                            .unwrap();
+                        if got.len() >= at + 4 + cl {
+                            bodies.push(text[at + 4..at + 4 + cl].to_string());
+                            break;
+                        }
+                    }
+                }
+            }
+            bodies
+        },
+    )
 }
 
 fn expect(host: &str, trusted: Option<&std::ffi::CStr>, cases: &[(&str, &str)]) {
@@ -255,52 +270,31 @@ fn unix_client_addrs(trusted: Option<&std::ffi::CStr>, requests: &[&str]) -> Vec
     let path = dir.join(format!("s{}", requests.len()));
     let _ = std::fs::remove_file(&path);
     let cpath = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
-    let mut conn = Connection {
-        _private_core: null_mut(),
-        _private_stop_fd: -1,
-        _private_magic: 0,
-    };
-    let mut cfg = ConnectionConfig::default();
-    cfg.host = c"127.0.0.1".as_ptr();
-    cfg.port = 0;
-    // SAFETY: valid pointers to live locals.
-    unsafe {
-        assert_eq!(Connection_InitWith(&mut conn, &cfg), OK);
-        assert!(Connection_AddListenUnix(&mut conn, cpath.as_ptr(), 0o600) >= 0);
-        assert_eq!(
-            Connection_SetHandler(&mut conn, Some(addr_handler), null_mut()),
-            OK
-        );
-        let list = trusted.map_or(null(), |t| t.as_ptr());
-        assert_eq!(Connection_SetTrustedProxies(&mut conn, list), OK);
-    }
     let reqs: Vec<String> = requests
         .iter()
         .map(|h| format!("GET / HTTP/1.1\r\nHost: x\r\n{h}Connection: close\r\n\r\n"))
         .collect();
-    let client = std::thread::spawn(move || {
-        let mut bodies = Vec::new();
-        for r in reqs {
-            let mut s = UnixStream::connect(&path).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            s.write_all(r.as_bytes()).unwrap();
-            let mut got = String::new();
-            s.read_to_string(&mut got).unwrap();
-            let at = got.find("\r\n\r\n").expect("a response");
-            bodies.push(got[at + 4..].to_string());
-        }
-        bodies
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !client.is_finished() {
-        assert!(Instant::now() < deadline, "client did not finish");
-        // SAFETY: initialised connection, used from this thread only.
-        assert_eq!(unsafe { Connection_ProcessTimeout(&mut conn, 10) }, OK);
-    }
-    // SAFETY: initialised, no callback running.
-    unsafe { Connection_Destroy(&mut conn) };
+    let bodies = serve(
+        "127.0.0.1",
+        trusted,
+        // SAFETY: a live Connection on this thread; a NUL-terminated path.
+        |conn| assert!(unsafe { Connection_AddListenUnix(conn, cpath.as_ptr(), 0o600) } >= 0),
+        move |_| {
+            let mut bodies = Vec::new();
+            for r in reqs {
+                let mut s = UnixStream::connect(&path).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                s.write_all(r.as_bytes()).unwrap();
+                let mut got = String::new();
+                s.read_to_string(&mut got).unwrap();
+                let at = got.find("\r\n\r\n").expect("a response");
+                bodies.push(got[at + 4..].to_string());
+            }
+            bodies
+        },
+    );
     let _ = std::fs::remove_dir_all(&dir);
-    client.join().unwrap()
+    bodies
 }
 
 #[test]
