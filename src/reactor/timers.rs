@@ -65,6 +65,13 @@ impl Timers {
         self.links.get(index).and_then(|l| l.kind)
     }
 
+    /// The deadline `index` is armed with, if it is armed.
+    pub fn deadline(&self, index: usize) -> Option<u64> {
+        self.links
+            .get(index)
+            .and_then(|l| l.kind.map(|_| l.deadline))
+    }
+
     /// Removes `index` from whatever list it is in.
     pub fn cancel(&mut self, index: usize) {
         let Some(link) = self.links.get(index).copied() else {
