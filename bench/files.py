@@ -5,7 +5,7 @@ against nginx (`sendfile on`) serving the same directory, in one run.
 
     python3 bench/files.py [--rounds N] [--seconds S] [--conns C]
                            [--ours NAME=PATH ...] [--sizes 4k,16k,64k,1m]
-                           [--slow-reader]
+                           [--slow-reader [--slow-rate MIB_PER_S]]
 
 For every round, every file size and every server (order rotated per
 round): a fresh server pinned to CPU 1, `wrk -t1 -cC -dS` pinned to CPU 0
@@ -15,9 +15,10 @@ nginx's worker) recorded. Prints medians and each server's ratio to nginx.
 Several `--ours` binaries (e.g. built with different small-file limits)
 can be compared in the same run.
 
---slow-reader: one client with a 4 KiB receive buffer reads a 1 GiB
-(sparse) file at about 8 MiB/s for 6 s from each server; prints the
-server's RSS before and its peak during (VmRSS of nginx's worker).
+--slow-reader: one client with a 4 KiB receive buffer reads a whole 1 GiB
+(sparse) file at about --slow-rate MiB/s (default 48: about 22 s a
+server; stops after twice that) from each server; prints the server's RSS
+before and its peak during (VmRSS of nginx's worker) and the bytes read.
 
 Needs wrk, nginx (nginx-light), taskset; builds nothing (make -C c-examples
 first).
@@ -36,6 +37,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZES = {"4k": 4096, "8k": 8192, "16k": 16384, "64k": 65536, "1m": 1 << 20}
+HUGE = 1 << 30  # the slow reader's file
 
 NGINX_CONF = """\
 worker_processes 1;
@@ -153,18 +155,25 @@ def wrk(port, path, seconds, conns):
     return rps, errors.group(0) if errors else ""
 
 
-def slow_reader(port, seconds=6.0, rate=8 << 20):
+def slow_reader(port, rate, limit):
+    """Reads GET /huge.bin to its end (or for `limit` seconds) at about
+    `rate` bytes/s through a 4 KiB receive buffer; yields the bytes read."""
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.connect(("127.0.0.1", port))
     s.sendall(b"GET /huge.bin HTTP/1.1\r\nHost: b\r\n\r\n")
     got, start = 0, time.time()
-    while time.time() - start < seconds:
-        got += len(s.recv(65536))
+    while time.time() - start < limit:
+        n = len(s.recv(65536))
+        if n == 0:
+            break
+        got += n
         ahead = got / rate - (time.time() - start)
         if ahead > 0:
             time.sleep(ahead)
         yield got
+        if got >= HUGE:
+            break
     s.close()
 
 
@@ -177,6 +186,7 @@ def main():
     ap.add_argument("--ours", action="append", default=[],
                     help="NAME=PATH of a static binary (default ours=c-examples/static)")
     ap.add_argument("--slow-reader", action="store_true")
+    ap.add_argument("--slow-rate", type=float, default=48, help="MiB/s")
     a = ap.parse_args()
     ours = a.ours or ["ours=" + os.path.join(ROOT, "c-examples", "static")]
     servers = ours + ["nginx"]
@@ -224,8 +234,8 @@ def main():
         print("note: " + n)
     if a.slow_reader:
         with open(os.path.join(www, "huge.bin"), "wb") as f:
-            f.truncate(1 << 30)
-        print("\n| server | RSS before (KiB) | peak RSS while a slow reader takes 1 GiB (KiB) | growth | bytes read |")
+            f.truncate(HUGE)
+        print("\n| server | RSS before (KiB) | peak RSS while a slow reader takes 1 GiB (KiB) | growth | bytes read (head + body) |")
         print("|---|---|---|---|---|")
         for name in servers:
             srv = Server(name, tmp, www)
@@ -233,7 +243,8 @@ def main():
                 wrk(srv.port, "/%s.bin" % sizes[0], 1, 4)
                 before = rss_kib(srv.pid)
                 peak, got = before, 0
-                for got in slow_reader(srv.port):
+                rate = a.slow_rate * (1 << 20)
+                for got in slow_reader(srv.port, rate, 2 * HUGE / rate):
                     peak = max(peak, rss_kib(srv.pid))
             finally:
                 srv.stop()
