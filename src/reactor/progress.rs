@@ -35,6 +35,15 @@ const READ_BUDGET: usize = 256 * 1024;
 /// Largest piece a stream producer is asked for.
 const PRODUCE_MAX: usize = 64 * 1024;
 
+/// The loop's queued output is over its bound: drive connection `token`
+/// (`c`) again once it falls (`EventLoop::end_turn`).
+fn wait_for_room(c: &mut Conn, sh: &mut Shared, token: Token) {
+    if !c.waiting_room {
+        c.waiting_room = true;
+        sh.room_waiters.push(token);
+    }
+}
+
 /// What a connection needs from application code next.
 pub enum Step {
     Idle,
@@ -123,7 +132,7 @@ impl EventLoop {
             let nothing_to_parse = c.input.is_empty() && !matches!(c.state, State::Uploading(_));
             if nothing_to_parse {
                 if self.sh.over_output_total() {
-                    self.wait_for_room(token);
+                    wait_for_room(c, &mut self.sh, token);
                 }
             } else if can_start(c, &self.sh) {
                 let stream_above = self.handlers.body.map(|_| self.handlers.stream_above);
@@ -140,12 +149,11 @@ impl EventLoop {
                     Next::NeedMore => {}
                 }
             } else if self.sh.over_output_total() {
-                self.wait_for_room(token);
+                wait_for_room(c, &mut self.sh, token);
             }
 
-            // 3. Read more.
-            let c = self.conns.get_mut(token).expect("still open");
-            // Hot path: decided on the connection in hand (no lookup).
+            // 3. Read more. (Steps 2 to 5 work on the connection looked up
+            // once per pass: only the loop's other fields are borrowed.)
             if c.socket.readable && wants_input(c, &self.sh) {
                 if read_budget == 0 {
                     self.ready.push(token);
@@ -168,7 +176,6 @@ impl EventLoop {
             }
 
             // 4. Write what is queued.
-            let c = self.conns.get_mut(token).expect("still open");
             if !c.output.is_empty() && !c.socket.write_blocked {
                 match transfer::flush(c, &mut self.sh) {
                     Flush::Done => {
@@ -184,7 +191,6 @@ impl EventLoop {
             }
 
             // 5. Nothing more to do now: close, or wait with the right timer.
-            let c = self.conns.get_mut(token).expect("still open");
             if c.output.is_empty() && !c.responding() {
                 if let Some(reason) = c.close_after {
                     self.begin_close(token, reason);
@@ -255,17 +261,6 @@ impl EventLoop {
             input: c.input,
             upgrade,
         })
-    }
-
-    /// The loop's queued output is over its bound: drive this connection
-    /// again once it falls (`EventLoop::end_turn`).
-    fn wait_for_room(&mut self, token: Token) {
-        if let Some(c) = self.conns.get_mut(token) {
-            if !c.waiting_room {
-                c.waiting_room = true;
-                self.sh.room_waiters.push(token);
-            }
-        }
     }
 
     /// The last response is out: half-close and linger (so the client reads
