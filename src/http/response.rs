@@ -61,6 +61,7 @@ pub fn valid_header_name(name: &[u8]) -> bool {
 
 /// Field content: visible ASCII, obs-text, SP and HTAB; never CR, LF, NUL
 /// or another control byte.
+#[inline]
 pub fn valid_header_value(value: &[u8]) -> bool {
     // Runs per header added, and values are mostly short: eight bytes at a
     // time in a 64-bit word (the last word overlaps the one before it when
