@@ -199,6 +199,23 @@ pub fn parse_http_date(s: &[u8]) -> Option<i64> {
 mod tests {
     use super::*;
 
+    /// The cache's 200 head start is the status line then the Date line
+    /// of the current second, and follows the clock from one second to
+    /// the next.
+    #[test]
+    fn cached_lines_follow_the_second() {
+        let mut cache = DateCache::default();
+        for secs in [784_111_777, 784_111_778, 1_700_000_000] {
+            cache.update(secs);
+            assert_eq!(cache.line(), &format_date_line(secs));
+            let start = cache.ok_head_start();
+            assert_eq!(&start[..17], b"HTTP/1.1 200 OK\r\n");
+            assert_eq!(&start[17..], &format_date_line(secs));
+        }
+        cache.update(784_111_777);
+        assert_eq!(cache.line(), b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n");
+    }
+
     #[test]
     fn parses_the_three_formats() {
         for s in [
