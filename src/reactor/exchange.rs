@@ -46,7 +46,7 @@ pub enum Body {
 
 /// Status line, Date and (if configured) Server: how every response head
 /// starts, the library's own error responses included.
-#[inline]
+#[inline(always)]
 fn start_head(out: &mut Vec<u8>, status: u16, sh: &Shared) {
     if status == 200 {
         // Most responses: the status and Date lines kept whole by the
