@@ -399,9 +399,11 @@ fn compose_head(
     let body_follows = kind == Body::Full && allows_body && !r.head_method;
     let out = c.output.writer(&mut sh.pool);
     let head_start = out.len();
-    // One reservation for the head and the copied body: the appends below
-    // then never grow the buffer (each is a capacity compare and a copy).
-    out.reserve(HEAD_FIXED_MAX + sh.limits.server_line.len() + r.headers.len() + copied.len());
+    // One reservation for the head and the copied body (none for a body
+    // not sent: HEAD, 204, 304): the appends below then never grow the
+    // buffer (each is a capacity compare and a copy).
+    let body_room = if body_follows { copied.len() } else { 0 };
+    out.reserve(HEAD_FIXED_MAX + sh.limits.server_line.len() + r.headers.len() + body_room);
     start_head(out, r.status, sh);
     out.extend_from_slice(&r.headers);
     match kind {
