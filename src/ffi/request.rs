@@ -99,14 +99,21 @@ pub unsafe extern "C" fn Request_Method(req: *const Request, len: *mut usize) ->
 #[no_mangle]
 pub unsafe extern "C" fn Request_Path(req: *const Request, len: *mut usize) -> *const c_char {
     static ROOT: [u8; 2] = *b"/\0";
-    // SAFETY: a non-NULL `req` is valid during the handler (contract).
-    if unsafe { view(req) }.is_ok_and(|r| r.0.path.len == 0) {
+    // One look at the handle (its thread checked once) for both cases.
+    guard_ptr(|| {
+        // SAFETY: a non-NULL `req` is valid during the handler (contract).
+        let Ok(r) = (unsafe { view(req) }) else {
+            return std::ptr::null();
+        };
+        if r.0.path.len == 0 {
+            // SAFETY: `len` is NULL or writable (contract).
+            unsafe { put_len(len, 1) };
+            return ROOT.as_ptr() as *const c_char;
+        }
         // SAFETY: `len` is NULL or writable (contract).
-        unsafe { put_len(len, 1) };
-        return ROOT.as_ptr() as *const c_char;
-    }
-    // SAFETY: forwarded contract of this function.
-    unsafe { field(req, len, |r| r.0.path) }
+        unsafe { put_len(len, r.0.path.len as usize) };
+        r.str_at(r.0.path)
+    })
 }
 
 /// The query string without the '?' ("" when there is none),

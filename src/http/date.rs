@@ -6,16 +6,24 @@
 /// Length of `Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n`.
 pub(crate) const DATE_LINE_LEN: usize = 37;
 
+/// `HTTP/1.1 200 OK\r\n`, the status line of most responses.
+const OK_STATUS_LINE: &[u8; 17] = b"HTTP/1.1 200 OK\r\n";
+
+/// Length of the 200 status line followed by the Date line.
+pub(crate) const OK_HEAD_START_LEN: usize = OK_STATUS_LINE.len() + DATE_LINE_LEN;
+
 pub struct DateCache {
     second: i64,
-    line: [u8; DATE_LINE_LEN],
+    /// `HTTP/1.1 200 OK\r\n` then the Date line: the start of most
+    /// response heads kept whole, so starting a head is one fixed-size copy.
+    ok_start: [u8; OK_HEAD_START_LEN],
 }
 
 impl Default for DateCache {
     fn default() -> Self {
         let mut cache = DateCache {
             second: i64::MIN,
-            line: [0; DATE_LINE_LEN],
+            ok_start: [0; OK_HEAD_START_LEN],
         };
         cache.update(0);
         cache
@@ -27,12 +35,22 @@ impl DateCache {
     pub fn update(&mut self, unix_seconds: i64) {
         if unix_seconds != self.second {
             self.second = unix_seconds;
-            self.line = format_date_line(unix_seconds);
+            self.ok_start[..OK_STATUS_LINE.len()].copy_from_slice(OK_STATUS_LINE);
+            self.ok_start[OK_STATUS_LINE.len()..].copy_from_slice(&format_date_line(unix_seconds));
         }
     }
 
-    pub fn line(&self) -> &[u8] {
-        &self.line
+    /// The whole line, CRLF included. A fixed-size array, so appending it
+    /// is a constant-size copy (a few moves, no call).
+    pub fn line(&self) -> &[u8; DATE_LINE_LEN] {
+        self.ok_start[OK_STATUS_LINE.len()..]
+            .try_into()
+            .expect("the Date line ends the array")
+    }
+
+    /// The 200 status line followed by the Date line (`line`).
+    pub fn ok_head_start(&self) -> &[u8; OK_HEAD_START_LEN] {
+        &self.ok_start
     }
 }
 
@@ -180,6 +198,23 @@ pub fn parse_http_date(s: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cache's 200 head start is the status line then the Date line
+    /// of the current second, and follows the clock from one second to
+    /// the next.
+    #[test]
+    fn cached_lines_follow_the_second() {
+        let mut cache = DateCache::default();
+        for secs in [784_111_777, 784_111_778, 1_700_000_000] {
+            cache.update(secs);
+            assert_eq!(cache.line(), &format_date_line(secs));
+            let start = cache.ok_head_start();
+            assert_eq!(&start[..17], b"HTTP/1.1 200 OK\r\n");
+            assert_eq!(&start[17..], &format_date_line(secs));
+        }
+        cache.update(784_111_777);
+        assert_eq!(cache.line(), b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n");
+    }
 
     #[test]
     fn parses_the_three_formats() {

@@ -17,7 +17,8 @@ use super::upgrade::Upgrade;
 use crate::http::chunked::{ChunkedDecoder, Progress};
 use crate::http::request::{parse_head, Framing, Head, HeaderSpan, Parsed};
 use crate::http::response::{
-    push_decimal, push_status_line, reason_phrase, status_allows_body, LAST_CHUNK,
+    push_content_length, push_decimal, push_status_line, reason_phrase, status_allows_body,
+    LAST_CHUNK,
 };
 
 /// What parsing the next request gave.
@@ -45,9 +46,16 @@ pub enum Body {
 
 /// Status line, Date and (if configured) Server: how every response head
 /// starts, the library's own error responses included.
+#[inline(always)]
 fn start_head(out: &mut Vec<u8>, status: u16, sh: &Shared) {
-    push_status_line(out, status);
-    out.extend_from_slice(sh.date.line());
+    if status == 200 {
+        // Most responses: the status and Date lines kept whole by the
+        // cache, one fixed-size copy.
+        out.extend_from_slice(sh.date.ok_head_start());
+    } else {
+        push_status_line(out, status);
+        out.extend_from_slice(sh.date.line());
+    }
     // Hot path: no copy call for the usual empty Server line.
     if !sh.limits.server_line.is_empty() {
         out.extend_from_slice(&sh.limits.server_line);
@@ -330,9 +338,7 @@ pub fn reject(c: &mut Conn, sh: &mut Shared, status: u16) {
 /// Serialises the head (and a full body, copied) of the connection's
 /// current response into its output.
 pub fn compose(c: &mut Conn, sh: &mut Shared, body: &[u8], kind: Body) -> Result<(), Error> {
-    if compose_head(c, sh, body.len(), kind)? {
-        c.output.append(&mut sh.pool, body);
-    }
+    compose_head(c, sh, body.len(), kind, body)?;
     c.output.sync(&mut sh.queued_output);
     Ok(())
 }
@@ -341,7 +347,8 @@ pub fn compose(c: &mut Conn, sh: &mut Shared, body: &[u8], kind: Body) -> Result
 /// lent: the body follows the head without being copied. When no body is
 /// sent (HEAD, 204, 304, empty) its release is owed at once.
 pub fn compose_borrowed(c: &mut Conn, sh: &mut Shared, body: Borrowed) {
-    let sent = compose_head(c, sh, body.len(), Body::Full).expect("a full body is always allowed");
+    let sent =
+        compose_head(c, sh, body.len(), Body::Full, &[]).expect("a full body is always allowed");
     if sent && !body.is_empty() {
         c.output.attach(body);
     } else {
@@ -356,17 +363,30 @@ pub fn compose_borrowed(c: &mut Conn, sh: &mut Shared, body: Borrowed) {
 /// head goes out and `file`, if any, is dropped (closed) here.
 pub fn compose_file(c: &mut Conn, sh: &mut Shared, len: u64, file: Option<FileBody>) {
     let len = usize::try_from(len).unwrap_or(usize::MAX);
-    let sent = compose_head(c, sh, len, Body::Full).expect("a full body is always allowed");
+    let sent = compose_head(c, sh, len, Body::Full, &[]).expect("a full body is always allowed");
     if let (true, Some(file)) = (sent && len > 0, file) {
         c.output.attach_file(file);
     }
     c.output.sync(&mut sh.queued_output);
 }
 
-/// The head of the current response, and the reply's and connection's
-/// state after it. Returns whether a full body of `body_len` bytes is to
-/// follow it.
-fn compose_head(c: &mut Conn, sh: &mut Shared, body_len: usize, kind: Body) -> Result<bool, Error> {
+/// Most bytes a head takes besides the Server line and the application's
+/// headers: the longest status line (46), Date (37), a Content-Length line
+/// (38) or Transfer-Encoding (28), and `Connection: keep-alive` with the
+/// blank line (26). Only sizes one reservation; every append still checks.
+const HEAD_FIXED_MAX: usize = 160;
+
+/// The head of the current response, then `copied` (a full body the
+/// caller has in memory, empty otherwise) if a body is to be sent, and the
+/// reply's and connection's state after it. Returns whether a full body of
+/// `body_len` bytes is to follow the head.
+fn compose_head(
+    c: &mut Conn,
+    sh: &mut Shared,
+    body_len: usize,
+    kind: Body,
+    copied: &[u8],
+) -> Result<bool, Error> {
     // SAFETY: `c.reply` is owned by the connection; the application does
     // not touch it while this runs (it is the caller, or not running).
     let r: &mut Reply = unsafe { &mut *c.reply };
@@ -376,17 +396,19 @@ fn compose_head(c: &mut Conn, sh: &mut Shared, body_len: usize, kind: Body) -> R
     }
     let raw_stream = kind != Body::Full && r.minor_version == 0;
     let closing = !r.keep_alive || r.app_close || sh.stopping || raw_stream;
+    let body_follows = kind == Body::Full && allows_body && !r.head_method;
     let out = c.output.writer(&mut sh.pool);
     let head_start = out.len();
+    // One reservation for the head and the copied body (none for a body
+    // not sent: HEAD, 204, 304): the appends below then never grow the
+    // buffer (each is a capacity compare and a copy).
+    let body_room = if body_follows { copied.len() } else { 0 };
+    out.reserve(HEAD_FIXED_MAX + sh.limits.server_line.len() + r.headers.len() + body_room);
     start_head(out, r.status, sh);
     out.extend_from_slice(&r.headers);
     match kind {
         Body::Full if r.status == 204 || r.status == 304 => {}
-        Body::Full => {
-            out.extend_from_slice(b"Content-Length: ");
-            push_decimal(out, body_len as u64);
-            out.extend_from_slice(b"\r\n");
-        }
+        Body::Full => push_content_length(out, body_len as u64),
         _ if raw_stream => {}
         _ => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
     }
@@ -400,7 +422,9 @@ fn compose_head(c: &mut Conn, sh: &mut Shared, body_len: usize, kind: Body) -> R
     if c.record_open {
         r.track.head_bytes = (out.len() - head_start) as u64;
     }
-    let body_follows = kind == Body::Full && allows_body && !r.head_method;
+    if body_follows {
+        out.extend_from_slice(copied);
+    }
     c.deferred_wait = false;
     if closing {
         c.close_after = Some(if sh.stopping {

@@ -101,19 +101,83 @@ pub enum Flush {
 /// `output_high_water` is freed as soon as it is sent, and the loop's total
 /// of output memory updated.
 pub fn flush(c: &mut Conn, sh: &mut Shared) -> Flush {
+    let result = if c.output.has_borrowed() {
+        send_all(c, sh)
+    } else {
+        send_copied(c, sh)
+    };
+    let large = sh.limits.output_high_water.max(4 * BUFFER_SIZE);
+    if c.output.copied() == 0 && c.output.capacity() > large {
+        // A large body is out: free its storage now rather than when the
+        // connection next goes idle. (A stream's refill buffer stays below
+        // this and is kept.)
+        c.output.release(&mut sh.pool, &mut sh.queued_output);
+    }
+    c.output.sync(&mut sh.queued_output);
+    result
+}
+
+/// `flush` when only copied bytes are queued (every keep-alive response
+/// answered with `Response_Send`): one `send` per try, with none of the
+/// borrowed-body and file cases to look at on the way.
+fn send_copied(c: &mut Conn, sh: &mut Shared) -> Flush {
     let fd = c.raw_fd();
-    let result = loop {
+    loop {
+        if c.output.copied() == 0 {
+            return Flush::Done;
+        }
+        nodelay_before_second_send(c, fd);
+        match sh.io.send(fd, c.output.slices().0) {
+            Ok(n) => {
+                c.bytes_sent += n as u64;
+                c.output.consume(n);
+                c.timer_dirty = true;
+            }
+            Err(e) => return send_failed(c, fd, &e, false),
+        }
+    }
+}
+
+/// Counts a send on the connection; before its second one, turns on
+/// `TCP_NODELAY`. A second write may meet an unacknowledged first one:
+/// without TCP_NODELAY, Nagle would hold it back for a delayed ACK. The
+/// first write never waits, so a one-response connection saves the
+/// setsockopt.
+fn nodelay_before_second_send(c: &mut Conn, fd: std::os::fd::RawFd) {
+    if c.sends == 1 {
+        socket::set_nodelay(fd);
+    }
+    c.sends += 1;
+}
+
+/// What a failed `send` or `sendfile` (`file`) means for the connection.
+fn send_failed(c: &mut Conn, fd: std::os::fd::RawFd, e: &std::io::Error, file: bool) -> Flush {
+    match e.raw_os_error().unwrap_or(0) {
+        libc::EAGAIN => {
+            c.socket.write_blocked = true;
+            Flush::Blocked
+        }
+        libc::EPIPE | libc::ECONNRESET | libc::ETIMEDOUT => Flush::Failed(CloseReason::Reset),
+        _ if file => {
+            // EIO, EINVAL, ...: the file failed, not the client.
+            log::warn!("sendfile to fd {fd}: {e}");
+            Flush::Failed(CloseReason::Error)
+        }
+        _ => {
+            log::warn!("send on fd {fd}: {e}");
+            Flush::Failed(CloseReason::Error)
+        }
+    }
+}
+
+/// `flush` with a borrowed body or a file queued after the copied bytes.
+fn send_all(c: &mut Conn, sh: &mut Shared) -> Flush {
+    let fd = c.raw_fd();
+    loop {
         if c.output.is_empty() {
-            break Flush::Done;
+            return Flush::Done;
         }
-        if c.sends == 1 {
-            // A second write may meet an unacknowledged first one: without
-            // TCP_NODELAY, Nagle would hold it back for a delayed ACK. The
-            // first write never waits, so a one-response connection saves
-            // the setsockopt.
-            socket::set_nodelay(fd);
-        }
-        c.sends += 1;
+        nodelay_before_second_send(c, fd);
         let file = c.output.file_next();
         let sent = match (file, c.output.slices()) {
             (Some((file, offset, count)), _) => sh.io.send_file(fd, file, offset, count),
@@ -127,7 +191,7 @@ pub fn flush(c: &mut Conn, sh: &mut Shared) -> Flush {
                 // was truncated while being sent): the response cannot be
                 // completed, so the client must see the connection close.
                 log::warn!("fd {fd}: file shorter than its Content-Length; closing");
-                break Flush::Failed(CloseReason::Error);
+                return Flush::Failed(CloseReason::Error);
             }
             // Every byte sent on this connection, copied, lent or from a
             // file, is counted here.
@@ -138,37 +202,9 @@ pub fn flush(c: &mut Conn, sh: &mut Shared) -> Flush {
                 }
                 c.timer_dirty = true;
             }
-            Err(e) => {
-                break match e.raw_os_error().unwrap_or(0) {
-                    libc::EAGAIN => {
-                        c.socket.write_blocked = true;
-                        Flush::Blocked
-                    }
-                    libc::EPIPE | libc::ECONNRESET | libc::ETIMEDOUT => {
-                        Flush::Failed(CloseReason::Reset)
-                    }
-                    _ if file.is_some() => {
-                        // EIO, EINVAL, ...: the file failed, not the client.
-                        log::warn!("sendfile to fd {fd}: {e}");
-                        Flush::Failed(CloseReason::Error)
-                    }
-                    _ => {
-                        log::warn!("send on fd {fd}: {e}");
-                        Flush::Failed(CloseReason::Error)
-                    }
-                };
-            }
+            Err(e) => return send_failed(c, fd, &e, file.is_some()),
         }
-    };
-    let large = sh.limits.output_high_water.max(4 * BUFFER_SIZE);
-    if c.output.copied() == 0 && c.output.capacity() > large {
-        // A large body is out: free its storage now rather than when the
-        // connection next goes idle. (A stream's refill buffer stays below
-        // this and is kept.)
-        c.output.release(&mut sh.pool, &mut sh.queued_output);
     }
-    c.output.sync(&mut sh.queued_output);
-    result
 }
 
 /// Reads and discards until EAGAIN (None: keep lingering) or until the
