@@ -473,3 +473,25 @@ fn wants_input(c: &Conn, sh: &Shared) -> bool {
     // buffered, then stop until the answer (backpressure).
     can_start(c, sh) || c.deferred_wait && c.input.len() < sh.limits.max_header_bytes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_deadlines_are_late_by_less_than_a_grain_and_never_go_back() {
+        let timeout = 5_000;
+        let mut last = 0;
+        for now in 0..100 {
+            let d = idle_deadline(now, timeout);
+            assert!(d >= now + timeout && d < now + timeout + IDLE_GRAIN_MS);
+            assert_eq!(d % IDLE_GRAIN_MS, 0);
+            assert!(d >= last);
+            last = d;
+        }
+        // One re-arm per grain, not per millisecond.
+        let distinct: std::collections::BTreeSet<u64> =
+            (0..64).map(|now| idle_deadline(now, timeout)).collect();
+        assert_eq!(distinct.len() as u64, 64 / IDLE_GRAIN_MS);
+    }
+}
