@@ -491,7 +491,7 @@ mod tests {
         }
         // One re-arm per grain, not per millisecond.
         let distinct: std::collections::BTreeSet<u64> =
-            (0..64).map(|now| idle_deadline(now, timeout)).collect();
+            (1..=64).map(|now| idle_deadline(now, timeout)).collect();
         assert_eq!(distinct.len() as u64, 64 / IDLE_GRAIN_MS);
     }
 }
