@@ -7,6 +7,7 @@ pub mod chunked;
 pub mod conditional;
 pub mod cookie;
 pub mod date;
+pub mod fast_head;
 pub mod forwarded;
 pub mod path;
 pub mod percent;

@@ -5,6 +5,7 @@
 //! Results are offsets into the caller's buffer, not borrowed slices, so
 //! the connection can keep its buffer and re-use the parse later.
 
+use super::fast_head;
 use super::uri::{classify_target, valid_host, Scheme};
 use super::{ParseLimits, MAX_HEADERS_CAP};
 
@@ -76,10 +77,10 @@ pub enum Parsed {
 /// The methods this server knows (anything else is a 501). A `match`
 /// rather than a list search: the compiler switches on the length first,
 /// then compares once (this runs on every request).
-fn known_method(method: &str) -> bool {
+pub(super) fn known_method(method: &[u8]) -> bool {
     matches!(
         method,
-        "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "OPTIONS" | "TRACE" | "PATCH"
+        b"GET" | b"HEAD" | b"POST" | b"PUT" | b"DELETE" | b"OPTIONS" | b"TRACE" | b"PATCH"
     )
 }
 
@@ -88,6 +89,18 @@ fn known_method(method: &str) -> bool {
 /// built in place instead of copied once more on the way out.
 #[inline]
 pub fn parse_head(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) -> Parsed {
+    // The common shape in one pass (fast_head.rs); when it is not sure,
+    // the full parser below decides.
+    if let Some(head) = fast_head::parse(buf, limits, headers) {
+        return Parsed::Complete(head);
+    }
+    parse_head_full(buf, limits, headers)
+}
+
+/// The full parser alone: httparse, then every rule below (`parse_head`
+/// without the fast path; the tests and the fuzz target compare the two).
+#[inline]
+pub fn parse_head_full(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) -> Parsed {
     match parse_head_inner(buf, limits, headers) {
         Inner::Done(parsed) => parsed,
         Inner::HigherMinor { digit_at } => {
@@ -182,7 +195,7 @@ fn parse_head_inner(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSp
     if minor_version > 1 {
         return Parsed::Error(505).into();
     }
-    if !known_method(method) {
+    if !known_method(method.as_bytes()) {
         return Parsed::Error(501).into();
     }
 

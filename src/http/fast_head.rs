@@ -1,0 +1,227 @@
+//! The fast path for request heads: one pass over the common, clearly valid
+//! shape (a known method, a plain origin-form target, `HTTP/1.1`, CRLF
+//! lines, one simple Host, simple header names and values). It answers only
+//! when it is sure: the result is then exactly what the full parser
+//! (`request::parse_head_inner`, httparse plus the RFC 9112 rules) gives,
+//! the same `Head` and the same header spans. Anything else, including a
+//! head not complete yet or one near a limit, is left to the full parser
+//! (`None`), which decides as it always did.
+
+use super::request::{known_method, Framing, Head, HeaderSpan, Span};
+use super::ParseLimits;
+
+/// What a byte may be in the fast path's request-target.
+const T_OTHER: u8 = 0;
+/// pchar (without '%') or '/': RFC 3986 via `uri::valid_path_query`.
+const T_PLAIN: u8 = 1;
+const T_QUERY: u8 = 2;
+const T_PERCENT: u8 = 3;
+
+static TARGET: [u8; 256] = {
+    let plain = super::alnum_and(b"-._~!$&'()*+,;=:@/");
+    let mut t = [T_OTHER; 256];
+    let mut b = 0;
+    while b < 256 {
+        if plain[b] {
+            t[b] = T_PLAIN;
+        }
+        b += 1;
+    }
+    t[b'?' as usize] = T_QUERY;
+    t[b'%' as usize] = T_PERCENT;
+    t
+};
+
+/// A header name: tchar (RFC 9110 5.6.2), exactly httparse's token set.
+static NAME: [bool; 256] = super::alnum_and(b"!#$%&'*+-.^_`|~");
+
+/// A header value byte the fast path takes: visible ASCII and SP. (HTAB,
+/// obs-text and control bytes go to the full parser.)
+static VALUE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        t[b] = true;
+        b += 1;
+    }
+    t
+};
+
+/// A Host name byte in the one-pass check of `uri::valid_host`:
+/// unreserved and sub-delims (a reg-name or an IPv4 address).
+static HOST: [bool; 256] = super::alnum_and(b"-._~!$&'()*+,;=");
+
+/// The head at the start of `buf` when it has the common shape and is
+/// complete and valid; `headers` then holds its header spans. `None`: not
+/// sure, the full parser decides (`headers` is then unspecified).
+pub fn parse(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) -> Option<Head> {
+    // A head ending past the limit is the full parser's (431).
+    let buf = &buf[..buf.len().min(limits.max_header_bytes)];
+
+    // The request line: method SP origin-form SP "HTTP/1.1" CRLF.
+    let sp = buf.iter().take(8).position(|&b| b == b' ')?;
+    let method = &buf[..sp];
+    if !known_method(method) {
+        return None;
+    }
+    let path_start = sp + 1;
+    if buf.get(path_start) != Some(&b'/') {
+        return None;
+    }
+    let mut i = path_start + 1;
+    let mut query_mark = None;
+    loop {
+        match TARGET[*buf.get(i)? as usize] {
+            T_PLAIN => i += 1,
+            T_QUERY => {
+                query_mark.get_or_insert(i);
+                i += 1;
+            }
+            T_PERCENT => {
+                let hex = buf.get(i + 1..i + 3)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
+                i += 3;
+            }
+            _ => break,
+        }
+    }
+    let target_end = i;
+    if buf.get(i..i + 11)? != b" HTTP/1.1\r\n" || i + 9 > limits.max_request_line {
+        return None;
+    }
+    i += 11;
+
+    // The header lines: name ":" *SP value CRLF, until an empty line.
+    headers.clear();
+    let mut content_length: Option<u64> = None;
+    let mut hosts = 0u32;
+    let mut conn_close = false;
+    loop {
+        if *buf.get(i)? == b'\r' {
+            if *buf.get(i + 1)? != b'\n' {
+                return None;
+            }
+            i += 2;
+            break;
+        }
+        let name_start = i;
+        while NAME[*buf.get(i)? as usize] {
+            i += 1;
+        }
+        let name = &buf[name_start..i];
+        if name.is_empty() || buf[i] != b':' {
+            return None;
+        }
+        i += 1;
+        while *buf.get(i)? == b' ' {
+            i += 1;
+        }
+        let value_start = i;
+        // `i` becomes the CR ending the value (the LF after it checked).
+        let mut value_end;
+        if name.len() == 4 && name.eq_ignore_ascii_case(b"host") {
+            // uri::valid_host's common case: name chars, then ":" digits.
+            while HOST[*buf.get(i)? as usize] {
+                i += 1;
+            }
+            if buf[i] == b':' {
+                i += 1;
+                while buf.get(i)?.is_ascii_digit() {
+                    i += 1;
+                }
+            }
+            hosts += 1;
+            value_end = i;
+        } else if name.len() == 14 && name.eq_ignore_ascii_case(b"content-length") {
+            let mut n: u64 = 0;
+            while let Some(d) = buf.get(i)?.checked_sub(b'0').filter(|&d| d < 10) {
+                n = n.saturating_mul(10).saturating_add(u64::from(d));
+                i += 1;
+            }
+            if content_length.is_some_and(|prev| prev != n) {
+                return None;
+            }
+            content_length = Some(n);
+            value_end = i;
+        } else {
+            if matches!(name.len(), 6 | 17) {
+                // Expect and Transfer-Encoding: the full parser's.
+                if name.eq_ignore_ascii_case(b"expect")
+                    || name.eq_ignore_ascii_case(b"transfer-encoding")
+                {
+                    return None;
+                }
+            }
+            while VALUE[*buf.get(i)? as usize] {
+                i += 1;
+            }
+            // httparse drops trailing whitespace (the value starts with a
+            // non-SP byte, or is empty and refused below).
+            value_end = i;
+            while value_end > value_start && buf[value_end - 1] == b' ' {
+                value_end -= 1;
+            }
+            if name.len() == 10 && name.eq_ignore_ascii_case(b"connection") {
+                conn_close |= has_close(&buf[value_start..value_end]);
+            }
+        }
+        // The value must end the line here; an empty value (whose span
+        // httparse places differently) goes to the full parser.
+        if buf[i] != b'\r' || *buf.get(i + 1)? != b'\n' || value_end == value_start {
+            return None;
+        }
+        if headers.len() == limits.max_headers {
+            return None;
+        }
+        headers.push(HeaderSpan {
+            name: span(name_start, name.len()),
+            value: span(value_start, value_end - value_start),
+        });
+        i += 2;
+    }
+    if hosts != 1 {
+        return None;
+    }
+    let framing = match content_length {
+        Some(0) | None => Framing::None,
+        Some(n) if n <= limits.max_body_bytes as u64 => Framing::Length(n),
+        Some(_) => return None,
+    };
+    let (path, query) = match query_mark {
+        Some(q) => (
+            span(path_start, q - path_start),
+            span(q + 1, target_end - q - 1),
+        ),
+        None => (span(path_start, target_end - path_start), Span::default()),
+    };
+    Some(Head {
+        len: i,
+        method: span(0, sp),
+        path,
+        query,
+        query_mark: query_mark.map(|q| q as u32),
+        minor_version: 1,
+        framing,
+        keep_alive: !conn_close,
+        expect_continue: false,
+        is_head_method: method == b"HEAD",
+    })
+}
+
+fn span(start: usize, len: usize) -> Span {
+    Span {
+        start: start as u32,
+        len: len as u32,
+    }
+}
+
+/// Whether a Connection value lists "close": comma-separated tokens with
+/// optional SP around them, as the full parser splits them ("keep-alive"
+/// changes nothing in HTTP/1.1).
+fn has_close(value: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
+}
