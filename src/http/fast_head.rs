@@ -54,16 +54,24 @@ static HOST: [bool; 256] = super::alnum_and(b"-._~!$&'()*+,;=");
 /// The head at the start of `buf` when it has the common shape and is
 /// complete and valid; `headers` then holds its header spans. `None`: not
 /// sure, the full parser decides (`headers` is then unspecified).
+/// Not inlined: inside its caller the loops' counters would live on the
+/// stack.
+#[inline(never)]
 pub fn parse(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) -> Option<Head> {
     // A head ending past the limit is the full parser's (431).
     let buf = &buf[..buf.len().min(limits.max_header_bytes)];
 
     // The request line: method SP origin-form SP "HTTP/1.1" CRLF.
-    let sp = buf.iter().take(8).position(|&b| b == b' ')?;
+    let sp = if buf.starts_with(b"GET ") {
+        3
+    } else {
+        let sp = buf.iter().take(8).position(|&b| b == b' ')?;
+        if !known_method(&buf[..sp]) {
+            return None;
+        }
+        sp
+    };
     let method = &buf[..sp];
-    if !known_method(method) {
-        return None;
-    }
     let path_start = sp + 1;
     if buf.get(path_start) != Some(&b'/') {
         return None;
@@ -107,30 +115,27 @@ pub fn parse(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) ->
             break;
         }
         let name_start = i;
-        while NAME[*buf.get(i)? as usize] {
-            i += 1;
-        }
+        // "Host:" (every request has one) without the byte loop.
+        i += match buf.get(i..i + 5) {
+            Some([a, b, c, d, b':']) if is_host(&[*a, *b, *c, *d]) => 4,
+            _ => buf[i..].iter().position(|&b| !NAME[b as usize])?,
+        };
         let name = &buf[name_start..i];
         if name.is_empty() || buf[i] != b':' {
             return None;
         }
-        i += 1;
-        while *buf.get(i)? == b' ' {
-            i += 1;
-        }
+        // Usually one SP after the colon.
+        i += 1 + usize::from(buf.get(i + 1) == Some(&b' '));
+        i += buf[i..].iter().position(|&b| b != b' ')?;
         let value_start = i;
         // `i` becomes the CR ending the value (the LF after it checked).
         let mut value_end;
-        if name.len() == 4 && name.eq_ignore_ascii_case(b"host") {
+        if is_host(name) {
             // uri::valid_host's common case: name chars, then ":" digits.
-            while HOST[*buf.get(i)? as usize] {
-                i += 1;
-            }
+            i += buf[i..].iter().position(|&b| !HOST[b as usize])?;
             if buf[i] == b':' {
                 i += 1;
-                while buf.get(i)?.is_ascii_digit() {
-                    i += 1;
-                }
+                i += buf[i..].iter().position(|&b| !b.is_ascii_digit())?;
             }
             hosts += 1;
             value_end = i;
@@ -154,9 +159,7 @@ pub fn parse(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) ->
                     return None;
                 }
             }
-            while VALUE[*buf.get(i)? as usize] {
-                i += 1;
-            }
+            i += value_len(&buf[i..])?;
             // httparse drops trailing whitespace (the value starts with a
             // non-SP byte, or is empty and refused below).
             value_end = i;
@@ -208,6 +211,39 @@ pub fn parse(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) ->
         expect_continue: false,
         is_head_method: method == b"HEAD",
     })
+}
+
+/// Whether a header name is "Host", in any case: `| 0x20` turns only the
+/// upper-case letters into the lower-case ones compared with.
+fn is_host(name: &[u8]) -> bool {
+    match name {
+        [a, b, c, d] => {
+            u32::from_le_bytes([*a, *b, *c, *d]) | 0x2020_2020 == u32::from_le_bytes(*b"host")
+        }
+        _ => false,
+    }
+}
+
+/// How many bytes at the start of `s` are VALUE bytes; None when they all
+/// are (the line does not end in `s`). Eight bytes at a time while it can
+/// (SWAR: a byte below 0x20, at or above 0x7f sets its top bit in `bad`;
+/// the lowest such bit is exact, so it is the first byte to stop at).
+fn value_len(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().ok()?);
+        let below_space = x.wrapping_sub(ONES * 0x20) & !x;
+        let del = x ^ (ONES * 0x7f);
+        let is_del = del.wrapping_sub(ONES) & !del;
+        let bad = (below_space | is_del | x) & HIGH;
+        if bad != 0 {
+            return Some(i + (bad.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    Some(i + s[i..].iter().position(|&b| !VALUE[b as usize])?)
 }
 
 fn span(start: usize, len: usize) -> Span {
