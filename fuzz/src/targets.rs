@@ -252,7 +252,9 @@ pub fn fast_head_agrees(data: &[u8], limits: &ParseLimits) -> bool {
 
 /// The limits `fast_head_target` tries on `data`: the defaults, small
 /// counts, and the line and head limits set one below, at and one above
-/// the input's own request line and head (where 414/431 start).
+/// the input's own request line and head (where 414/431 start), within
+/// what `ConnectionConfig` accepts (a request line of at least 16 bytes,
+/// a header section at least as long).
 pub fn fast_head_limits(data: &[u8]) -> Vec<ParseLimits> {
     let default = ParseLimits::default();
     let mut v = vec![

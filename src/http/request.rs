@@ -1,6 +1,8 @@
 //! Request heads: httparse does the tokenising; this file adds the RFC 9112
 //! framing rules httparse leaves to its caller and maps every failure to
-//! the status code the client gets.
+//! the status code the client gets. `parse_head` first tries the one-pass
+//! fast path (fast_head.rs), which answers only for heads it is sure of,
+//! exactly as this full parser would.
 //!
 //! Results are offsets into the caller's buffer, not borrowed slices, so
 //! the connection can keep its buffer and re-use the parse later.
@@ -112,7 +114,13 @@ pub fn parse_head_full(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<Heade
             // offsets, as valid in `buf` as in the copy. A rare request, so
             // the copy costs the common path nothing.
             let mut copy = buf[..buf.len().min(limits.max_header_bytes + 1)].to_vec();
-            copy[digit_at] = b'1';
+            // Leading empty lines (whose length the 414 check measured)
+            // can put the version past the copy: the head is then over
+            // max_header_bytes.
+            let Some(digit) = copy.get_mut(digit_at) else {
+                return Parsed::Error(431);
+            };
+            *digit = b'1';
             match parse_head_inner(&copy, limits, headers) {
                 Inner::Done(parsed) => parsed,
                 Inner::HigherMinor { .. } => Parsed::Error(400),
