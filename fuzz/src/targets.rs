@@ -277,14 +277,17 @@ pub fn fast_head_limits(data: &[u8]) -> Vec<ParseLimits> {
             size,
             size + 1,
         ] {
+            let n = n.max(16);
             v.push(if is_line {
                 ParseLimits {
                     max_request_line: n,
+                    max_header_bytes: n.max(default.max_header_bytes),
                     ..default
                 }
             } else {
                 ParseLimits {
                     max_header_bytes: n,
+                    max_request_line: n.min(default.max_request_line),
                     ..default
                 }
             });
