@@ -2,12 +2,12 @@
 //! shape (a known method, a plain origin-form target, `HTTP/1.1`, CRLF
 //! lines, one simple Host, simple header names and values). It answers only
 //! when it is sure: the result is then exactly what the full parser
-//! (`request::parse_head_inner`, httparse plus the RFC 9112 rules) gives,
+//! (`request::parse_head_full`, httparse plus the RFC 9112 rules) gives,
 //! the same `Head` and the same header spans. Anything else, including a
 //! head not complete yet or one near a limit, is left to the full parser
 //! (`None`), which decides as it always did.
 
-use super::request::{known_method, Framing, Head, HeaderSpan, Span};
+use super::head::{known_method, Framing, Head, HeaderSpan, Span};
 use super::ParseLimits;
 
 /// What a byte may be in the fast path's request-target.

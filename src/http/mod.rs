@@ -10,6 +10,7 @@ pub mod cookie;
 pub mod date;
 pub mod fast_head;
 pub mod forwarded;
+mod head;
 pub mod path;
 pub mod percent;
 pub mod query;
