@@ -118,7 +118,7 @@ pub fn parse(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) ->
         // "Host:" (every request has one) without the byte loop.
         i += match buf.get(i..i + 5) {
             Some([a, b, c, d, b':']) if is_host(&[*a, *b, *c, *d]) => 4,
-            _ => buf[i..].iter().position(|&b| !NAME[b as usize])?,
+            _ => name_len(&buf[i..])?,
         };
         let name = &buf[name_start..i];
         if name.is_empty() || buf[i] != b':' {
@@ -224,26 +224,80 @@ fn is_host(name: &[u8]) -> bool {
     }
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// SWAR (eight bytes in a u64, the first in the low bits): the top bit of
+/// each byte of `x` below `n` (n <= 0x80) is set. Bits above the first set
+/// one may be wrong (a borrow), so only the lowest set bit is to be used.
+fn below(x: u64, n: u8) -> u64 {
+    x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH
+}
+
+/// SWAR: the top bit of each byte of `x` equal to `b` (lowest one exact).
+fn equal(x: u64, b: u8) -> u64 {
+    below(x ^ (ONES * u64::from(b)), 1)
+}
+
 /// How many bytes at the start of `s` are VALUE bytes; None when they all
-/// are (the line does not end in `s`). Eight bytes at a time while it can
-/// (SWAR: a byte below 0x20, at or above 0x7f sets its top bit in `bad`;
-/// the lowest such bit is exact, so it is the first byte to stop at).
+/// are (the line does not end in `s`). Eight bytes at a time while it can:
+/// a byte below 0x20, 0x7f or at/above 0x80 stops it.
 fn value_len(s: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut i = 0;
     while let Some(chunk) = s.get(i..i + 8) {
         let x = u64::from_le_bytes(chunk.try_into().ok()?);
-        let below_space = x.wrapping_sub(ONES * 0x20) & !x;
-        let del = x ^ (ONES * 0x7f);
-        let is_del = del.wrapping_sub(ONES) & !del;
-        let bad = (below_space | is_del | x) & HIGH;
-        if bad != 0 {
-            return Some(i + (bad.trailing_zeros() / 8) as usize);
+        let stop = below(x, 0x20) | equal(x, 0x7f) | (x & HIGH);
+        if stop != 0 {
+            return Some(i + (stop.trailing_zeros() / 8) as usize);
         }
         i += 8;
     }
     Some(i + s[i..].iter().position(|&b| !VALUE[b as usize])?)
+}
+
+/// The length of the header name at the start of `s` when a ':' ends it
+/// and every byte before is a NAME byte (at least one); else None. Finds
+/// the first ':' or byte outside 0x21..=0x7e eight bytes at a time, and on
+/// the way whether the name is only letters and '-' (the usual names);
+/// any other name is checked byte by byte.
+fn name_len(s: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    let mut plain = true;
+    let end = loop {
+        let Some(chunk) = s.get(i..i + 8) else {
+            let stop = |&b: &u8| b == b':' || !(0x21..0x7f).contains(&b);
+            plain = false;
+            break i + s[i..].iter().position(stop)?;
+        };
+        let x = u64::from_le_bytes(chunk.try_into().ok()?);
+        let stop = below(x, 0x21) | equal(x, 0x7f) | equal(x, b':') | (x & HIGH);
+        if stop != 0 {
+            let n = stop.trailing_zeros() / 8;
+            // The top bits of the n name bytes in this chunk (all in
+            // 0x21..=0x7e, below the first stop).
+            let mask = HIGH & ((1u64 << (8 * n)) - 1);
+            plain &= letters_or_hyphen(x, mask);
+            break i + n as usize;
+        }
+        plain &= letters_or_hyphen(x, HIGH);
+        i += 8;
+    };
+    let ok = plain || s[..end].iter().all(|&b| NAME[b as usize]);
+    (end > 0 && s[end] == b':' && ok).then_some(end)
+}
+
+/// SWAR: whether every byte of `x` whose top bit is in `mask` is an ASCII
+/// letter or '-', given that those bytes are within 0x21..=0x7e. Exact per
+/// byte (no borrow crosses a byte: every sum stays below 0x100).
+fn letters_or_hyphen(x: u64, mask: u64) -> bool {
+    // Lower case: a letter is then 0x61..=0x7a. Only '-' (and CR, not in
+    // range) has 0x2d after `| 0x20`; only letters land in 0x61..=0x7a.
+    let y = (x & !HIGH) | (ONES * 0x20);
+    let at_least_a = (y + ONES * (0x80 - 0x61)) & HIGH;
+    let below_brace = !(y + ONES * (0x80 - 0x7b)) & HIGH;
+    let v = y ^ (ONES * 0x2d);
+    let hyphen = !(((v & !HIGH) + !HIGH) | v) & HIGH;
+    ((at_least_a & below_brace) | hyphen) & mask == mask
 }
 
 fn span(start: usize, len: usize) -> Span {
@@ -260,4 +314,31 @@ fn has_close(value: &[u8]) -> bool {
     value
         .split(|&b| b == b',')
         .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The eight-at-a-time scans against byte-by-byte models: every byte
+    /// value at every position of a 12-byte name or value.
+    #[test]
+    fn swar_scans_match_byte_loops() {
+        for b in 0..=255u8 {
+            for at in 0..12 {
+                let mut s = *b"Accept-Lang:x\r\n";
+                s[at] = b;
+                let want_value = s.iter().position(|&c| !VALUE[c as usize]);
+                assert_eq!(value_len(&s), want_value, "value, {b:#x} at {at}");
+                let stop = s.iter().position(|&c| !NAME[c as usize]).unwrap();
+                let want_name = (stop > 0 && s[stop] == b':').then_some(stop);
+                assert_eq!(name_len(&s), want_name, "name, {b:#x} at {at}");
+            }
+            let x = u64::from_le_bytes([b, b'a', b'Z', b'-', b, b'q', b'M', b]);
+            let simple = b.is_ascii_alphabetic() || b == b'-';
+            if (0x21..0x7f).contains(&b) {
+                assert_eq!(letters_or_hyphen(x, HIGH), simple, "{b:#x}");
+            }
+        }
+    }
 }
