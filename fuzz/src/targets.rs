@@ -10,6 +10,9 @@
 //!   the status must not depend on how the bytes were split, except that a
 //!   size limit and a syntax error may be noticed in either order), and
 //!   the chunked decoder giving the same result fed at once or byte by byte;
+//! * fast_head: the single-pass fast path (`http::fast_head`) answers only
+//!   with exactly what the full parser gives (the same head and header
+//!   spans), under several limits, some set right at the input's own sizes;
 //! * state_machine: the output is empty or starts with an HTTP/1.1 status
 //!   line, no more responses than requests (+1 refusal), and the stats
 //!   account for the one connection exactly (open, or closed once).
@@ -17,7 +20,9 @@
 use connection_core::config::Limits;
 use connection_core::harness::{run_exchange_with, Outcome};
 use connection_core::http::chunked::{ChunkedDecoder, Progress};
-use connection_core::http::request::{parse_head, Framing, Head, Parsed};
+use connection_core::http::fast_head;
+use connection_core::http::request::{parse_head, parse_head_full, Framing, Head, Parsed};
+use connection_core::http::ParseLimits;
 
 /// Statuses `parse_head` may refuse a request with.
 const HEAD_ERRORS: [u16; 8] = [400, 413, 414, 417, 421, 431, 501, 505];
@@ -193,6 +198,107 @@ pub fn parse_head_target(data: &[u8]) {
         }
         let bytewise = decode_bytewise(rest, max_body, max_trailer);
         assert_eq!(once, bytewise, "chunked decoding depends on the split");
+    }
+}
+
+/// The fast path against the full parser on `data` under `limits`: when the
+/// fast path answers, the full parser must give a complete head with every
+/// field and every header span the same; and `parse_head` (fast path, then
+/// full parser) must always say what the full parser says. Returns whether
+/// the fast path answered.
+pub fn fast_head_agrees(data: &[u8], limits: &ParseLimits) -> bool {
+    let mut full_headers = Vec::new();
+    let full = parse_head_full(data, limits, &mut full_headers);
+    let mut fast_headers = Vec::new();
+    let fast = fast_head::parse(data, limits, &mut fast_headers);
+    if let Some(head) = &fast {
+        let Parsed::Complete(want) = &full else {
+            panic!(
+                "fast path accepts what the full parser answers {full:?} \
+                 (limits {limits:?}): {}",
+                data.escape_ascii()
+            );
+        };
+        assert_eq!(
+            format!("{head:?}"),
+            format!("{want:?}"),
+            "fast path head differs (limits {limits:?}): {}",
+            data.escape_ascii()
+        );
+        assert_eq!(
+            fast_headers,
+            full_headers,
+            "fast path header spans differ (limits {limits:?}): {}",
+            data.escape_ascii()
+        );
+    }
+    let mut both_headers = Vec::new();
+    let both = parse_head(data, limits, &mut both_headers);
+    let same = match (&both, &full) {
+        (Parsed::Partial, Parsed::Partial) => true,
+        (Parsed::Error(a), Parsed::Error(b)) => a == b,
+        (Parsed::Complete(a), Parsed::Complete(b)) => {
+            format!("{a:?}") == format!("{b:?}") && both_headers == full_headers
+        }
+        _ => false,
+    };
+    assert!(
+        same,
+        "parse_head gives {both:?}, the full parser {full:?} (limits {limits:?}): {}",
+        data.escape_ascii()
+    );
+    fast.is_some()
+}
+
+/// The limits `fast_head_target` tries on `data`: the defaults, small
+/// counts, and the line and head limits set one below, at and one above
+/// the input's own request line and head (where 414/431 start), within
+/// what `ConnectionConfig` accepts (a request line of at least 16 bytes,
+/// a header section at least as long).
+pub fn fast_head_limits(data: &[u8]) -> Vec<ParseLimits> {
+    let default = ParseLimits::default();
+    let mut v = vec![
+        default,
+        ParseLimits {
+            max_headers: 1,
+            max_body_bytes: 9,
+            ..default
+        },
+    ];
+    let line = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
+    let head = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(data.len(), |p| p + 4);
+    for (size, is_line) in [(line, true), (head, false)] {
+        for n in [
+            size.saturating_sub(2),
+            size.saturating_sub(1),
+            size,
+            size + 1,
+        ] {
+            let n = n.max(16);
+            v.push(if is_line {
+                ParseLimits {
+                    max_request_line: n,
+                    max_header_bytes: n.max(default.max_header_bytes),
+                    ..default
+                }
+            } else {
+                ParseLimits {
+                    max_header_bytes: n,
+                    max_request_line: n.min(default.max_request_line),
+                    ..default
+                }
+            });
+        }
+    }
+    v
+}
+
+pub fn fast_head_target(data: &[u8]) {
+    for limits in fast_head_limits(data) {
+        fast_head_agrees(data, &limits);
     }
 }
 

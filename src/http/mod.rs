@@ -1,4 +1,5 @@
-//! HTTP/1.1 framing: request heads (httparse plus RFC 9112 checks),
+//! HTTP/1.1 framing: request heads (a one-pass fast path for the common
+//! shape, else httparse plus RFC 9112 checks),
 //! chunked request bodies decoded in place, response heads, the cached Date,
 //! and for file responses `Range` and the conditional headers.
 //! Nothing here touches a socket, so all of it can be driven from memory.
@@ -7,7 +8,9 @@ pub mod chunked;
 pub mod conditional;
 pub mod cookie;
 pub mod date;
+pub mod fast_head;
 pub mod forwarded;
+mod head;
 pub mod path;
 pub mod percent;
 pub mod query;

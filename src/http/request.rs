@@ -1,93 +1,35 @@
 //! Request heads: httparse does the tokenising; this file adds the RFC 9112
 //! framing rules httparse leaves to its caller and maps every failure to
-//! the status code the client gets.
+//! the status code the client gets. `parse_head` first tries the one-pass
+//! fast path (fast_head.rs), which answers only for heads it is sure of,
+//! exactly as this full parser would.
 //!
 //! Results are offsets into the caller's buffer, not borrowed slices, so
 //! the connection can keep its buffer and re-use the parse later.
 
+use super::fast_head;
+use super::head::known_method;
+pub use super::head::{Framing, Head, HeaderSpan, Parsed, Span};
 use super::uri::{classify_target, valid_host, Scheme};
 use super::{ParseLimits, MAX_HEADERS_CAP};
-
-/// A byte range `start..start+len` in the request buffer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Span {
-    pub start: u32,
-    pub len: u32,
-}
-
-impl Span {
-    fn of(base: &[u8], part: &[u8]) -> Span {
-        Span {
-            start: (part.as_ptr() as usize - base.as_ptr() as usize) as u32,
-            len: part.len() as u32,
-        }
-    }
-    pub fn end(self) -> usize {
-        self.start as usize + self.len as usize
-    }
-    pub fn slice(self, buf: &[u8]) -> &[u8] {
-        &buf[self.start as usize..self.end()]
-    }
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct HeaderSpan {
-    pub name: Span,
-    pub value: Span,
-}
-
-/// How the request body is delimited.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Framing {
-    None,
-    Length(u64),
-    Chunked,
-}
-
-/// A complete, valid request head.
-#[derive(Clone, Copy, Debug)]
-pub struct Head {
-    /// Bytes up to and including the blank line.
-    pub len: usize,
-    pub method: Span,
-    /// The target's path (origin-form), without the query.
-    pub path: Span,
-    /// The query without its '?' (len 0 when absent).
-    pub query: Span,
-    /// Where the '?' is, so it can be replaced by a NUL in place.
-    pub query_mark: Option<u32>,
-    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
-    pub minor_version: u8,
-    pub framing: Framing,
-    pub keep_alive: bool,
-    pub expect_continue: bool,
-    pub is_head_method: bool,
-}
-
-#[derive(Debug)]
-pub enum Parsed {
-    /// More bytes are needed; the prefix seen so far is within limits.
-    Partial,
-    Complete(Head),
-    /// The request is refused with this status; the connection closes after it.
-    Error(u16),
-}
-
-/// The methods this server knows (anything else is a 501). A `match`
-/// rather than a list search: the compiler switches on the length first,
-/// then compares once (this runs on every request).
-fn known_method(method: &str) -> bool {
-    matches!(
-        method,
-        "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "OPTIONS" | "TRACE" | "PATCH"
-    )
-}
 
 /// Parses the head at the start of `buf`, filling `headers` with spans.
 /// Inlined into its caller (hot path): the result, a large value, is then
 /// built in place instead of copied once more on the way out.
 #[inline]
 pub fn parse_head(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) -> Parsed {
+    // The common shape in one pass (fast_head.rs); when it is not sure,
+    // the full parser below decides.
+    if let Some(head) = fast_head::parse(buf, limits, headers) {
+        return Parsed::Complete(head);
+    }
+    parse_head_full(buf, limits, headers)
+}
+
+/// The full parser alone: httparse, then every rule below (`parse_head`
+/// without the fast path; the tests and the fuzz target compare the two).
+#[inline]
+pub fn parse_head_full(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) -> Parsed {
     match parse_head_inner(buf, limits, headers) {
         Inner::Done(parsed) => parsed,
         Inner::HigherMinor { digit_at } => {
@@ -99,7 +41,13 @@ pub fn parse_head(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan
             // offsets, as valid in `buf` as in the copy. A rare request, so
             // the copy costs the common path nothing.
             let mut copy = buf[..buf.len().min(limits.max_header_bytes + 1)].to_vec();
-            copy[digit_at] = b'1';
+            // Leading empty lines (whose length the 414 check measured)
+            // can put the version past the copy: the head is then over
+            // max_header_bytes.
+            let Some(digit) = copy.get_mut(digit_at) else {
+                return Parsed::Error(431);
+            };
+            *digit = b'1';
             match parse_head_inner(&copy, limits, headers) {
                 Inner::Done(parsed) => parsed,
                 Inner::HigherMinor { .. } => Parsed::Error(400),
@@ -182,7 +130,7 @@ fn parse_head_inner(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSp
     if minor_version > 1 {
         return Parsed::Error(505).into();
     }
-    if !known_method(method) {
+    if !known_method(method.as_bytes()) {
         return Parsed::Error(501).into();
     }
 

@@ -20,8 +20,9 @@ mod targets;
 
 use std::path::{Path, PathBuf};
 
-const TARGETS: [&str; 7] = [
+const TARGETS: [&str; 8] = [
     "parse_head",
+    "fast_head",
     "state_machine",
     "path",
     "query",
@@ -35,6 +36,15 @@ const MAX_FILE_BYTES: u64 = 256 * 1024;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory name of a target's seeds and regressions: fast_head takes
+/// parse_head's (the same input, request bytes) and its own regressions.
+fn seed_dir<'a>(target: &'a str, kind: &str) -> &'a str {
+    match (target, kind) {
+        ("fast_head", "seeds") => "parse_head",
+        _ => target,
+    }
 }
 
 fn files(dir: &Path) -> Vec<PathBuf> {
@@ -57,6 +67,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 fn run(target: &str, data: &[u8]) {
     match target {
         "parse_head" => targets::parse_head_target(data),
+        "fast_head" => targets::fast_head_target(data),
         "state_machine" => {
             targets::state_machine_target(data);
         }
@@ -84,7 +95,7 @@ fn seeds_and_regressions_replay() {
     let mut failures = Vec::new();
     for target in TARGETS {
         for kind in ["seeds", "regressions"] {
-            let dir = root().join("fuzz").join(kind).join(target);
+            let dir = root().join("fuzz").join(kind).join(seed_dir(target, kind));
             for path in files(&dir) {
                 total += 1;
                 assert!(total <= MAX_FILES, "more than {MAX_FILES} replay files");
@@ -108,7 +119,7 @@ fn seeds_and_regressions_replay() {
         }
     }
     for target in TARGETS {
-        let seeds = files(&root().join("fuzz/seeds").join(target)).len();
+        let seeds = files(&root().join("fuzz/seeds").join(seed_dir(target, "seeds"))).len();
         assert!(seeds > 0, "no seeds under fuzz/seeds/{target}");
     }
     eprintln!("fuzz replay: {total} inputs, {} fail", failures.len());
