@@ -477,7 +477,10 @@ typedef struct ConnectionConfig {
   uint32_t body_timeout_ms;
   /**
    * Time a keep-alive connection may sit idle between requests, and time an
-   * open chunked response may go without output. Default 60000 ms.
+   * open chunked response may go without output. Default 60000 ms. An idle
+   * keep-alive connection is closed at most 8 ms after it (its deadline is
+   * kept on an 8 ms grain, so a busy connection does not move its timer on
+   * every request).
    */
   uint32_t idle_timeout_ms;
   /**

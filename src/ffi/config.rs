@@ -37,7 +37,10 @@ pub struct ConnectionConfig {
     /// Time allowed for a request body once its headers are in. Default 30000 ms.
     pub body_timeout_ms: u32,
     /// Time a keep-alive connection may sit idle between requests, and time an
-    /// open chunked response may go without output. Default 60000 ms.
+    /// open chunked response may go without output. Default 60000 ms. An idle
+    /// keep-alive connection is closed at most 8 ms after it (its deadline is
+    /// kept on an 8 ms grain, so a busy connection does not move its timer on
+    /// every request).
     pub idle_timeout_ms: u32,
     /// Time queued output may wait without any byte being accepted by the
     /// kernel (a client that stopped reading). Default 30000 ms.
