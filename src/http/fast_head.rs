@@ -54,10 +54,33 @@ static HOST: [bool; 256] = super::alnum_and(b"-._~!$&'()*+,;=");
 /// The head at the start of `buf` when it has the common shape and is
 /// complete and valid; `headers` then holds its header spans. `None`: not
 /// sure, the full parser decides (`headers` is then unspecified).
+pub fn parse(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) -> Option<Head> {
+    let mut head = Head::EMPTY;
+    parse_into(buf, limits, headers, &mut head).then_some(head)
+}
+
+/// `parse` writing the head into `head` (the caller's own, so the hot path
+/// copies no `Head` around): true when it answered; false when the full
+/// parser decides (`head` and `headers` are then unspecified).
 /// Not inlined: inside its caller the loops' counters would live on the
 /// stack.
 #[inline(never)]
-pub fn parse(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) -> Option<Head> {
+pub fn parse_into(
+    buf: &[u8],
+    limits: &ParseLimits,
+    headers: &mut Vec<HeaderSpan>,
+    head: &mut Head,
+) -> bool {
+    parse_fields(buf, limits, headers, head).is_some()
+}
+
+#[inline(always)]
+fn parse_fields(
+    buf: &[u8],
+    limits: &ParseLimits,
+    headers: &mut Vec<HeaderSpan>,
+    head: &mut Head,
+) -> Option<()> {
     // A head ending past the limit is the full parser's (431).
     let buf = &buf[..buf.len().min(limits.max_header_bytes)];
 
@@ -71,7 +94,6 @@ pub fn parse(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) ->
         }
         sp
     };
-    let method = &buf[..sp];
     let path_start = sp + 1;
     if buf.get(path_start) != Some(&b'/') {
         return None;
@@ -115,28 +137,26 @@ pub fn parse(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) ->
             break;
         }
         let name_start = i;
-        // "Host:" (every request has one) without the byte loop.
-        i += match buf.get(i..i + 5) {
-            Some([a, b, c, d, b':']) if is_host(&[*a, *b, *c, *d]) => 4,
-            _ => name_len(&buf[i..])?,
+        // "Host:" (every request has one) without the byte loop. A name
+        // the byte loop finds is never "Host" (its ':' would have matched
+        // here).
+        let is_host_line = matches!(buf.get(i..i + 5),
+            Some([a, b, c, d, b':']) if is_host(&[*a, *b, *c, *d]));
+        i += if is_host_line {
+            4
+        } else {
+            name_len(&buf[i..])?
         };
         let name = &buf[name_start..i];
-        if name.is_empty() || buf[i] != b':' {
-            return None;
-        }
-        // Usually one SP after the colon.
+        // Usually one SP after the colon (name_len checked the ':').
         i += 1 + usize::from(buf.get(i + 1) == Some(&b' '));
         i += buf[i..].iter().position(|&b| b != b' ')?;
         let value_start = i;
         // `i` becomes the CR ending the value (the LF after it checked).
         let mut value_end;
-        if is_host(name) {
+        if is_host_line {
             // uri::valid_host's common case: name chars, then ":" digits.
-            i += buf[i..].iter().position(|&b| !HOST[b as usize])?;
-            if buf[i] == b':' {
-                i += 1;
-                i += buf[i..].iter().position(|&b| !b.is_ascii_digit())?;
-            }
+            i += host_len(&buf[i..])?;
             hosts += 1;
             value_end = i;
         } else if name.len() == 14 && name.eq_ignore_ascii_case(b"content-length") {
@@ -187,30 +207,26 @@ pub fn parse(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) ->
     if hosts != 1 {
         return None;
     }
-    let framing = match content_length {
+    head.framing = match content_length {
         Some(0) | None => Framing::None,
         Some(n) if n <= limits.max_body_bytes as u64 => Framing::Length(n),
         Some(_) => return None,
     };
-    let (path, query) = match query_mark {
+    (head.path, head.query) = match query_mark {
         Some(q) => (
             span(path_start, q - path_start),
             span(q + 1, target_end - q - 1),
         ),
         None => (span(path_start, target_end - path_start), Span::default()),
     };
-    Some(Head {
-        len: i,
-        method: span(0, sp),
-        path,
-        query,
-        query_mark: query_mark.map(|q| q as u32),
-        minor_version: 1,
-        framing,
-        keep_alive: !conn_close,
-        expect_continue: false,
-        is_head_method: method == b"HEAD",
-    })
+    head.len = i;
+    head.method = span(0, sp);
+    head.query_mark = query_mark.map(|q| q as u32);
+    head.minor_version = 1;
+    head.keep_alive = !conn_close;
+    head.expect_continue = false;
+    head.is_head_method = &buf[..sp] == b"HEAD";
+    Some(())
 }
 
 /// Whether a header name is "Host", in any case: `| 0x20` turns only the
@@ -253,6 +269,68 @@ fn value_len(s: &[u8]) -> Option<usize> {
         i += 8;
     }
     Some(i + s[i..].iter().position(|&b| !VALUE[b as usize])?)
+}
+
+/// The length of the Host value at the start of `s` in `uri::valid_host`'s
+/// common case: HOST bytes, then perhaps ':' and digits; the byte after it
+/// is neither (the caller checks it is the CR). None when `s` ends first.
+/// Eight bytes at a time over the usual letters, digits, '-' and '.' and
+/// over the port's digits; any other byte, or the last few, one by one.
+fn host_len(s: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let stop = not_plain_host(u64::from_le_bytes(chunk.try_into().ok()?));
+        if stop != 0 {
+            i += (stop.trailing_zeros() / 8) as usize;
+            break;
+        }
+        i += 8;
+    }
+    // From the first byte the word scan stopped at (a HOST byte it does
+    // not know, or the end of the name), as a byte loop from the start.
+    i += s[i..].iter().position(|&b| !HOST[b as usize])?;
+    if s[i] != b':' {
+        return Some(i);
+    }
+    i += 1;
+    if let Some(chunk) = s.get(i..i + 8) {
+        let stop = not_digit(u64::from_le_bytes(chunk.try_into().ok()?));
+        if stop != 0 {
+            return Some(i + (stop.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    Some(i + s[i..].iter().position(|&b| !b.is_ascii_digit())?)
+}
+
+/// SWAR, exact per byte: the top bit of each byte of `t` (every byte's
+/// top bit set, so no borrow crosses a byte) whose low seven bits are at
+/// least `n` (n <= 0x80).
+fn at_least(t: u64, n: u8) -> u64 {
+    (t - ONES * u64::from(n)) & HIGH
+}
+
+/// SWAR, exact per byte: the top bit of each byte of `x` that is not an
+/// ASCII letter, digit, '-' or '.'.
+fn not_plain_host(x: u64) -> u64 {
+    let t = x | HIGH;
+    // '-', '.', '/' and the digits are 0x2d..=0x39; '/' is taken out.
+    let dash_to_nine = at_least(t, 0x2d) & !at_least(t, 0x3a);
+    // (v + 0x7f) has its top bit set unless v is 0 (v < 0x80: no carry).
+    let slash = !(((x ^ ONES * 0x2f) & !HIGH) + !HIGH) & HIGH;
+    // Lower case: only letters land in 0x61..=0x7a after `| 0x20`.
+    let y = t | (ONES * 0x20);
+    let letter = at_least(y, 0x61) & !at_least(y, 0x7b);
+    let plain = ((dash_to_nine & !slash) | letter) & !x;
+    !plain & HIGH
+}
+
+/// SWAR, exact per byte: the top bit of each byte of `x` that is not an
+/// ASCII digit.
+fn not_digit(x: u64) -> u64 {
+    let t = x | HIGH;
+    let digit = at_least(t, 0x30) & !at_least(t, 0x3a) & !x;
+    !digit & HIGH
 }
 
 /// The length of the header name at the start of `s` when a ':' ends it
@@ -333,6 +411,22 @@ mod tests {
                 let stop = s.iter().position(|&c| !NAME[c as usize]).unwrap();
                 let want_name = (stop > 0 && s[stop] == b':').then_some(stop);
                 assert_eq!(name_len(&s), want_name, "name, {b:#x} at {at}");
+            }
+            for at in 0..8 {
+                let mut w = *b"a1-.Zz09";
+                w[at] = b;
+                let x = u64::from_le_bytes(w);
+                let plain = b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
+                let first = (not_plain_host(x).trailing_zeros() / 8) as usize;
+                assert_eq!(first, if plain { 8 } else { at }, "host, {b:#x} at {at}");
+                let mut d = *b"01234567";
+                d[at] = b;
+                let first = (not_digit(u64::from_le_bytes(d)).trailing_zeros() / 8) as usize;
+                assert_eq!(
+                    first,
+                    if b.is_ascii_digit() { 8 } else { at },
+                    "digit, {b:#x} at {at}"
+                );
             }
             let x = u64::from_le_bytes([b, b'a', b'Z', b'-', b, b'q', b'M', b]);
             let simple = b.is_ascii_alphabetic() || b == b'-';
