@@ -64,7 +64,7 @@ fn start_head(out: &mut Vec<u8>, status: u16, sh: &Shared) {
 
 /// NUL-terminates every field of a parsed head in place: the byte after
 /// each one is a delimiter (space, '?', ':', CR or OWS) no longer needed.
-#[inline]
+#[inline(always)]
 fn terminate_fields(buf: &mut [u8], head: &Head, headers: &[HeaderSpan]) {
     buf[head.method.end()] = 0;
     if let Some(mark) = head.query_mark {
@@ -179,11 +179,12 @@ fn state_receiving_body(state: &mut State) -> &mut BodyWait {
 }
 
 /// Readies the connection's reply handle for a new request: the
-/// application answers from now on.
+/// application answers from now on. Inlined: it runs once per request.
+#[inline(always)]
 fn begin_reply(c: &mut Conn, sh: &mut Shared, head: &Head) {
     c.state = State::Answering;
     if c.reply.is_null() {
-        c.reply = sh.replies.take();
+        c.reply = take_reply(sh);
     }
     // SAFETY: `c.reply` is owned by the connection and not borrowed
     // elsewhere (no application code runs during this step).
@@ -197,6 +198,14 @@ fn begin_reply(c: &mut Conn, sh: &mut Shared, head: &Head) {
     r.minor_version = head.minor_version;
     r.app_close = false;
     sh.stats.requests += 1;
+}
+
+/// A reply handle for a connection that has none (its first request, or
+/// the one after a deferred response): kept out of the per-request path.
+#[cold]
+#[inline(never)]
+fn take_reply(sh: &mut Shared) -> *mut Reply {
+    sh.replies.take()
 }
 
 /// Next move of a request whose body is streamed to the body handler:
