@@ -276,6 +276,8 @@ fn value_len(s: &[u8]) -> Option<usize> {
 /// is neither (the caller checks it is the CR). None when `s` ends first.
 /// Eight bytes at a time over the usual letters, digits, '-' and '.' and
 /// over the port's digits; any other byte, or the last few, one by one.
+/// Inlined: a call would cost as much as the scan of a usual Host.
+#[inline(always)]
 fn host_len(s: &[u8]) -> Option<usize> {
     let mut i = 0;
     while let Some(chunk) = s.get(i..i + 8) {
@@ -334,11 +336,40 @@ fn not_digit(x: u64) -> u64 {
 }
 
 /// The length of the header name at the start of `s` when a ':' ends it
-/// and every byte before is a NAME byte (at least one); else None. Finds
-/// the first ':' or byte outside 0x21..=0x7e eight bytes at a time, and on
-/// the way whether the name is only letters and '-' (the usual names);
-/// any other name is checked byte by byte.
+/// and every byte before is a NAME byte (at least one); else None. The
+/// usual name (letters and '-') with one test per eight bytes; any other
+/// name as `any_name_len` finds it.
 fn name_len(s: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let stop = not_letter_or_hyphen(u64::from_le_bytes(chunk.try_into().ok()?));
+        if stop != 0 {
+            let end = i + (stop.trailing_zeros() / 8) as usize;
+            if end > 0 && s[end] == b':' {
+                return Some(end);
+            }
+            break;
+        }
+        i += 8;
+    }
+    any_name_len(s)
+}
+
+/// SWAR, exact per byte: the top bit of each byte of `x` that is not an
+/// ASCII letter or '-'.
+fn not_letter_or_hyphen(x: u64) -> u64 {
+    let t = x | HIGH;
+    let y = t | (ONES * 0x20);
+    let letter = at_least(y, 0x61) & !at_least(y, 0x7b);
+    let hyphen = !(((x ^ ONES * 0x2d) & !HIGH) + !HIGH) & HIGH;
+    !((letter | hyphen) & !x) & HIGH
+}
+
+/// `name_len` for any name. Finds the first ':' or byte outside
+/// 0x21..=0x7e eight bytes at a time, and on the way whether the name is
+/// only letters and '-'; any other name is checked byte by byte.
+#[inline(never)]
+fn any_name_len(s: &[u8]) -> Option<usize> {
     let mut i = 0;
     let mut plain = true;
     let end = loop {
@@ -419,6 +450,12 @@ mod tests {
                 let plain = b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
                 let first = (not_plain_host(x).trailing_zeros() / 8) as usize;
                 assert_eq!(first, if plain { 8 } else { at }, "host, {b:#x} at {at}");
+                let mut n = *b"Ab-Yz-mM";
+                n[at] = b;
+                let first =
+                    (not_letter_or_hyphen(u64::from_le_bytes(n)).trailing_zeros() / 8) as usize;
+                let simple = b.is_ascii_alphabetic() || b == b'-';
+                assert_eq!(first, if simple { 8 } else { at }, "name, {b:#x} at {at}");
                 let mut d = *b"01234567";
                 d[at] = b;
                 let first = (not_digit(u64::from_le_bytes(d)).trailing_zeros() / 8) as usize;
