@@ -8,6 +8,7 @@
 //! (`None`), which decides as it always did.
 
 use super::head::{known_method, Framing, Head, HeaderSpan, Span};
+use super::scan::{self, Digit, PlainHost, PlainName, Value};
 use super::ParseLimits;
 
 /// What a byte may be in the fast path's request-target.
@@ -34,18 +35,6 @@ static TARGET: [u8; 256] = {
 
 /// A header name: tchar (RFC 9110 5.6.2), exactly httparse's token set.
 static NAME: [bool; 256] = super::alnum_and(b"!#$%&'*+-.^_`|~");
-
-/// A header value byte the fast path takes: visible ASCII and SP. (HTAB,
-/// obs-text and control bytes go to the full parser.)
-static VALUE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0x20;
-    while b < 0x7f {
-        t[b] = true;
-        b += 1;
-    }
-    t
-};
 
 /// A Host name byte in the one-pass check of `uri::valid_host`:
 /// unreserved and sub-delims (a reg-name or an IPv4 address).
@@ -179,7 +168,7 @@ fn parse_fields(
                     return None;
                 }
             }
-            i += value_len(&buf[i..])?;
+            i += scan::run::<Value>(&buf[i..]);
             // httparse drops trailing whitespace (the value starts with a
             // non-SP byte, or is empty and refused below).
             value_end = i;
@@ -192,7 +181,7 @@ fn parse_fields(
         }
         // The value must end the line here; an empty value (whose span
         // httparse places differently) goes to the full parser.
-        if buf[i] != b'\r' || *buf.get(i + 1)? != b'\n' || value_end == value_start {
+        if buf.get(i..i + 2)? != b"\r\n" || value_end == value_start {
             return None;
         }
         if headers.len() == limits.max_headers {
@@ -240,173 +229,36 @@ fn is_host(name: &[u8]) -> bool {
     }
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-
-/// SWAR (eight bytes in a u64, the first in the low bits): the top bit of
-/// each byte of `x` below `n` (n <= 0x80) is set. Bits above the first set
-/// one may be wrong (a borrow), so only the lowest set bit is to be used.
-fn below(x: u64, n: u8) -> u64 {
-    x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH
-}
-
-/// SWAR: the top bit of each byte of `x` equal to `b` (lowest one exact).
-fn equal(x: u64, b: u8) -> u64 {
-    below(x ^ (ONES * u64::from(b)), 1)
-}
-
-/// How many bytes at the start of `s` are VALUE bytes; None when they all
-/// are (the line does not end in `s`). Eight bytes at a time while it can:
-/// a byte below 0x20, 0x7f or at/above 0x80 stops it.
-fn value_len(s: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while let Some(chunk) = s.get(i..i + 8) {
-        let x = u64::from_le_bytes(chunk.try_into().ok()?);
-        let stop = below(x, 0x20) | equal(x, 0x7f) | (x & HIGH);
-        if stop != 0 {
-            return Some(i + (stop.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    Some(i + s[i..].iter().position(|&b| !VALUE[b as usize])?)
-}
-
 /// The length of the Host value at the start of `s` in `uri::valid_host`'s
 /// common case: HOST bytes, then perhaps ':' and digits; the byte after it
 /// is neither (the caller checks it is the CR). None when `s` ends first.
-/// Eight bytes at a time over the usual letters, digits, '-' and '.' and
-/// over the port's digits; any other byte, or the last few, one by one.
-/// Inlined: a call would cost as much as the scan of a usual Host.
+/// The usual letters, digits, '-' and '.' and the port's digits many at a
+/// time (scan.rs); any other HOST byte from there one by one.
 #[inline(always)]
 fn host_len(s: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while let Some(chunk) = s.get(i..i + 8) {
-        let stop = not_plain_host(u64::from_le_bytes(chunk.try_into().ok()?));
-        if stop != 0 {
-            i += (stop.trailing_zeros() / 8) as usize;
-            break;
-        }
-        i += 8;
-    }
-    // From the first byte the word scan stopped at (a HOST byte it does
+    let mut i = scan::run::<PlainHost>(s);
+    // From the first byte the wide scan stopped at (a HOST byte it does
     // not know, or the end of the name), as a byte loop from the start.
     i += s[i..].iter().position(|&b| !HOST[b as usize])?;
     if s[i] != b':' {
         return Some(i);
     }
     i += 1;
-    if let Some(chunk) = s.get(i..i + 8) {
-        let stop = not_digit(u64::from_le_bytes(chunk.try_into().ok()?));
-        if stop != 0 {
-            return Some(i + (stop.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    Some(i + s[i..].iter().position(|&b| !b.is_ascii_digit())?)
-}
-
-/// SWAR, exact per byte: the top bit of each byte of `t` (every byte's
-/// top bit set, so no borrow crosses a byte) whose low seven bits are at
-/// least `n` (n <= 0x80).
-fn at_least(t: u64, n: u8) -> u64 {
-    (t - ONES * u64::from(n)) & HIGH
-}
-
-/// SWAR, exact per byte: the top bit of each byte of `x` that is not an
-/// ASCII letter, digit, '-' or '.'.
-fn not_plain_host(x: u64) -> u64 {
-    let t = x | HIGH;
-    // '-', '.', '/' and the digits are 0x2d..=0x39; '/' is taken out.
-    let dash_to_nine = at_least(t, 0x2d) & !at_least(t, 0x3a);
-    // (v + 0x7f) has its top bit set unless v is 0 (v < 0x80: no carry).
-    let slash = !(((x ^ ONES * 0x2f) & !HIGH) + !HIGH) & HIGH;
-    // Lower case: only letters land in 0x61..=0x7a after `| 0x20`.
-    let y = t | (ONES * 0x20);
-    let letter = at_least(y, 0x61) & !at_least(y, 0x7b);
-    let plain = ((dash_to_nine & !slash) | letter) & !x;
-    !plain & HIGH
-}
-
-/// SWAR, exact per byte: the top bit of each byte of `x` that is not an
-/// ASCII digit.
-fn not_digit(x: u64) -> u64 {
-    let t = x | HIGH;
-    let digit = at_least(t, 0x30) & !at_least(t, 0x3a) & !x;
-    !digit & HIGH
+    i += scan::run::<Digit>(&s[i..]);
+    (i < s.len()).then_some(i)
 }
 
 /// The length of the header name at the start of `s` when a ':' ends it
 /// and every byte before is a NAME byte (at least one); else None. The
-/// usual name (letters and '-') with one test per eight bytes; any other
-/// name as `any_name_len` finds it.
+/// usual name (letters and '-') many at a time (scan.rs); any other name
+/// byte by byte.
 fn name_len(s: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while let Some(chunk) = s.get(i..i + 8) {
-        let stop = not_letter_or_hyphen(u64::from_le_bytes(chunk.try_into().ok()?));
-        if stop != 0 {
-            let end = i + (stop.trailing_zeros() / 8) as usize;
-            if end > 0 && s[end] == b':' {
-                return Some(end);
-            }
-            break;
-        }
-        i += 8;
+    let end = scan::run::<PlainName>(s);
+    if end > 0 && s.get(end) == Some(&b':') {
+        return Some(end);
     }
-    any_name_len(s)
-}
-
-/// SWAR, exact per byte: the top bit of each byte of `x` that is not an
-/// ASCII letter or '-'.
-fn not_letter_or_hyphen(x: u64) -> u64 {
-    let t = x | HIGH;
-    let y = t | (ONES * 0x20);
-    let letter = at_least(y, 0x61) & !at_least(y, 0x7b);
-    let hyphen = !(((x ^ ONES * 0x2d) & !HIGH) + !HIGH) & HIGH;
-    !((letter | hyphen) & !x) & HIGH
-}
-
-/// `name_len` for any name. Finds the first ':' or byte outside
-/// 0x21..=0x7e eight bytes at a time, and on the way whether the name is
-/// only letters and '-'; any other name is checked byte by byte.
-#[inline(never)]
-fn any_name_len(s: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    let mut plain = true;
-    let end = loop {
-        let Some(chunk) = s.get(i..i + 8) else {
-            let stop = |&b: &u8| b == b':' || !(0x21..0x7f).contains(&b);
-            plain = false;
-            break i + s[i..].iter().position(stop)?;
-        };
-        let x = u64::from_le_bytes(chunk.try_into().ok()?);
-        let stop = below(x, 0x21) | equal(x, 0x7f) | equal(x, b':') | (x & HIGH);
-        if stop != 0 {
-            let n = stop.trailing_zeros() / 8;
-            // The top bits of the n name bytes in this chunk (all in
-            // 0x21..=0x7e, below the first stop).
-            let mask = HIGH & ((1u64 << (8 * n)) - 1);
-            plain &= letters_or_hyphen(x, mask);
-            break i + n as usize;
-        }
-        plain &= letters_or_hyphen(x, HIGH);
-        i += 8;
-    };
-    let ok = plain || s[..end].iter().all(|&b| NAME[b as usize]);
-    (end > 0 && s[end] == b':' && ok).then_some(end)
-}
-
-/// SWAR: whether every byte of `x` whose top bit is in `mask` is an ASCII
-/// letter or '-', given that those bytes are within 0x21..=0x7e. Exact per
-/// byte (no borrow crosses a byte: every sum stays below 0x100).
-fn letters_or_hyphen(x: u64, mask: u64) -> bool {
-    // Lower case: a letter is then 0x61..=0x7a. Only '-' (and CR, not in
-    // range) has 0x2d after `| 0x20`; only letters land in 0x61..=0x7a.
-    let y = (x & !HIGH) | (ONES * 0x20);
-    let at_least_a = (y + ONES * (0x80 - 0x61)) & HIGH;
-    let below_brace = !(y + ONES * (0x80 - 0x7b)) & HIGH;
-    let v = y ^ (ONES * 0x2d);
-    let hyphen = !(((v & !HIGH) + !HIGH) | v) & HIGH;
-    ((at_least_a & below_brace) | hyphen) & mask == mask
+    let end = s.iter().position(|&b| !NAME[b as usize])?;
+    (end > 0 && s[end] == b':').then_some(end)
 }
 
 fn span(start: usize, len: usize) -> Span {
@@ -429,46 +281,25 @@ fn has_close(value: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    /// The eight-at-a-time scans against byte-by-byte models: every byte
-    /// value at every position of a 12-byte name or value.
+    /// The name and Host scans against byte-by-byte models: every byte
+    /// value at every position of a name or a Host value.
     #[test]
-    fn swar_scans_match_byte_loops() {
+    fn name_and_host_scans_match_byte_loops() {
         for b in 0..=255u8 {
-            for at in 0..12 {
-                let mut s = *b"Accept-Lang:x\r\n";
+            for at in 0..24 {
+                let mut s = *b"Accept-Language-Extra:x\r\n";
                 s[at] = b;
-                let want_value = s.iter().position(|&c| !VALUE[c as usize]);
-                assert_eq!(value_len(&s), want_value, "value, {b:#x} at {at}");
                 let stop = s.iter().position(|&c| !NAME[c as usize]).unwrap();
-                let want_name = (stop > 0 && s[stop] == b':').then_some(stop);
-                assert_eq!(name_len(&s), want_name, "name, {b:#x} at {at}");
-            }
-            for at in 0..8 {
-                let mut w = *b"a1-.Zz09";
-                w[at] = b;
-                let x = u64::from_le_bytes(w);
-                let plain = b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
-                let first = (not_plain_host(x).trailing_zeros() / 8) as usize;
-                assert_eq!(first, if plain { 8 } else { at }, "host, {b:#x} at {at}");
-                let mut n = *b"Ab-Yz-mM";
-                n[at] = b;
-                let first =
-                    (not_letter_or_hyphen(u64::from_le_bytes(n)).trailing_zeros() / 8) as usize;
-                let simple = b.is_ascii_alphabetic() || b == b'-';
-                assert_eq!(first, if simple { 8 } else { at }, "name, {b:#x} at {at}");
-                let mut d = *b"01234567";
-                d[at] = b;
-                let first = (not_digit(u64::from_le_bytes(d)).trailing_zeros() / 8) as usize;
-                assert_eq!(
-                    first,
-                    if b.is_ascii_digit() { 8 } else { at },
-                    "digit, {b:#x} at {at}"
-                );
-            }
-            let x = u64::from_le_bytes([b, b'a', b'Z', b'-', b, b'q', b'M', b]);
-            let simple = b.is_ascii_alphabetic() || b == b'-';
-            if (0x21..0x7f).contains(&b) {
-                assert_eq!(letters_or_hyphen(x, HIGH), simple, "{b:#x}");
+                let want = (stop > 0 && s[stop] == b':').then_some(stop);
+                assert_eq!(name_len(&s), want, "name, {b:#x} at {at}");
+
+                let mut h = *b"www.example-1.org:8080\r\n";
+                h[at] = b;
+                let mut i = h.iter().position(|&c| !HOST[c as usize]).unwrap();
+                if h[i] == b':' {
+                    i += 1 + h[i + 1..].iter().position(|c| !c.is_ascii_digit()).unwrap();
+                }
+                assert_eq!(host_len(&h), Some(i), "host, {b:#x} at {at}");
             }
         }
     }
