@@ -57,7 +57,7 @@ fn at_least(t: u64, n: u8) -> u64 {
 /// bits are `n`.
 fn low_equal(x: u64, n: u8) -> u64 {
     // (v + 0x7f) has its top bit set unless v is 0 (v < 0x80: no carry).
-    !(((x ^ ONES * u64::from(n)) & !HIGH) + !HIGH) & HIGH
+    !(((x ^ (ONES * u64::from(n))) & !HIGH) + !HIGH) & HIGH
 }
 
 /// SWAR, exact per byte: the top bit of each ASCII letter of `x`.
@@ -267,7 +267,7 @@ mod tests {
             let name = b.is_ascii_uppercase() || b.is_ascii_lowercase() || b == b'-';
             assert_eq!(PlainName::byte(b), name);
             assert_eq!(PlainHost::byte(b), name || b.is_ascii_digit() || b == b'.');
-            assert_eq!(Digit::byte(b), (b'0'..=b'9').contains(&b));
+            assert_eq!(Digit::byte(b), matches!(b, 0x30..=0x39));
         }
     }
 }
