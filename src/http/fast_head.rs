@@ -129,17 +129,28 @@ fn parse_fields(
         // "Host:" (every request has one) without the byte loop. A name
         // the byte loop finds is never "Host" (its ':' would have matched
         // here).
-        let is_host_line = matches!(buf.get(i..i + 5),
-            Some([a, b, c, d, b':']) if is_host(&[*a, *b, *c, *d]));
+        let is_host_line = match buf.get(i..i + 8) {
+            // One load: "host:" once the name's letters are lower-cased
+            // (`| 0x20` on those four bytes only, as in `is_host`).
+            Some(w) => {
+                let x = u64::from_le_bytes(w.try_into().ok()?);
+                (x | 0x2020_2020) & 0xff_ffff_ffff == u64::from_le_bytes(*b"host:\0\0\0")
+            }
+            None => matches!(buf.get(i..i + 5),
+                Some([a, b, c, d, b':']) if is_host(&[*a, *b, *c, *d])),
+        };
         i += if is_host_line {
             4
         } else {
             name_len(&buf[i..])?
         };
         let name = &buf[name_start..i];
-        // Usually one SP after the colon (name_len checked the ':').
-        i += 1 + usize::from(buf.get(i + 1) == Some(&b' '));
-        i += buf[i..].iter().position(|&b| b != b' ')?;
+        // Usually one SP after the colon (name_len checked the ':'), then
+        // the value; else every SP skipped.
+        i = match buf.get(i + 1..i + 3) {
+            Some([b' ', b]) if *b != b' ' => i + 2,
+            _ => i + 1 + buf[i + 1..].iter().position(|&b| b != b' ')?,
+        };
         let value_start = i;
         // `i` becomes the CR ending the value (the LF after it checked).
         let mut value_end;
@@ -176,7 +187,9 @@ fn parse_fields(
                 value_end -= 1;
             }
             if name.len() == 10 && name.eq_ignore_ascii_case(b"connection") {
-                conn_close |= has_close(&buf[value_start..value_end]);
+                // Browsers' "keep-alive" (no "close" in it) without the split.
+                let value = &buf[value_start..value_end];
+                conn_close |= !value.eq_ignore_ascii_case(b"keep-alive") && has_close(value);
             }
         }
         // The value must end the line here; an empty value (whose span
