@@ -44,7 +44,7 @@ static HOST: [bool; 256] = super::alnum_and(b"-._~!$&'()*+,;=");
 /// complete and valid; `headers` then holds its header spans. `None`: not
 /// sure, the full parser decides (`headers` is then unspecified).
 pub fn parse(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) -> Option<Head> {
-    let mut head = Head::EMPTY;
+    let mut head = Head::default();
     parse_into(buf, limits, headers, &mut head).then_some(head)
 }
 

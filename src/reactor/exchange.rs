@@ -96,7 +96,7 @@ pub fn parse_next(
     let start = c.input.read_pos();
     // The header spans go straight into the view (no application code
     // holds it while the loop parses), the head into this frame.
-    let mut head = Head::EMPTY;
+    let mut head = Head::default();
     match parse_head_into(
         &c.input.storage()[start..],
         &sh.parse_limits,
