@@ -8,6 +8,7 @@
 //! (`None`), which decides as it always did.
 
 use super::head::{known_method, Framing, Head, HeaderSpan, Span};
+use super::scan::{self, Digit, PlainHost, PlainName, Value};
 use super::ParseLimits;
 
 /// What a byte may be in the fast path's request-target.
@@ -35,18 +36,6 @@ static TARGET: [u8; 256] = {
 /// A header name: tchar (RFC 9110 5.6.2), exactly httparse's token set.
 static NAME: [bool; 256] = super::alnum_and(b"!#$%&'*+-.^_`|~");
 
-/// A header value byte the fast path takes: visible ASCII and SP. (HTAB,
-/// obs-text and control bytes go to the full parser.)
-static VALUE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0x20;
-    while b < 0x7f {
-        t[b] = true;
-        b += 1;
-    }
-    t
-};
-
 /// A Host name byte in the one-pass check of `uri::valid_host`:
 /// unreserved and sub-delims (a reg-name or an IPv4 address).
 static HOST: [bool; 256] = super::alnum_and(b"-._~!$&'()*+,;=");
@@ -54,10 +43,33 @@ static HOST: [bool; 256] = super::alnum_and(b"-._~!$&'()*+,;=");
 /// The head at the start of `buf` when it has the common shape and is
 /// complete and valid; `headers` then holds its header spans. `None`: not
 /// sure, the full parser decides (`headers` is then unspecified).
+pub fn parse(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) -> Option<Head> {
+    let mut head = Head::default();
+    parse_into(buf, limits, headers, &mut head).then_some(head)
+}
+
+/// `parse` writing the head into `head` (the caller's own, so the hot path
+/// copies no `Head` around): true when it answered; false when the full
+/// parser decides (`head` and `headers` are then unspecified).
 /// Not inlined: inside its caller the loops' counters would live on the
 /// stack.
 #[inline(never)]
-pub fn parse(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) -> Option<Head> {
+pub fn parse_into(
+    buf: &[u8],
+    limits: &ParseLimits,
+    headers: &mut Vec<HeaderSpan>,
+    head: &mut Head,
+) -> bool {
+    parse_fields(buf, limits, headers, head).is_some()
+}
+
+#[inline(always)]
+fn parse_fields(
+    buf: &[u8],
+    limits: &ParseLimits,
+    headers: &mut Vec<HeaderSpan>,
+    head: &mut Head,
+) -> Option<()> {
     // A head ending past the limit is the full parser's (431).
     let buf = &buf[..buf.len().min(limits.max_header_bytes)];
 
@@ -71,7 +83,6 @@ pub fn parse(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) ->
         }
         sp
     };
-    let method = &buf[..sp];
     let path_start = sp + 1;
     if buf.get(path_start) != Some(&b'/') {
         return None;
@@ -115,28 +126,37 @@ pub fn parse(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) ->
             break;
         }
         let name_start = i;
-        // "Host:" (every request has one) without the byte loop.
-        i += match buf.get(i..i + 5) {
-            Some([a, b, c, d, b':']) if is_host(&[*a, *b, *c, *d]) => 4,
-            _ => name_len(&buf[i..])?,
+        // "Host:" (every request has one) without the byte loop. A name
+        // the byte loop finds is never "Host" (its ':' would have matched
+        // here).
+        let is_host_line = match buf.get(i..i + 8) {
+            // One load: "host:" once the name's letters are lower-cased
+            // (`| 0x20` on those four bytes only, as in `is_host`).
+            Some(w) => {
+                let x = u64::from_le_bytes(w.try_into().ok()?);
+                (x | 0x2020_2020) & 0xff_ffff_ffff == u64::from_le_bytes(*b"host:\0\0\0")
+            }
+            None => matches!(buf.get(i..i + 5),
+                Some([a, b, c, d, b':']) if is_host(&[*a, *b, *c, *d])),
+        };
+        i += if is_host_line {
+            4
+        } else {
+            name_len(&buf[i..])?
         };
         let name = &buf[name_start..i];
-        if name.is_empty() || buf[i] != b':' {
-            return None;
-        }
-        // Usually one SP after the colon.
-        i += 1 + usize::from(buf.get(i + 1) == Some(&b' '));
-        i += buf[i..].iter().position(|&b| b != b' ')?;
+        // Usually one SP after the colon (name_len checked the ':'), then
+        // the value; else every SP skipped.
+        i = match buf.get(i + 1..i + 3) {
+            Some([b' ', b]) if *b != b' ' => i + 2,
+            _ => i + 1 + buf[i + 1..].iter().position(|&b| b != b' ')?,
+        };
         let value_start = i;
         // `i` becomes the CR ending the value (the LF after it checked).
         let mut value_end;
-        if is_host(name) {
+        if is_host_line {
             // uri::valid_host's common case: name chars, then ":" digits.
-            i += buf[i..].iter().position(|&b| !HOST[b as usize])?;
-            if buf[i] == b':' {
-                i += 1;
-                i += buf[i..].iter().position(|&b| !b.is_ascii_digit())?;
-            }
+            i += host_len(&buf[i..])?;
             hosts += 1;
             value_end = i;
         } else if name.len() == 14 && name.eq_ignore_ascii_case(b"content-length") {
@@ -159,7 +179,7 @@ pub fn parse(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) ->
                     return None;
                 }
             }
-            i += value_len(&buf[i..])?;
+            i += scan::run::<Value>(&buf[i..]);
             // httparse drops trailing whitespace (the value starts with a
             // non-SP byte, or is empty and refused below).
             value_end = i;
@@ -167,12 +187,14 @@ pub fn parse(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) ->
                 value_end -= 1;
             }
             if name.len() == 10 && name.eq_ignore_ascii_case(b"connection") {
-                conn_close |= has_close(&buf[value_start..value_end]);
+                // Browsers' "keep-alive" (no "close" in it) without the split.
+                let value = &buf[value_start..value_end];
+                conn_close |= !value.eq_ignore_ascii_case(b"keep-alive") && has_close(value);
             }
         }
         // The value must end the line here; an empty value (whose span
         // httparse places differently) goes to the full parser.
-        if buf[i] != b'\r' || *buf.get(i + 1)? != b'\n' || value_end == value_start {
+        if buf.get(i..i + 2)? != b"\r\n" || value_end == value_start {
             return None;
         }
         if headers.len() == limits.max_headers {
@@ -187,30 +209,26 @@ pub fn parse(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan>) ->
     if hosts != 1 {
         return None;
     }
-    let framing = match content_length {
+    head.framing = match content_length {
         Some(0) | None => Framing::None,
         Some(n) if n <= limits.max_body_bytes as u64 => Framing::Length(n),
         Some(_) => return None,
     };
-    let (path, query) = match query_mark {
+    (head.path, head.query) = match query_mark {
         Some(q) => (
             span(path_start, q - path_start),
             span(q + 1, target_end - q - 1),
         ),
         None => (span(path_start, target_end - path_start), Span::default()),
     };
-    Some(Head {
-        len: i,
-        method: span(0, sp),
-        path,
-        query,
-        query_mark: query_mark.map(|q| q as u32),
-        minor_version: 1,
-        framing,
-        keep_alive: !conn_close,
-        expect_continue: false,
-        is_head_method: method == b"HEAD",
-    })
+    head.len = i;
+    head.method = span(0, sp);
+    head.query_mark = query_mark.map(|q| q as u32);
+    head.minor_version = 1;
+    head.keep_alive = !conn_close;
+    head.expect_continue = false;
+    head.is_head_method = &buf[..sp] == b"HEAD";
+    Some(())
 }
 
 /// Whether a header name is "Host", in any case: `| 0x20` turns only the
@@ -224,80 +242,37 @@ fn is_host(name: &[u8]) -> bool {
     }
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-
-/// SWAR (eight bytes in a u64, the first in the low bits): the top bit of
-/// each byte of `x` below `n` (n <= 0x80) is set. Bits above the first set
-/// one may be wrong (a borrow), so only the lowest set bit is to be used.
-fn below(x: u64, n: u8) -> u64 {
-    x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH
-}
-
-/// SWAR: the top bit of each byte of `x` equal to `b` (lowest one exact).
-fn equal(x: u64, b: u8) -> u64 {
-    below(x ^ (ONES * u64::from(b)), 1)
-}
-
-/// How many bytes at the start of `s` are VALUE bytes; None when they all
-/// are (the line does not end in `s`). Eight bytes at a time while it can:
-/// a byte below 0x20, 0x7f or at/above 0x80 stops it.
-fn value_len(s: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while let Some(chunk) = s.get(i..i + 8) {
-        let x = u64::from_le_bytes(chunk.try_into().ok()?);
-        let stop = below(x, 0x20) | equal(x, 0x7f) | (x & HIGH);
-        if stop != 0 {
-            return Some(i + (stop.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
+/// The length of the Host value at the start of `s` in `uri::valid_host`'s
+/// common case: HOST bytes, then perhaps ':' and digits; the byte after it
+/// is neither (the caller checks it is the CR). None when `s` ends first.
+/// The usual letters, digits, '-' and '.' and the port's digits many at a
+/// time (scan.rs); any other HOST byte from there one by one.
+#[inline(always)]
+fn host_len(s: &[u8]) -> Option<usize> {
+    let mut i = scan::run::<PlainHost>(s);
+    // From the first byte the wide scan stopped at (a HOST byte it does
+    // not know, or the end of the name), as a byte loop from the start.
+    i += s[i..].iter().position(|&b| !HOST[b as usize])?;
+    if s[i] != b':' {
+        return Some(i);
     }
-    Some(i + s[i..].iter().position(|&b| !VALUE[b as usize])?)
+    i += 1;
+    i += scan::run::<Digit>(&s[i..]);
+    (i < s.len()).then_some(i)
 }
 
 /// The length of the header name at the start of `s` when a ':' ends it
-/// and every byte before is a NAME byte (at least one); else None. Finds
-/// the first ':' or byte outside 0x21..=0x7e eight bytes at a time, and on
-/// the way whether the name is only letters and '-' (the usual names);
-/// any other name is checked byte by byte.
+/// and every byte before is a NAME byte (at least one); else None. The
+/// usual name (letters and '-') many at a time (scan.rs); any other name
+/// byte by byte. Inlined: a call would cost about what the scan does.
+#[inline(always)]
 fn name_len(s: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    let mut plain = true;
-    let end = loop {
-        let Some(chunk) = s.get(i..i + 8) else {
-            let stop = |&b: &u8| b == b':' || !(0x21..0x7f).contains(&b);
-            plain = false;
-            break i + s[i..].iter().position(stop)?;
-        };
-        let x = u64::from_le_bytes(chunk.try_into().ok()?);
-        let stop = below(x, 0x21) | equal(x, 0x7f) | equal(x, b':') | (x & HIGH);
-        if stop != 0 {
-            let n = stop.trailing_zeros() / 8;
-            // The top bits of the n name bytes in this chunk (all in
-            // 0x21..=0x7e, below the first stop).
-            let mask = HIGH & ((1u64 << (8 * n)) - 1);
-            plain &= letters_or_hyphen(x, mask);
-            break i + n as usize;
-        }
-        plain &= letters_or_hyphen(x, HIGH);
-        i += 8;
-    };
-    let ok = plain || s[..end].iter().all(|&b| NAME[b as usize]);
-    (end > 0 && s[end] == b':' && ok).then_some(end)
-}
-
-/// SWAR: whether every byte of `x` whose top bit is in `mask` is an ASCII
-/// letter or '-', given that those bytes are within 0x21..=0x7e. Exact per
-/// byte (no borrow crosses a byte: every sum stays below 0x100).
-fn letters_or_hyphen(x: u64, mask: u64) -> bool {
-    // Lower case: a letter is then 0x61..=0x7a. Only '-' (and CR, not in
-    // range) has 0x2d after `| 0x20`; only letters land in 0x61..=0x7a.
-    let y = (x & !HIGH) | (ONES * 0x20);
-    let at_least_a = (y + ONES * (0x80 - 0x61)) & HIGH;
-    let below_brace = !(y + ONES * (0x80 - 0x7b)) & HIGH;
-    let v = y ^ (ONES * 0x2d);
-    let hyphen = !(((v & !HIGH) + !HIGH) | v) & HIGH;
-    ((at_least_a & below_brace) | hyphen) & mask == mask
+    let end = scan::run::<PlainName>(s);
+    if end > 0 && s.get(end) == Some(&b':') {
+        return Some(end);
+    }
+    let end = s.iter().position(|&b| !NAME[b as usize])?;
+    (end > 0 && s[end] == b':').then_some(end)
 }
 
 fn span(start: usize, len: usize) -> Span {
@@ -320,24 +295,25 @@ fn has_close(value: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    /// The eight-at-a-time scans against byte-by-byte models: every byte
-    /// value at every position of a 12-byte name or value.
+    /// The name and Host scans against byte-by-byte models: every byte
+    /// value at every position of a name or a Host value.
     #[test]
-    fn swar_scans_match_byte_loops() {
+    fn name_and_host_scans_match_byte_loops() {
         for b in 0..=255u8 {
-            for at in 0..12 {
-                let mut s = *b"Accept-Lang:x\r\n";
+            for at in 0..24 {
+                let mut s = *b"Accept-Language-Extra:x\r\n";
                 s[at] = b;
-                let want_value = s.iter().position(|&c| !VALUE[c as usize]);
-                assert_eq!(value_len(&s), want_value, "value, {b:#x} at {at}");
                 let stop = s.iter().position(|&c| !NAME[c as usize]).unwrap();
-                let want_name = (stop > 0 && s[stop] == b':').then_some(stop);
-                assert_eq!(name_len(&s), want_name, "name, {b:#x} at {at}");
-            }
-            let x = u64::from_le_bytes([b, b'a', b'Z', b'-', b, b'q', b'M', b]);
-            let simple = b.is_ascii_alphabetic() || b == b'-';
-            if (0x21..0x7f).contains(&b) {
-                assert_eq!(letters_or_hyphen(x, HIGH), simple, "{b:#x}");
+                let want = (stop > 0 && s[stop] == b':').then_some(stop);
+                assert_eq!(name_len(&s), want, "name, {b:#x} at {at}");
+
+                let mut h = *b"www.example-1.org:8080\r\n";
+                h[at] = b;
+                let mut i = h.iter().position(|&c| !HOST[c as usize]).unwrap();
+                if h[i] == b':' {
+                    i += 1 + h[i + 1..].iter().position(|c| !c.is_ascii_digit()).unwrap();
+                }
+                assert_eq!(host_len(&h), Some(i), "host, {b:#x} at {at}");
             }
         }
     }

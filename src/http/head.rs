@@ -58,6 +58,33 @@ pub struct Head {
     pub is_head_method: bool,
 }
 
+/// A placeholder for a parser to write into. (A trait impl, not an
+/// associated const: cbindgen would declare the types of a public const.)
+impl Default for Head {
+    fn default() -> Head {
+        Head {
+            len: 0,
+            method: Span { start: 0, len: 0 },
+            path: Span { start: 0, len: 0 },
+            query: Span { start: 0, len: 0 },
+            query_mark: None,
+            minor_version: 1,
+            framing: Framing::None,
+            keep_alive: true,
+            expect_continue: false,
+            is_head_method: false,
+        }
+    }
+}
+
+/// What `parse_head_into` found; a complete head is in the caller's `Head`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadStatus {
+    Partial,
+    Complete,
+    Error(u16),
+}
+
 #[derive(Debug)]
 pub enum Parsed {
     /// More bytes are needed; the prefix seen so far is within limits.

@@ -17,6 +17,7 @@ pub mod query;
 pub mod range;
 pub mod request;
 pub mod response;
+mod scan;
 pub mod uri;
 
 /// Most headers a request may carry, whatever the configuration says: the

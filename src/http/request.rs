@@ -9,7 +9,7 @@
 
 use super::fast_head;
 use super::head::known_method;
-pub use super::head::{Framing, Head, HeaderSpan, Parsed, Span};
+pub use super::head::{Framing, Head, HeadStatus, HeaderSpan, Parsed, Span};
 use super::uri::{classify_target, valid_host, Scheme};
 use super::{ParseLimits, MAX_HEADERS_CAP};
 
@@ -24,6 +24,29 @@ pub fn parse_head(buf: &[u8], limits: &ParseLimits, headers: &mut Vec<HeaderSpan
         return Parsed::Complete(head);
     }
     parse_head_full(buf, limits, headers)
+}
+
+/// `parse_head` writing a complete head into `head`: the fast path fills
+/// the caller's `Head` in place (no copy of it on the hot path); the full
+/// parser's result is copied in.
+#[inline]
+pub fn parse_head_into(
+    buf: &[u8],
+    limits: &ParseLimits,
+    headers: &mut Vec<HeaderSpan>,
+    head: &mut Head,
+) -> HeadStatus {
+    if fast_head::parse_into(buf, limits, headers, head) {
+        return HeadStatus::Complete;
+    }
+    match parse_head_full(buf, limits, headers) {
+        Parsed::Complete(h) => {
+            *head = h;
+            HeadStatus::Complete
+        }
+        Parsed::Partial => HeadStatus::Partial,
+        Parsed::Error(status) => HeadStatus::Error(status),
+    }
 }
 
 /// The full parser alone: httparse, then every rule below (`parse_head`

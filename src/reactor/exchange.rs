@@ -15,7 +15,7 @@ use super::request::RequestView;
 use super::shared::Shared;
 use super::upgrade::Upgrade;
 use crate::http::chunked::{ChunkedDecoder, Progress};
-use crate::http::request::{parse_head, Framing, Head, HeaderSpan, Parsed};
+use crate::http::request::{parse_head_into, Framing, Head, HeadStatus, HeaderSpan};
 use crate::http::response::{
     push_content_length, push_decimal, push_status_line, reason_phrase, status_allows_body,
     LAST_CHUNK,
@@ -64,6 +64,7 @@ fn start_head(out: &mut Vec<u8>, status: u16, sh: &Shared) {
 
 /// NUL-terminates every field of a parsed head in place: the byte after
 /// each one is a delimiter (space, '?', ':', CR or OWS) no longer needed.
+#[inline(always)]
 fn terminate_fields(buf: &mut [u8], head: &Head, headers: &[HeaderSpan]) {
     buf[head.method.end()] = 0;
     if let Some(mark) = head.query_mark {
@@ -93,15 +94,19 @@ pub fn parse_next(
         return Next::NeedMore;
     }
     let start = c.input.read_pos();
-    let head = match parse_head(
+    // The header spans go straight into the view (no application code
+    // holds it while the loop parses), the head into this frame.
+    let mut head = Head::default();
+    match parse_head_into(
         &c.input.storage()[start..],
         &sh.parse_limits,
-        &mut sh.header_spans,
+        &mut view.headers,
+        &mut head,
     ) {
-        Parsed::Partial => return Next::NeedMore,
-        Parsed::Error(status) => return Next::Error(status),
-        Parsed::Complete(head) => head,
-    };
+        HeadStatus::Complete => {}
+        HeadStatus::Partial => return Next::NeedMore,
+        HeadStatus::Error(status) => return Next::Error(status),
+    }
     let streamed = stream_above.is_some_and(|above| match head.framing {
         Framing::None => false,
         Framing::Length(n) => n > above as u64,
@@ -110,10 +115,10 @@ pub fn parse_next(
     if streamed {
         // The body goes to the body handler piece by piece; the head stays
         // in the buffer (NUL-terminated once) until the request is done.
-        terminate_fields(&mut c.input.storage_mut()[start..], &head, &sh.header_spans);
+        terminate_fields(&mut c.input.storage_mut()[start..], &head, &view.headers);
         c.state = State::Uploading(Box::new(Upload {
             head,
-            headers: sh.header_spans.clone(),
+            headers: view.headers.clone(),
             remaining: match head.framing {
                 Framing::Length(n) => n,
                 _ => 0,
@@ -156,16 +161,9 @@ pub fn parse_next(
             }
         }
     };
-    terminate_fields(&mut c.input.storage_mut()[start..], &head, &sh.header_spans);
+    terminate_fields(&mut c.input.storage_mut()[start..], &head, &view.headers);
     let id = sh.take_request_id();
-    view.fill(
-        &c.input.storage()[start..],
-        &head,
-        &sh.header_spans,
-        body_len,
-        c.peer,
-        id,
-    );
+    view.fill(&c.input.storage()[start..], &head, body_len, c.peer, id);
     begin_reply(c, sh, &head);
     records::begin_dispatched(c, sh, &head, id, total);
     Next::Dispatch { len: total }
@@ -181,11 +179,12 @@ fn state_receiving_body(state: &mut State) -> &mut BodyWait {
 }
 
 /// Readies the connection's reply handle for a new request: the
-/// application answers from now on.
+/// application answers from now on. Inlined: it runs once per request.
+#[inline(always)]
 fn begin_reply(c: &mut Conn, sh: &mut Shared, head: &Head) {
     c.state = State::Answering;
     if c.reply.is_null() {
-        c.reply = sh.replies.take();
+        c.reply = take_reply(sh);
     }
     // SAFETY: `c.reply` is owned by the connection and not borrowed
     // elsewhere (no application code runs during this step).
@@ -199,6 +198,14 @@ fn begin_reply(c: &mut Conn, sh: &mut Shared, head: &Head) {
     r.minor_version = head.minor_version;
     r.app_close = false;
     sh.stats.requests += 1;
+}
+
+/// A reply handle for a connection that has none (its first request, or
+/// the one after a deferred response): kept out of the per-request path.
+#[cold]
+#[inline(never)]
+fn take_reply(sh: &mut Shared) -> *mut Reply {
+    sh.replies.take()
 }
 
 /// Next move of a request whose body is streamed to the body handler:
@@ -246,14 +253,8 @@ fn continue_upload(c: &mut Conn, sh: &mut Shared, view: &mut RequestView) -> Nex
         return Next::Error(413);
     }
     let start = c.input.read_pos();
-    view.fill(
-        &c.input.storage()[start..],
-        &head,
-        &up.headers,
-        piece,
-        c.peer,
-        up.id,
-    );
+    view.set_headers(&up.headers);
+    view.fill(&c.input.storage()[start..], &head, piece, c.peer, up.id);
     if piece > 0 {
         return Next::BodyPiece { len: piece };
     }

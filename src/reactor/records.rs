@@ -21,12 +21,19 @@ fn take_bytes_in(c: &mut Conn, unread_after: usize) -> u64 {
 /// A request was dispatched (its head, and `len` bytes of input from the
 /// read position, are the request's): start its record. Always keeps the
 /// byte count's start up to date; records only while recording.
+/// Inlined (it runs once per request); the recording itself is not.
+#[inline(always)]
 pub fn begin_dispatched(c: &mut Conn, sh: &mut Shared, head: &Head, id: u64, len: usize) {
     let unread_after = c.input.len() - len;
     let bytes_in = take_bytes_in(c, unread_after);
-    if !sh.recording {
-        return;
+    if sh.recording {
+        record_dispatched(c, head, id, bytes_in);
     }
+}
+
+/// `begin_dispatched` while a completion sink is set.
+#[inline(never)]
+fn record_dispatched(c: &mut Conn, head: &Head, id: u64, bytes_in: u64) {
     // SAFETY: the caller made `c.reply` the connection's live handle, and
     // no application code runs during this call.
     let track = unsafe { &mut (*c.reply).track };

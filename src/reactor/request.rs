@@ -63,22 +63,15 @@ impl RequestView {
 
     /// Points the view at a request whose head starts at `buf[0]` (fields
     /// already NUL-terminated); its body, `body_len` bytes, follows the head.
-    pub fn fill(
-        &mut self,
-        buf: &[u8],
-        head: &Head,
-        headers: &[HeaderSpan],
-        body_len: usize,
-        peer: PeerAddr,
-        id: u64,
-    ) {
+    /// The header spans are the view's own `headers` (the parser writes
+    /// them there, or `set_headers` copies them in).
+    #[inline]
+    pub fn fill(&mut self, buf: &[u8], head: &Head, body_len: usize, peer: PeerAddr, id: u64) {
         self.base = buf.as_ptr();
         self.method = head.method;
         self.path = head.path;
         self.query = head.query;
         self.minor_version = head.minor_version;
-        self.headers.clear();
-        self.headers.extend_from_slice(headers);
         self.body = if body_len == 0 {
             EMPTY.as_ptr()
         } else {
@@ -87,6 +80,13 @@ impl RequestView {
         self.body_len = body_len;
         self.peer = peer;
         self.id = id;
+    }
+
+    /// Makes `headers` the view's header spans (a request whose head was
+    /// parsed earlier: a streamed body's).
+    pub fn set_headers(&mut self, headers: &[HeaderSpan]) {
+        self.headers.clear();
+        self.headers.extend_from_slice(headers);
     }
 
     /// A NUL-terminated field (the static empty string for an empty one).

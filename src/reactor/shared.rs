@@ -13,7 +13,6 @@ use super::reply::{Owner, Reply};
 use super::slab::Token;
 use super::stats::Stats;
 use crate::http::date::DateCache;
-use crate::http::request::HeaderSpan;
 use crate::http::ParseLimits;
 use crate::sys::{mem, ThreadTag};
 
@@ -39,8 +38,6 @@ pub struct Shared {
     /// `Stop` was requested: no new requests on kept-alive connections.
     pub stopping: bool,
     pub next_request_id: u64,
-    /// Scratch for the parser: the header spans of the request just parsed.
-    pub header_spans: Vec<HeaderSpan>,
     /// Reply handles not in use, and those whose client left while the
     /// application still holds them.
     pub replies: ReplyPool,
@@ -84,7 +81,6 @@ impl Shared {
             date: DateCache::default(),
             stopping: false,
             next_request_id: 1,
-            header_spans: Vec::with_capacity(limits.max_headers),
             replies: ReplyPool::default(),
             released: Vec::new(),
             queued_output: 0,

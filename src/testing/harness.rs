@@ -183,7 +183,13 @@ pub unsafe extern "C" fn reference_handler(
                     .unwrap_or_default();
                 let mut n = 0usize;
                 Request_Body(req, &mut n);
-                let text = format!("streamed {} buffered {n} sum {}", got.len(), checksum(&got));
+                // The header count: a streamed request keeps its headers.
+                let text = format!(
+                    "streamed {} buffered {n} sum {} headers {}",
+                    got.len(),
+                    checksum(&got),
+                    Request_HeaderCount(req)
+                );
                 Response_Send(resp, text.as_ptr() as *const c_void, text.len());
             }
             b"/head" => {
@@ -398,7 +404,11 @@ mod tests {
         stream.extend_from_slice(&length);
         stream.extend_from_slice(small);
         stream.extend_from_slice(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-        let want_big = format!("streamed {} buffered 0 sum {}", body.len(), checksum(&body));
+        let want_big = format!(
+            "streamed {} buffered 0 sum {} headers 2",
+            body.len(),
+            checksum(&body)
+        );
         for split in [1usize, 7, 100, 4096, stream.len()] {
             let pieces: Vec<&[u8]> = stream.chunks(split).collect();
             let out = run_exchange_with(Limits::default(), &pieces, false, 0, Some(10));

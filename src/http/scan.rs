@@ -1,0 +1,273 @@
+//! Byte-class scans for the request-head fast path (fast_head.rs): how many
+//! bytes at the start of a slice belong to a class, sixteen at a time (SSE2,
+//! part of every x86_64 target), then eight (SWAR: eight bytes in a u64),
+//! then one by one. Every wide test is exact per byte: the unit tests
+//! compare each with its byte-by-byte model for every byte value at every
+//! position.
+
+/// A class of bytes, tested three ways that must agree.
+pub(super) trait Class {
+    /// Whether `b` is in the class.
+    fn byte(b: u8) -> bool;
+    /// SWAR (the first byte in the low bits): the top bit of each byte of
+    /// `x` that is not in the class, and no other bit.
+    fn word(x: u64) -> u64;
+    /// Sixteen bytes: bit k set when byte k is not in the class.
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    fn wide(v: sse2::V) -> u32;
+}
+
+/// How many bytes at the start of `s` are in class `C` (`s.len()` when
+/// all of them are).
+#[inline(always)]
+pub(super) fn run<C: Class>(s: &[u8]) -> usize {
+    let mut i = 0;
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    while let Some(chunk) = s.get(i..i + 16) {
+        let stop = C::wide(sse2::load(chunk));
+        if stop != 0 {
+            return i + stop.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
+    if let Some(chunk) = s.get(i..i + 8) {
+        let stop = C::word(u64::from_le_bytes(chunk.try_into().unwrap_or_default()));
+        if stop != 0 {
+            return i + (stop.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + s[i..]
+        .iter()
+        .position(|&b| !C::byte(b))
+        .unwrap_or(s.len() - i)
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// SWAR, exact per byte: the top bit of each byte of `t` (every byte's
+/// top bit set, so no borrow crosses a byte) whose low seven bits are at
+/// least `n` (n <= 0x80).
+fn at_least(t: u64, n: u8) -> u64 {
+    (t - ONES * u64::from(n)) & HIGH
+}
+
+/// SWAR, exact per byte: the top bit of each byte of `x` whose low seven
+/// bits are `n`.
+fn low_equal(x: u64, n: u8) -> u64 {
+    // (v + 0x7f) has its top bit set unless v is 0 (v < 0x80: no carry).
+    !(((x ^ (ONES * u64::from(n))) & !HIGH) + !HIGH) & HIGH
+}
+
+/// SWAR, exact per byte: the top bit of each ASCII letter of `x`.
+fn letters(x: u64) -> u64 {
+    // Lower case: only letters land in 0x61..=0x7a after `| 0x20`.
+    let y = x | HIGH | (ONES * 0x20);
+    at_least(y, 0x61) & !at_least(y, 0x7b) & !x
+}
+
+/// A header value byte the fast path takes: visible ASCII and SP (HTAB,
+/// obs-text and control bytes go to the full parser).
+pub(super) struct Value;
+
+impl Class for Value {
+    fn byte(b: u8) -> bool {
+        (0x20..0x7f).contains(&b)
+    }
+    fn word(x: u64) -> u64 {
+        let t = x | HIGH;
+        !(at_least(t, 0x20) & !at_least(t, 0x7f) & !x) & HIGH
+    }
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    fn wide(v: sse2::V) -> u32 {
+        // Signed: bytes at/above 0x80 are negative, below 0x20.
+        !sse2::mask(sse2::and(sse2::gt(v, 0x1f), sse2::lt(v, 0x7f))) & 0xffff
+    }
+}
+
+/// The usual header name byte: an ASCII letter or '-'.
+pub(super) struct PlainName;
+
+impl Class for PlainName {
+    fn byte(b: u8) -> bool {
+        b.is_ascii_alphabetic() || b == b'-'
+    }
+    fn word(x: u64) -> u64 {
+        !(letters(x) | (low_equal(x, 0x2d) & !x)) & HIGH
+    }
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    fn wide(v: sse2::V) -> u32 {
+        !sse2::mask(sse2::or(sse2::letters(v), sse2::eq(v, b'-'))) & 0xffff
+    }
+}
+
+/// The usual Host name byte: an ASCII letter or digit, '-' or '.'.
+pub(super) struct PlainHost;
+
+impl Class for PlainHost {
+    fn byte(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || b == b'-' || b == b'.'
+    }
+    fn word(x: u64) -> u64 {
+        // '-', '.', '/' and the digits are 0x2d..=0x39; '/' is taken out.
+        let t = x | HIGH;
+        let dash_to_nine = at_least(t, 0x2d) & !at_least(t, 0x3a) & !low_equal(x, 0x2f);
+        !(letters(x) | (dash_to_nine & !x)) & HIGH
+    }
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    fn wide(v: sse2::V) -> u32 {
+        use sse2::*;
+        let dash_to_nine = and(gt(v, 0x2c), lt(v, 0x3a));
+        let plain = or(letters(v), and_not(eq(v, b'/'), dash_to_nine));
+        !mask(plain) & 0xffff
+    }
+}
+
+/// An ASCII digit.
+pub(super) struct Digit;
+
+impl Class for Digit {
+    fn byte(b: u8) -> bool {
+        b.is_ascii_digit()
+    }
+    fn word(x: u64) -> u64 {
+        let t = x | HIGH;
+        !(at_least(t, 0x30) & !at_least(t, 0x3a) & !x) & HIGH
+    }
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    fn wide(v: sse2::V) -> u32 {
+        !sse2::mask(sse2::and(sse2::gt(v, 0x2f), sse2::lt(v, 0x3a))) & 0xffff
+    }
+}
+
+/// The few SSE2 operations the classes use, on sixteen bytes compared as
+/// signed (a byte at/above 0x80 is below every ASCII byte).
+// The intrinsics are safe to call from Rust 1.87 on (SSE2 is enabled for
+// every x86_64 target); the crate's minimum, 1.80, needs the unsafe blocks.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[allow(unused_unsafe)]
+mod sse2 {
+    use std::arch::x86_64::*;
+
+    pub type V = __m128i;
+
+    #[inline(always)]
+    pub fn load(chunk: &[u8]) -> V {
+        assert!(chunk.len() >= 16);
+        // SAFETY: 16 readable bytes (checked above, and by the callers'
+        // slicing); `loadu` has no alignment requirement; SSE2 is enabled
+        // (the module's cfg).
+        unsafe { _mm_loadu_si128(chunk.as_ptr().cast()) }
+    }
+
+    /// Bytes greater than `n` (signed).
+    #[inline(always)]
+    pub fn gt(v: V, n: i8) -> V {
+        // SAFETY: SSE2 is enabled (the module's cfg); no memory access.
+        unsafe { _mm_cmpgt_epi8(v, _mm_set1_epi8(n)) }
+    }
+
+    /// Bytes less than `n` (signed).
+    #[inline(always)]
+    pub fn lt(v: V, n: i8) -> V {
+        // SAFETY: as in `gt`.
+        unsafe { _mm_cmplt_epi8(v, _mm_set1_epi8(n)) }
+    }
+
+    #[inline(always)]
+    pub fn eq(v: V, b: u8) -> V {
+        // SAFETY: as in `gt`.
+        unsafe { _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8)) }
+    }
+
+    /// ASCII letters: 0x61..=0x7a once lower-cased with `| 0x20` (no
+    /// other byte lands there).
+    #[inline(always)]
+    pub fn letters(v: V) -> V {
+        // SAFETY: as in `gt`.
+        let y = unsafe { _mm_or_si128(v, _mm_set1_epi8(0x20)) };
+        and(gt(y, 0x60), lt(y, 0x7b))
+    }
+
+    #[inline(always)]
+    pub fn and(a: V, b: V) -> V {
+        // SAFETY: as in `gt`.
+        unsafe { _mm_and_si128(a, b) }
+    }
+
+    /// `b` without the bytes set in `a`.
+    #[inline(always)]
+    pub fn and_not(a: V, b: V) -> V {
+        // SAFETY: as in `gt`.
+        unsafe { _mm_andnot_si128(a, b) }
+    }
+
+    #[inline(always)]
+    pub fn or(a: V, b: V) -> V {
+        // SAFETY: as in `gt`.
+        unsafe { _mm_or_si128(a, b) }
+    }
+
+    /// One bit per byte: its top bit (all ones in a compare's result).
+    #[inline(always)]
+    pub fn mask(v: V) -> u32 {
+        // SAFETY: as in `gt`.
+        unsafe { _mm_movemask_epi8(v) as u32 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each class's word and sixteen-byte tests and `run` against the
+    /// byte model: every byte value at every position of a run of class
+    /// bytes (long enough for every width), and `run` on every prefix.
+    fn check<C: Class>(fill: u8) {
+        assert!(C::byte(fill));
+        for b in 0..=255u8 {
+            for at in 0..40 {
+                let mut s = [fill; 40];
+                s[at] = b;
+                let want = if C::byte(b) { 40 } else { at };
+                assert_eq!(run::<C>(&s), want, "{b:#x} at {at}");
+                for len in 0..40 {
+                    assert_eq!(
+                        run::<C>(&s[..len]),
+                        want.min(len),
+                        "{b:#x} at {at}, len {len}"
+                    );
+                }
+                if at < 8 {
+                    let x = u64::from_le_bytes(s[..8].try_into().unwrap());
+                    let stop = if C::byte(b) { 0 } else { 0x80 << (8 * at) };
+                    assert_eq!(C::word(x), stop, "word, {b:#x} at {at}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn classes_match_byte_models() {
+        check::<Value>(b'v');
+        check::<Value>(b' ');
+        check::<PlainName>(b'N');
+        check::<PlainName>(b'-');
+        check::<PlainHost>(b'7');
+        check::<PlainHost>(b'h');
+        check::<PlainHost>(b'.');
+        check::<Digit>(b'4');
+    }
+
+    #[test]
+    fn byte_models_are_the_documented_sets() {
+        for b in 0..=255u8 {
+            assert_eq!(Value::byte(b), b == b' ' || b.is_ascii_graphic());
+            let name = b.is_ascii_uppercase() || b.is_ascii_lowercase() || b == b'-';
+            assert_eq!(PlainName::byte(b), name);
+            assert_eq!(PlainHost::byte(b), name || b.is_ascii_digit() || b == b'.');
+            assert_eq!(Digit::byte(b), matches!(b, 0x30..=0x39));
+        }
+    }
+}
