@@ -17,8 +17,8 @@ use super::upgrade::Upgrade;
 use crate::http::chunked::{ChunkedDecoder, Progress};
 use crate::http::request::{parse_head, Framing, Head, HeaderSpan, Parsed};
 use crate::http::response::{
-    push_content_length, push_decimal, push_status_line, reason_phrase, status_allows_body,
-    LAST_CHUNK,
+    extend_short, push_content_length, push_decimal, push_status_line, reason_phrase,
+    status_allows_body, LAST_CHUNK,
 };
 
 /// What parsing the next request gave.
@@ -405,7 +405,7 @@ fn compose_head(
     let body_room = if body_follows { copied.len() } else { 0 };
     out.reserve(HEAD_FIXED_MAX + sh.limits.server_line.len() + r.headers.len() + body_room);
     start_head(out, r.status, sh);
-    out.extend_from_slice(&r.headers);
+    extend_short(out, &r.headers);
     match kind {
         Body::Full if r.status == 204 || r.status == 304 => {}
         Body::Full => push_content_length(out, body_len as u64),
@@ -423,7 +423,7 @@ fn compose_head(
         r.track.head_bytes = (out.len() - head_start) as u64;
     }
     if body_follows {
-        out.extend_from_slice(copied);
+        extend_short(out, copied);
     }
     c.deferred_wait = false;
     if closing {

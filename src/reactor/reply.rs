@@ -15,13 +15,12 @@
 //! or the library answers 503 at the response timeout, it is `Detached`
 //! (further calls get `Error::Closed`) and its cleanup is queued once.
 
-use std::mem::MaybeUninit;
 use std::os::raw::c_void;
 
 use super::completion::Track;
 use super::error::Error;
 use super::slab::Token;
-use crate::http::response::{valid_header_name, valid_header_value};
+use crate::http::response::{extend_short, valid_header_name, valid_header_value};
 use crate::sys::ThreadTag;
 
 /// Largest total size of the headers an application may add to one response.
@@ -168,31 +167,13 @@ impl Reply {
         if self.headers.len() + name.len() + value.len() + 4 > MAX_APP_HEADER_BYTES {
             return Err(Error::TooLarge);
         }
-        // The line is written into room reserved for it: one capacity check
-        // and one length update instead of four of each.
-        let (n, line) = (name.len(), name.len() + value.len() + 4);
-        self.headers.reserve(line);
-        let room = &mut self.headers.spare_capacity_mut()[..line];
-        copy_into(&mut room[..n], name);
-        copy_into(&mut room[n..n + 2], b": ");
-        copy_into(&mut room[n + 2..line - 2], value);
-        copy_into(&mut room[line - 2..], b"\r\n");
-        let len = self.headers.len() + line;
-        // SAFETY: `reserve` made room for `line` more bytes, and all `line`
-        // bytes after the old length were written just above.
-        unsafe { self.headers.set_len(len) };
+        // One reservation for the line; the short name and value are then
+        // copied without a call to `memcpy`.
+        self.headers.reserve(name.len() + value.len() + 4);
+        extend_short(&mut self.headers, name);
+        self.headers.extend_from_slice(b": ");
+        extend_short(&mut self.headers, value);
+        self.headers.extend_from_slice(b"\r\n");
         Ok(())
     }
-}
-
-/// `dst` takes a copy of `src`, of the same length: what
-/// `<[MaybeUninit<u8>]>::write_copy_of_slice` does (stable only since Rust
-/// 1.93; the crate builds with 1.80).
-#[inline]
-fn copy_into(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
-    assert_eq!(dst.len(), src.len());
-    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`; both slices have
-    // `src.len()` elements (checked above), and a `&mut` slice never
-    // overlaps a `&` one.
-    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), src.len()) }
 }
