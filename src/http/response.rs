@@ -210,17 +210,37 @@ pub fn chunk_size_line(len: usize) -> [u8; 10] {
 #[inline(always)]
 pub fn extend_short(out: &mut Vec<u8>, src: &[u8]) {
     let n = src.len();
-    if n > 32 || out.capacity() - out.len() < n {
+    if n > SHORT_MAX || out.capacity() - out.len() < n {
         out.extend_from_slice(src);
         return;
     }
-    let (s, len) = (src.as_ptr(), out.len());
-    // SAFETY: `n` bytes of spare capacity follow `len` (checked above).
-    let d = unsafe { out.as_mut_ptr().add(len) };
+    let len = out.len();
+    // SAFETY: `n <= SHORT_MAX` bytes of spare capacity follow `len`
+    // (checked above), and `src`, a shared slice, cannot overlap them.
+    unsafe {
+        copy_short(src, out.as_mut_ptr().add(len));
+        // The `n` bytes after `len` were all written just above.
+        out.set_len(len + n);
+    }
+}
+
+/// Longest copy `copy_short` takes.
+pub const SHORT_MAX: usize = 32;
+
+/// Copies `src` (at most `SHORT_MAX` bytes) to `dst` with two overlapping
+/// fixed-size copies, no call to `memcpy`.
+///
+/// # Safety
+/// `src.len() <= SHORT_MAX`, and `dst` is valid for writing `src.len()`
+/// bytes that do not overlap `src`.
+#[inline(always)]
+pub unsafe fn copy_short(src: &[u8], dst: *mut u8) {
+    let (s, d, n) = (src.as_ptr(), dst, src.len());
+    debug_assert!(n <= SHORT_MAX);
     // SAFETY: each copy reads inside `src` (offsets `0..w` and `n - w..n`
-    // with `w <= n`) and writes the same offsets inside the `n` bytes of
-    // spare room at `d`; `src` is a shared slice, so it never overlaps the
-    // vector's spare room. Together the two copies cover all `n` bytes.
+    // with `w <= n`) and writes the same offsets inside the `n` bytes at
+    // `d` (contract: writable, not overlapping `src`). Together the two
+    // copies cover all `n` bytes.
     unsafe {
         if n >= 16 {
             std::ptr::copy_nonoverlapping(s, d, 16);
@@ -237,8 +257,6 @@ pub fn extend_short(out: &mut Vec<u8>, src: &[u8]) {
             *d.add(n - 1) = *s.add(n - 1);
         }
     }
-    // SAFETY: the `n` bytes after `len` were all written just above.
-    unsafe { out.set_len(len + n) };
 }
 
 /// The last chunk of a chunked body, with an empty trailer section.

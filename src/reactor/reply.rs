@@ -20,7 +20,7 @@ use std::os::raw::c_void;
 use super::completion::Track;
 use super::error::Error;
 use super::slab::Token;
-use crate::http::response::{extend_short, valid_header_name, valid_header_value};
+use crate::http::response::{copy_short, valid_header_name, valid_header_value, SHORT_MAX};
 use crate::sys::ThreadTag;
 
 /// Largest total size of the headers an application may add to one response.
@@ -167,13 +167,38 @@ impl Reply {
         if self.headers.len() + name.len() + value.len() + 4 > MAX_APP_HEADER_BYTES {
             return Err(Error::TooLarge);
         }
-        // One reservation for the line; the short name and value are then
-        // copied without a call to `memcpy`.
-        self.headers.reserve(name.len() + value.len() + 4);
-        extend_short(&mut self.headers, name);
-        self.headers.extend_from_slice(b": ");
-        extend_short(&mut self.headers, value);
-        self.headers.extend_from_slice(b"\r\n");
+        // The line is written into room reserved for it, with one length
+        // update; a short name or value is copied without a `memcpy` call.
+        let (n, line) = (name.len(), name.len() + value.len() + 4);
+        self.headers.reserve(line);
+        let len = self.headers.len();
+        // SAFETY: `reserve` made room for `line` bytes after `len`; the
+        // four writes below fill exactly those (`n`, 2, `value.len()`, 2
+        // bytes), from slices that cannot overlap the vector's spare room.
+        unsafe {
+            let d = self.headers.as_mut_ptr().add(len);
+            copy_bytes(name, d);
+            std::ptr::copy_nonoverlapping(b": ".as_ptr(), d.add(n), 2);
+            copy_bytes(value, d.add(n + 2));
+            std::ptr::copy_nonoverlapping(b"\r\n".as_ptr(), d.add(line - 2), 2);
+            self.headers.set_len(len + line);
+        }
         Ok(())
+    }
+}
+
+/// Copies `src` to `dst`: `copy_short` when short, else `memcpy`.
+///
+/// # Safety
+/// `dst` is valid for writing `src.len()` bytes that do not overlap `src`.
+#[inline(always)]
+unsafe fn copy_bytes(src: &[u8], dst: *mut u8) {
+    // SAFETY: forwarded contract (`copy_short` only for up to SHORT_MAX).
+    unsafe {
+        if src.len() <= SHORT_MAX {
+            copy_short(src, dst);
+        } else {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len());
+        }
     }
 }
