@@ -174,6 +174,52 @@ pub fn push_content_length(out: &mut Vec<u8>, n: u64) {
     }
 }
 
+/// Longest `Content-Length` line: the name, 20 digits and CRLF.
+pub const CONTENT_LENGTH_LINE_MAX: usize = 38;
+
+/// `Content-Length: <n>\r\n` in a fixed-size array, and how many of its
+/// bytes are the line (what `push_content_length` appends).
+#[inline]
+pub fn content_length_line(n: u64) -> ([u8; CONTENT_LENGTH_LINE_MAX], usize) {
+    const NAME: &[u8; 16] = b"Content-Length: ";
+    let mut line = [0u8; CONTENT_LENGTH_LINE_MAX];
+    line[..16].copy_from_slice(NAME);
+    let d = |v: u64| b'0' + (v % 10) as u8;
+    // Hot path (every response): up to three digits, written in place.
+    let digits = match n {
+        0..=9 => {
+            line[16] = d(n);
+            1
+        }
+        10..=99 => {
+            (line[16], line[17]) = (d(n / 10), d(n));
+            2
+        }
+        100..=999 => {
+            (line[16], line[17], line[18]) = (d(n / 100), d(n / 10), d(n));
+            3
+        }
+        _ => {
+            let mut buf = [0u8; 20];
+            let mut i = buf.len();
+            let mut v = n;
+            loop {
+                i -= 1;
+                buf[i] = d(v);
+                v /= 10;
+                if v == 0 {
+                    break;
+                }
+            }
+            line[16..16 + 20 - i].copy_from_slice(&buf[i..]);
+            20 - i
+        }
+    };
+    line[16 + digits] = b'\r';
+    line[17 + digits] = b'\n';
+    (line, 18 + digits)
+}
+
 /// Appends `HTTP/1.1 <status> <reason>\r\n`. Answers always say HTTP/1.1
 /// (RFC 9110 2.5), also to HTTP/1.0 clients.
 pub fn push_status_line(out: &mut Vec<u8>, status: u16) {
@@ -371,6 +417,18 @@ mod tests {
             let mut v = b"x".to_vec();
             push_content_length(&mut v, n);
             assert_eq!(v, format!("xContent-Length: {n}\r\n").as_bytes());
+        }
+    }
+
+    /// The fixed-size line says what `push_content_length` appends, for
+    /// every length through the short cases and past them, and the largest.
+    #[test]
+    fn content_length_arrays() {
+        for n in (0..=1100).chain([65_535, 1 << 40, u64::MAX]) {
+            let (line, len) = content_length_line(n);
+            let mut want = Vec::new();
+            push_content_length(&mut want, n);
+            assert_eq!(&line[..len], &want[..], "{n}");
         }
     }
 
