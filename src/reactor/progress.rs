@@ -10,7 +10,7 @@ use super::error::CloseReason;
 use super::event_loop::EventLoop;
 use super::exchange::{self, Body, Next};
 use super::records;
-use super::reply::Phase;
+use super::reply::{Phase, Reply};
 use super::shared::Shared;
 use super::slab::Token;
 use super::timers::TimerKind;
@@ -48,9 +48,11 @@ fn wait_for_room(c: &mut Conn, sh: &mut Shared, token: Token) {
 /// What a connection needs from application code next.
 pub enum Step {
     Idle,
-    /// A request is in the view; `len` input bytes belong to it.
+    /// A request is in the view; `len` input bytes belong to it; `reply`
+    /// is the connection's reply handle, given to the handler.
     Dispatch {
         len: usize,
+        reply: *mut Reply,
     },
     /// A piece of a streamed body, `len` bytes, is in the view.
     BodyPiece {
@@ -141,7 +143,12 @@ impl EventLoop {
                 // application code holds it during a step.
                 let view = unsafe { &mut *self.view };
                 match exchange::parse_next(c, &mut self.sh, view, stream_above) {
-                    Next::Dispatch { len } => return Step::Dispatch { len },
+                    Next::Dispatch { len } => {
+                        return Step::Dispatch {
+                            len,
+                            reply: c.reply,
+                        }
+                    }
                     Next::BodyPiece { len } => return Step::BodyPiece { len },
                     Next::Error(status) => {
                         exchange::reject(c, &mut self.sh, status);
