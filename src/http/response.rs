@@ -175,7 +175,7 @@ pub fn push_content_length(out: &mut Vec<u8>, n: u64) {
 }
 
 /// Longest `Content-Length` line: the name, 20 digits and CRLF.
-pub const CONTENT_LENGTH_LINE_MAX: usize = 38;
+pub(crate) const CONTENT_LENGTH_LINE_MAX: usize = 38;
 
 /// `Content-Length: <n>\r\n` in a fixed-size array, and how many of its
 /// bytes are the line (what `push_content_length` appends).
@@ -271,7 +271,7 @@ pub fn extend_short(out: &mut Vec<u8>, src: &[u8]) {
 }
 
 /// Longest copy `copy_short` takes.
-pub const SHORT_MAX: usize = 32;
+pub(crate) const SHORT_MAX: usize = 32;
 
 /// Copies `src` (at most `SHORT_MAX` bytes) to `dst` with two overlapping
 /// fixed-size copies, no call to `memcpy`.
