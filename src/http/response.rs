@@ -174,6 +174,52 @@ pub fn push_content_length(out: &mut Vec<u8>, n: u64) {
     }
 }
 
+/// Longest `Content-Length` line: the name, 20 digits and CRLF.
+pub(crate) const CONTENT_LENGTH_LINE_MAX: usize = 38;
+
+/// `Content-Length: <n>\r\n` in a fixed-size array, and how many of its
+/// bytes are the line (what `push_content_length` appends).
+#[inline]
+pub fn content_length_line(n: u64) -> ([u8; CONTENT_LENGTH_LINE_MAX], usize) {
+    const NAME: &[u8; 16] = b"Content-Length: ";
+    let mut line = [0u8; CONTENT_LENGTH_LINE_MAX];
+    line[..16].copy_from_slice(NAME);
+    let d = |v: u64| b'0' + (v % 10) as u8;
+    // Hot path (every response): up to three digits, written in place.
+    let digits = match n {
+        0..=9 => {
+            line[16] = d(n);
+            1
+        }
+        10..=99 => {
+            (line[16], line[17]) = (d(n / 10), d(n));
+            2
+        }
+        100..=999 => {
+            (line[16], line[17], line[18]) = (d(n / 100), d(n / 10), d(n));
+            3
+        }
+        _ => {
+            let mut buf = [0u8; 20];
+            let mut i = buf.len();
+            let mut v = n;
+            loop {
+                i -= 1;
+                buf[i] = d(v);
+                v /= 10;
+                if v == 0 {
+                    break;
+                }
+            }
+            line[16..16 + 20 - i].copy_from_slice(&buf[i..]);
+            20 - i
+        }
+    };
+    line[16 + digits] = b'\r';
+    line[17 + digits] = b'\n';
+    (line, 18 + digits)
+}
+
 /// Appends `HTTP/1.1 <status> <reason>\r\n`. Answers always say HTTP/1.1
 /// (RFC 9110 2.5), also to HTTP/1.0 clients.
 pub fn push_status_line(out: &mut Vec<u8>, status: u16) {
@@ -201,6 +247,62 @@ pub fn chunk_size_line(len: usize) -> [u8; 10] {
         n >>= 4;
     }
     line
+}
+
+/// Appends `src`, as `extend_from_slice` does, without a call to `memcpy`
+/// for up to 32 bytes when the room is already there (the usual case on
+/// the keep-alive path: the head is reserved in one go): two overlapping
+/// fixed-size copies, which compile to a few loads and stores.
+#[inline(always)]
+pub fn extend_short(out: &mut Vec<u8>, src: &[u8]) {
+    let n = src.len();
+    if n > SHORT_MAX || out.capacity() - out.len() < n {
+        out.extend_from_slice(src);
+        return;
+    }
+    let len = out.len();
+    // SAFETY: `n <= SHORT_MAX` bytes of spare capacity follow `len`
+    // (checked above), and `src`, a shared slice, cannot overlap them.
+    unsafe {
+        copy_short(src, out.as_mut_ptr().add(len));
+        // The `n` bytes after `len` were all written just above.
+        out.set_len(len + n);
+    }
+}
+
+/// Longest copy `copy_short` takes.
+pub(crate) const SHORT_MAX: usize = 32;
+
+/// Copies `src` (at most `SHORT_MAX` bytes) to `dst` with two overlapping
+/// fixed-size copies, no call to `memcpy`.
+///
+/// # Safety
+/// `src.len() <= SHORT_MAX`, and `dst` is valid for writing `src.len()`
+/// bytes that do not overlap `src`.
+#[inline(always)]
+pub unsafe fn copy_short(src: &[u8], dst: *mut u8) {
+    let (s, d, n) = (src.as_ptr(), dst, src.len());
+    debug_assert!(n <= SHORT_MAX);
+    // SAFETY: each copy reads inside `src` (offsets `0..w` and `n - w..n`
+    // with `w <= n`) and writes the same offsets inside the `n` bytes at
+    // `d` (contract: writable, not overlapping `src`). Together the two
+    // copies cover all `n` bytes.
+    unsafe {
+        if n >= 16 {
+            std::ptr::copy_nonoverlapping(s, d, 16);
+            std::ptr::copy_nonoverlapping(s.add(n - 16), d.add(n - 16), 16);
+        } else if n >= 8 {
+            std::ptr::copy_nonoverlapping(s, d, 8);
+            std::ptr::copy_nonoverlapping(s.add(n - 8), d.add(n - 8), 8);
+        } else if n >= 4 {
+            std::ptr::copy_nonoverlapping(s, d, 4);
+            std::ptr::copy_nonoverlapping(s.add(n - 4), d.add(n - 4), 4);
+        } else if n > 0 {
+            *d = *s;
+            *d.add(n / 2) = *s.add(n / 2);
+            *d.add(n - 1) = *s.add(n - 1);
+        }
+    }
 }
 
 /// The last chunk of a chunked body, with an empty trailer section.
@@ -269,6 +371,28 @@ mod tests {
         assert!(valid_header_value(b""));
     }
 
+    /// Every length from 0 to 40 (each copy width, both ends of each,
+    /// and the fallback past 32), with and without room reserved, appends
+    /// exactly the source after what was there.
+    #[test]
+    fn short_appends_copy_every_byte() {
+        let src: Vec<u8> = (1..=40u8).collect();
+        for n in 0..=40 {
+            for reserve in [false, true] {
+                let mut out = b"ab".to_vec();
+                if reserve {
+                    out.reserve(n);
+                } else {
+                    out.shrink_to_fit();
+                }
+                extend_short(&mut out, &src[..n]);
+                let mut want = b"ab".to_vec();
+                want.extend_from_slice(&src[..n]);
+                assert_eq!(out, want, "{n} bytes, reserved: {reserve}");
+            }
+        }
+    }
+
     #[test]
     fn numbers() {
         let mut v = Vec::new();
@@ -293,6 +417,18 @@ mod tests {
             let mut v = b"x".to_vec();
             push_content_length(&mut v, n);
             assert_eq!(v, format!("xContent-Length: {n}\r\n").as_bytes());
+        }
+    }
+
+    /// The fixed-size line says what `push_content_length` appends, for
+    /// every length through the short cases and past them, and the largest.
+    #[test]
+    fn content_length_arrays() {
+        for n in (0..=1100).chain([65_535, 1 << 40, u64::MAX]) {
+            let (line, len) = content_length_line(n);
+            let mut want = Vec::new();
+            push_content_length(&mut want, n);
+            assert_eq!(&line[..len], &want[..], "{n}");
         }
     }
 

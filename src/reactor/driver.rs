@@ -169,14 +169,9 @@ impl LoopPtr {
                     self.with(|el| el.ensure_registered(token));
                     break;
                 }
-                Step::Dispatch { len } => {
-                    let (handlers, view, reply) = self.with(|el| {
-                        let reply = el
-                            .conns
-                            .get(token)
-                            .map_or(std::ptr::null_mut(), |c| c.reply);
-                        (el.handlers, el.view as *const RequestView, reply)
-                    });
+                Step::Dispatch { len, reply } => {
+                    let (handlers, view) =
+                        self.with(|el| (el.handlers, el.view as *const RequestView));
                     if let Some(handler) = handlers.request {
                         // SAFETY: the application's handler, with pointers
                         // that stay valid for the duration of the call.

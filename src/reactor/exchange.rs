@@ -17,8 +17,9 @@ use super::upgrade::Upgrade;
 use crate::http::chunked::{ChunkedDecoder, Progress};
 use crate::http::request::{parse_head_into, Framing, Head, HeadStatus, HeaderSpan};
 use crate::http::response::{
-    push_content_length, push_decimal, push_status_line, reason_phrase, status_allows_body,
-    LAST_CHUNK,
+    content_length_line, copy_short, extend_short, push_content_length, push_decimal,
+    push_status_line, reason_phrase, status_allows_body, CONTENT_LENGTH_LINE_MAX, LAST_CHUNK,
+    SHORT_MAX,
 };
 
 /// What parsing the next request gave.
@@ -405,26 +406,31 @@ fn compose_head(
     // buffer (each is a capacity compare and a copy).
     let body_room = if body_follows { copied.len() } else { 0 };
     out.reserve(HEAD_FIXED_MAX + sh.limits.server_line.len() + r.headers.len() + body_room);
-    start_head(out, r.status, sh);
-    out.extend_from_slice(&r.headers);
-    match kind {
-        Body::Full if r.status == 204 || r.status == 304 => {}
-        Body::Full => push_content_length(out, body_len as u64),
-        _ if raw_stream => {}
-        _ => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
-    }
-    if closing {
-        out.extend_from_slice(b"Connection: close\r\n\r\n");
-    } else if r.minor_version == 0 {
-        out.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
+    let head_len = if kind == Body::Full && r.status == 200 && !closing && r.minor_version != 0 {
+        write_ok_head(out, sh, &r.headers, body_len as u64)
     } else {
-        out.extend_from_slice(b"\r\n");
-    }
+        start_head(out, r.status, sh);
+        extend_short(out, &r.headers);
+        match kind {
+            Body::Full if r.status == 204 || r.status == 304 => {}
+            Body::Full => push_content_length(out, body_len as u64),
+            _ if raw_stream => {}
+            _ => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        }
+        if closing {
+            out.extend_from_slice(b"Connection: close\r\n\r\n");
+        } else if r.minor_version == 0 {
+            out.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
+        } else {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.len() - head_start
+    };
     if c.record_open {
-        r.track.head_bytes = (out.len() - head_start) as u64;
+        r.track.head_bytes = head_len as u64;
     }
     if body_follows {
-        out.extend_from_slice(copied);
+        extend_short(out, copied);
     }
     c.deferred_wait = false;
     if closing {
@@ -445,6 +451,83 @@ fn compose_head(
         answered(c, sh);
     }
     Ok(body_follows)
+}
+
+/// The head of a complete 200 response on a connection kept alive with
+/// HTTP/1.1 (most responses): the cached status and Date lines, the Server
+/// line, the application's `headers`, `Content-Length: body_len` and the
+/// blank line, written into room reserved once, with one length update.
+/// Returns the head's length.
+#[inline(always)]
+fn write_ok_head(out: &mut Vec<u8>, sh: &Shared, headers: &[u8], body_len: u64) -> usize {
+    let start = sh.date.ok_head_start();
+    let server = &sh.limits.server_line[..];
+    let room = start.len() + server.len() + headers.len() + CONTENT_LENGTH_LINE_MAX + 2;
+    out.reserve(room);
+    let len = out.len();
+    // SAFETY: `reserve` made room for `room` bytes after `len`; the writes
+    // below stay inside them (their offsets add up to at most `room`), from
+    // slices that cannot overlap the vector's spare room, and every byte
+    // up to the head's end is written before `set_len`.
+    unsafe {
+        let d = out.as_mut_ptr().add(len);
+        std::ptr::copy_nonoverlapping(start.as_ptr(), d, start.len());
+        let mut at = start.len();
+        if !server.is_empty() {
+            std::ptr::copy_nonoverlapping(server.as_ptr(), d.add(at), server.len());
+            at += server.len();
+        }
+        if headers.len() <= SHORT_MAX {
+            copy_short(headers, d.add(at));
+        } else {
+            std::ptr::copy_nonoverlapping(headers.as_ptr(), d.add(at), headers.len());
+        }
+        at += headers.len();
+        at += write_content_length(d.add(at), body_len);
+        std::ptr::copy_nonoverlapping(b"\r\n\r\n".as_ptr(), d.add(at), 4);
+        at += 4;
+        out.set_len(len + at);
+        at
+    }
+}
+
+/// Writes `Content-Length: <n>` (without its CRLF) at `d`; returns its
+/// length.
+///
+/// # Safety
+/// `d` is valid for writing `CONTENT_LENGTH_LINE_MAX` bytes.
+#[inline(always)]
+unsafe fn write_content_length(d: *mut u8, n: u64) -> usize {
+    let digit = |v: u64| b'0' + (v % 10) as u8;
+    // SAFETY: every write is inside the first CONTENT_LENGTH_LINE_MAX
+    // bytes at `d` (contract): the name is 16 bytes, at most 20 digits.
+    unsafe {
+        std::ptr::copy_nonoverlapping(b"Content-Length: ".as_ptr(), d, 16);
+        // Hot path (every response): up to three digits, in place.
+        match n {
+            0..=9 => {
+                *d.add(16) = digit(n);
+                17
+            }
+            10..=99 => {
+                *d.add(16) = digit(n / 10);
+                *d.add(17) = digit(n);
+                18
+            }
+            100..=999 => {
+                *d.add(16) = digit(n / 100);
+                *d.add(17) = digit(n / 10);
+                *d.add(18) = digit(n);
+                19
+            }
+            _ => {
+                let (line, len) = content_length_line(n);
+                let digits = len - 18;
+                std::ptr::copy_nonoverlapping(line.as_ptr().add(16), d.add(16), digits);
+                16 + digits
+            }
+        }
+    }
 }
 
 /// The current response is complete. A deferred handle leaves the
@@ -519,4 +602,25 @@ pub fn finish_response(c: &mut Conn, sh: &mut Shared, last_chunk: bool) {
     c.timer_dirty = true;
     sh.stats.responses += 1;
     answered(c, sh);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The in-place line matches `push_content_length` (without its CRLF)
+    /// for every length through the in-place digits and past them, and
+    /// writes nothing past its length.
+    #[test]
+    fn in_place_content_length() {
+        for n in (0..=1100).chain([65_535, 1 << 40, u64::MAX]) {
+            let mut room = [b'#'; CONTENT_LENGTH_LINE_MAX + 1];
+            // SAFETY: `room` has more than CONTENT_LENGTH_LINE_MAX bytes.
+            let len = unsafe { write_content_length(room.as_mut_ptr(), n) };
+            let mut want = Vec::new();
+            push_content_length(&mut want, n);
+            assert_eq!(&room[..len], &want[..want.len() - 2], "{n}");
+            assert!(room[len..].iter().all(|&b| b == b'#'), "{n}");
+        }
+    }
 }

@@ -148,6 +148,7 @@ impl Output {
     /// Gives the copied bytes' storage back to `pool` (they must be sent or
     /// abandoned; a borrowed body is left as it is), and takes it out of the
     /// loop's `total`.
+    #[inline]
     pub fn release(&mut self, pool: &mut BufferPool, total: &mut usize) {
         self.buf.release(pool);
         self.sync(total);

@@ -4,12 +4,13 @@
 
 use std::os::raw::c_void;
 
+use super::config::Limits;
 use super::connection::{Conn, ProducerFn, State};
 use super::error::CloseReason;
 use super::event_loop::EventLoop;
 use super::exchange::{self, Body, Next};
 use super::records;
-use super::reply::Phase;
+use super::reply::{Phase, Reply};
 use super::shared::Shared;
 use super::slab::Token;
 use super::timers::TimerKind;
@@ -47,9 +48,11 @@ fn wait_for_room(c: &mut Conn, sh: &mut Shared, token: Token) {
 /// What a connection needs from application code next.
 pub enum Step {
     Idle,
-    /// A request is in the view; `len` input bytes belong to it.
+    /// A request is in the view; `len` input bytes belong to it; `reply`
+    /// is the connection's reply handle, given to the handler.
     Dispatch {
         len: usize,
+        reply: *mut Reply,
     },
     /// A piece of a streamed body, `len` bytes, is in the view.
     BodyPiece {
@@ -140,7 +143,12 @@ impl EventLoop {
                 // application code holds it during a step.
                 let view = unsafe { &mut *self.view };
                 match exchange::parse_next(c, &mut self.sh, view, stream_above) {
-                    Next::Dispatch { len } => return Step::Dispatch { len },
+                    Next::Dispatch { len } => {
+                        return Step::Dispatch {
+                            len,
+                            reply: c.reply,
+                        }
+                    }
                     Next::BodyPiece { len } => return Step::BodyPiece { len },
                     Next::Error(status) => {
                         exchange::reject(c, &mut self.sh, status);
@@ -210,7 +218,10 @@ impl EventLoop {
                         .release(&mut self.sh.pool, &mut self.sh.queued_output);
                 }
             }
-            self.arm_timer(token);
+            // `arm_timer` with the connection in hand.
+            if let Some((kind, deadline, dirty)) = timer_wanted(c, self.sh.now, &self.sh.limits) {
+                self.set_timer(token, kind, deadline, dirty);
+            }
             return Step::Idle;
         }
     }
@@ -299,40 +310,22 @@ impl EventLoop {
 
     /// Puts the connection in the timer list its state calls for.
     pub(crate) fn arm_timer(&mut self, token: Token) {
-        let now = self.sh.now;
-        let limits = &self.sh.limits;
         let Some(c) = self.conns.get_mut(token) else {
             return;
         };
-        if c.lingering().is_some() {
-            return;
+        if let Some((kind, deadline, dirty)) = timer_wanted(c, self.sh.now, &self.sh.limits) {
+            self.set_timer(token, kind, deadline, dirty);
         }
-        let app_open = matches!(c.state, State::Answering)
-            // SAFETY: an answering connection has its reply handle.
-            && unsafe { (*c.reply).phase } == Phase::Chunked;
-        let (kind, deadline) = if !c.output.is_empty() || matches!(c.state, State::Streaming(_)) {
-            (TimerKind::Send, now + limits.send_timeout_ms)
-        } else if c.deferred_wait {
-            // SAFETY: a deferred connection has its reply handle, which no
-            // application code is using during a loop step.
-            let since = unsafe { (*c.reply).deferred }.map_or(now, |d| d.since_ms);
-            (TimerKind::Response, since + limits.response_timeout_ms)
-        } else if app_open {
-            (TimerKind::AppWait, now + limits.idle_timeout_ms)
-        } else if c.awaiting_body() {
-            (TimerKind::Body, now + limits.body_timeout_ms)
-        } else if !c.input.is_empty() || c.requests_served == 0 {
-            (
-                TimerKind::Header,
-                c.request_start_ms + limits.header_timeout_ms,
-            )
-        } else {
-            (TimerKind::Idle, idle_deadline(now, limits.idle_timeout_ms))
-        };
+    }
+
+    /// `arm_timer`'s second half, once the connection's wanted timer is
+    /// known (`timer_wanted`): the step, which has the connection in hand,
+    /// comes here without a second lookup.
+    #[inline]
+    fn set_timer(&mut self, token: Token, kind: TimerKind, deadline: u64, dirty: bool) {
         let index = token.index();
         let armed = self.timers.kind(index);
-        if c.timer_dirty || armed != Some(kind) {
-            c.timer_dirty = false;
+        if dirty || armed != Some(kind) {
             if armed == Some(kind) && self.timers.deadline(index) == Some(deadline) {
                 // Hot path: a keep-alive connection answered within its
                 // idle grain (or a head still arriving) keeps its place.
@@ -446,6 +439,39 @@ impl EventLoop {
             out.extend_from_slice(b"\r\n");
         }
     }
+}
+
+/// The timer list connection `c` belongs in now and its deadline, and
+/// whether it had to be looked at again (`timer_dirty`, cleared here);
+/// None while it lingers (its linger deadline stays).
+#[inline]
+fn timer_wanted(c: &mut Conn, now: u64, limits: &Limits) -> Option<(TimerKind, u64, bool)> {
+    if c.lingering().is_some() {
+        return None;
+    }
+    let app_open = matches!(c.state, State::Answering)
+        // SAFETY: an answering connection has its reply handle.
+        && unsafe { (*c.reply).phase } == Phase::Chunked;
+    let (kind, deadline) = if !c.output.is_empty() || matches!(c.state, State::Streaming(_)) {
+        (TimerKind::Send, now + limits.send_timeout_ms)
+    } else if c.deferred_wait {
+        // SAFETY: a deferred connection has its reply handle, which no
+        // application code is using during a loop step.
+        let since = unsafe { (*c.reply).deferred }.map_or(now, |d| d.since_ms);
+        (TimerKind::Response, since + limits.response_timeout_ms)
+    } else if app_open {
+        (TimerKind::AppWait, now + limits.idle_timeout_ms)
+    } else if c.awaiting_body() {
+        (TimerKind::Body, now + limits.body_timeout_ms)
+    } else if !c.input.is_empty() || c.requests_served == 0 {
+        (
+            TimerKind::Header,
+            c.request_start_ms + limits.header_timeout_ms,
+        )
+    } else {
+        (TimerKind::Idle, idle_deadline(now, limits.idle_timeout_ms))
+    };
+    Some((kind, deadline, std::mem::take(&mut c.timer_dirty)))
 }
 
 /// Whether the connection may start its next request (it is not answering

@@ -15,13 +15,12 @@
 //! or the library answers 503 at the response timeout, it is `Detached`
 //! (further calls get `Error::Closed`) and its cleanup is queued once.
 
-use std::mem::MaybeUninit;
 use std::os::raw::c_void;
 
 use super::completion::Track;
 use super::error::Error;
 use super::slab::Token;
-use crate::http::response::{valid_header_name, valid_header_value};
+use crate::http::response::{copy_short, valid_header_name, valid_header_value, SHORT_MAX};
 use crate::sys::ThreadTag;
 
 /// Largest total size of the headers an application may add to one response.
@@ -168,31 +167,38 @@ impl Reply {
         if self.headers.len() + name.len() + value.len() + 4 > MAX_APP_HEADER_BYTES {
             return Err(Error::TooLarge);
         }
-        // The line is written into room reserved for it: one capacity check
-        // and one length update instead of four of each.
+        // The line is written into room reserved for it, with one length
+        // update; a short name or value is copied without a `memcpy` call.
         let (n, line) = (name.len(), name.len() + value.len() + 4);
         self.headers.reserve(line);
-        let room = &mut self.headers.spare_capacity_mut()[..line];
-        copy_into(&mut room[..n], name);
-        copy_into(&mut room[n..n + 2], b": ");
-        copy_into(&mut room[n + 2..line - 2], value);
-        copy_into(&mut room[line - 2..], b"\r\n");
-        let len = self.headers.len() + line;
-        // SAFETY: `reserve` made room for `line` more bytes, and all `line`
-        // bytes after the old length were written just above.
-        unsafe { self.headers.set_len(len) };
+        let len = self.headers.len();
+        // SAFETY: `reserve` made room for `line` bytes after `len`; the
+        // four writes below fill exactly those (`n`, 2, `value.len()`, 2
+        // bytes), from slices that cannot overlap the vector's spare room.
+        unsafe {
+            let d = self.headers.as_mut_ptr().add(len);
+            copy_bytes(name, d);
+            std::ptr::copy_nonoverlapping(b": ".as_ptr(), d.add(n), 2);
+            copy_bytes(value, d.add(n + 2));
+            std::ptr::copy_nonoverlapping(b"\r\n".as_ptr(), d.add(line - 2), 2);
+            self.headers.set_len(len + line);
+        }
         Ok(())
     }
 }
 
-/// `dst` takes a copy of `src`, of the same length: what
-/// `<[MaybeUninit<u8>]>::write_copy_of_slice` does (stable only since Rust
-/// 1.93; the crate builds with 1.80).
-#[inline]
-fn copy_into(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
-    assert_eq!(dst.len(), src.len());
-    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`; both slices have
-    // `src.len()` elements (checked above), and a `&mut` slice never
-    // overlaps a `&` one.
-    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), src.len()) }
+/// Copies `src` to `dst`: `copy_short` when short, else `memcpy`.
+///
+/// # Safety
+/// `dst` is valid for writing `src.len()` bytes that do not overlap `src`.
+#[inline(always)]
+unsafe fn copy_bytes(src: &[u8], dst: *mut u8) {
+    // SAFETY: forwarded contract (`copy_short` only for up to SHORT_MAX).
+    unsafe {
+        if src.len() <= SHORT_MAX {
+            copy_short(src, dst);
+        } else {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len());
+        }
+    }
 }

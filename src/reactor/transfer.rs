@@ -153,6 +153,7 @@ fn nodelay_before_second_send(c: &mut Conn, fd: std::os::fd::RawFd) {
 }
 
 /// What a failed `send` or `sendfile` (`file`) means for the connection.
+#[cold]
 fn send_failed(c: &mut Conn, fd: std::os::fd::RawFd, e: &std::io::Error, file: bool) -> Flush {
     match e.raw_os_error().unwrap_or(0) {
         libc::EAGAIN => {
@@ -173,6 +174,9 @@ fn send_failed(c: &mut Conn, fd: std::os::fd::RawFd, e: &std::io::Error, file: b
 }
 
 /// `flush` with a borrowed body or a file queued after the copied bytes.
+/// Kept out of line: the keep-alive path (`send_copied`) then runs in a
+/// smaller frame.
+#[inline(never)]
 fn send_all(c: &mut Conn, sh: &mut Shared) -> Flush {
     let fd = c.raw_fd();
     loop {
