@@ -155,7 +155,8 @@ impl LoopPtr {
     }
 
     /// Moves one connection along, calling the handler, body handler and
-    /// producers as it asks for them.
+    /// producers as it asks for them; the cleanups queued meanwhile have
+    /// run when it returns.
     pub fn drive(self, token: Token) {
         let outer = self.with(|el| el.driving.replace(token));
         self.drive_one(token);
@@ -246,13 +247,14 @@ impl LoopPtr {
             return Ok(true);
         };
         for i in 0..n {
-            if let Some(token) = self.with(|el| {
+            match self.with(|el| {
                 let ev = el.poller.event(i);
                 el.handle_event(ev)
             }) {
-                self.drive(token);
+                // `drive` runs what it queued itself, last.
+                Some(token) => self.drive(token),
+                None => self.run_cleanups(),
             }
-            self.run_cleanups();
         }
         // The application's timers due now, then what was posted.
         self.fire_timers();

@@ -45,6 +45,17 @@ fn wait_for_room(c: &mut Conn, sh: &mut Shared, token: Token) {
     }
 }
 
+/// Whether a pass of `step` over `c`, its output just sent, would do
+/// nothing before step 5: no record to finish, no stream, upgrade or body
+/// in progress, nothing buffered or readable, no wait for room.
+fn settled(c: &Conn, sh: &Shared) -> bool {
+    matches!(c.state, State::Receiving(None))
+        && !c.record_open
+        && c.input.is_empty()
+        && !c.socket.readable
+        && !sh.over_output_total()
+}
+
 /// What a connection needs from application code next.
 pub enum Step {
     Idle,
@@ -188,7 +199,12 @@ impl EventLoop {
                 match transfer::flush(c, &mut self.sh) {
                     Flush::Done => {
                         c.output.clear();
-                        continue;
+                        if !settled(c, &self.sh) {
+                            continue;
+                        }
+                        // Hot path (a keep-alive response just went out):
+                        // another pass would find nothing to do before
+                        // step 5, so go straight there.
                     }
                     Flush::Blocked => {}
                     Flush::Failed(reason) => {
