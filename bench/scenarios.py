@@ -302,9 +302,7 @@ def worker_post(ctx, srv, rnd):
     ours: c-examples/workers (Response_Defer, a pool of WORKERS threads,
     the answer posted back with Connection_Post), GET /; mhd: mhd_server
     --workers WORKERS (MHD_suspend_connection, a worker thread,
-    MHD_resume_connection), GET /work. Both pools are built alike: jobs
-    handed over once per loop turn, idle workers signalled, a worker takes
-    the next job without sleeping."""
+    MHD_resume_connection), GET /work."""
     url = ctx.url(srv, "/" if srv.name == "ours" else "/work")
     body, _ = http_get(url, 5)
     if body != b"Hello, World!":

@@ -8,8 +8,7 @@ checking and stopping them.
     multi  c-examples/multicore, if built (the pipelined scenario only, unpinned)
 
 The "workers" variant (scenario worker_post) starts c-examples/workers
---threads WORKERS as ours and mhd_server --workers WORKERS as mhd (its
-own loop thread calling MHD_run_wait, and the same pool design as ours).
+--threads WORKERS as ours and mhd_server --workers WORKERS as mhd.
 
 `Servers.start(name)` starts one as a fresh process (pinned to SERVER_CPU
 with taskset, optionally under a wrapper such as valgrind) and waits until

@@ -2,22 +2,12 @@
  * workers.c - answers computed by a pool of worker threads.
  *
  * The handler does not answer: it keeps the response (Response_Defer),
- * queues a job for a pool of --threads worker threads and returns, so the
+ * hands a job to a pool of --threads worker threads and returns, so the
  * loop serves other clients while the job runs.  A worker computes the
  * answer and gives the job back to the loop thread with Connection_Post
  * (the one call a worker may make); the posted task answers on the loop
  * thread and releases the response.  Workers finish in any order; the
  * library still answers the pipelined requests of one connection in order.
- *
- * Waking the pool costs a context switch, so it is done once per loop
- * turn, not per request: the handler only adds the job to the turn's
- * batch (loop thread, no lock); when Connection_Process returns (the turn
- * is over: every request its events carried has been dispatched) the
- * batch goes to the pool's queue under one lock, and as many idle workers
- * as there are new jobs (at most) are signalled.  A worker that finishes
- * a job takes the next one without sleeping while the queue has any, so
- * under load the workers run without being signalled at all; both take
- * jobs from the queue in turn, so they finish out of order.
  *
  * Routes (GET or HEAD):
  *   /                        "Hello, World!", from a worker
@@ -33,9 +23,8 @@
  * back); beyond that the handler answers 503 at once.
  *
  * Who owns a job: exactly one party at a time, handed over only here:
- *   on_request (loop thread) --> the turn's batch (loop thread)
- *   --pool_flush--> the pool's queue --queue_next--> one worker
- *   --Connection_Post--> the library's post queue
+ *   on_request (loop thread) --queue_push--> the pool's queue
+ *   --queue_pop--> one worker --Connection_Post--> the library's post queue
  *   --> job_done(conn, job, cancelled) on the loop thread, the only place
  *   a job is freed (after Response_Release).
  * Jobs still queued when the workers stop go straight to job_done(.., 1).
@@ -84,20 +73,12 @@ static Connection conn; /* file scope for the signal handler */
 
 static struct {
     Connection conn;      /* a copy of the handle, for Connection_Post */
-    pthread_mutex_t lock; /* guards head, tail, idle, stopping, finished */
+    pthread_mutex_t lock; /* guards head, tail, stopping, finished */
     pthread_cond_t ready;
     struct job *head, *tail;
-    unsigned long idle;   /* workers waiting on `ready` */
     int stopping;
     uint64_t finished;
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .ready = PTHREAD_COND_INITIALIZER};
-
-/* Loop thread only: the jobs dispatched in the current turn, not yet the
- * pool's (pool_flush hands them over when Connection_Process returns). */
-static struct {
-    struct job *head, *tail;
-    unsigned long count;
-} batch;
 
 /* Loop thread only. */
 static unsigned long max_pending = 1024;
@@ -113,54 +94,30 @@ static void reply(Response *resp, int status, const char *body)
 
 /* ----- the pool ---------------------------------------------------------- */
 
-/* Loop thread, after each Connection_Process: the turn's jobs go to the
- * pool's queue, and up to that many idle workers are woken. */
-static void pool_flush(void)
+static void queue_push(struct job *job)
 {
-    unsigned long wake;
-
-    if (batch.head == NULL)
-        return;
     pthread_mutex_lock(&pool.lock);
+    job->next = NULL;
     if (pool.tail != NULL)
-        pool.tail->next = batch.head;
+        pool.tail->next = job;
     else
-        pool.head = batch.head;
-    pool.tail = batch.tail;
-    wake = batch.count < pool.idle ? batch.count : pool.idle;
+        pool.head = job;
+    pool.tail = job;
     pthread_mutex_unlock(&pool.lock);
-    batch.head = batch.tail = NULL;
-    batch.count = 0;
     /* After the unlock: a worker woken here may run at once (on this CPU
-     * too) and would otherwise block on the mutex the loop still holds.
-     * A worker counted idle here but woken by an earlier signal only makes
-     * a signal find no waiter; one that was not counted is running and
-     * looks at the queue before it waits again. */
-    while (wake-- > 0)
-        pthread_cond_signal(&pool.ready);
+     * too) and would otherwise block on the mutex the loop still holds. */
+    pthread_cond_signal(&pool.ready);
 }
 
-/* A worker's one visit to the pool: records that `finished` (if not NULL)
- * is done, then takes the next job.  With `finished` NULL it waits for
- * one; otherwise it does not wait (the finished job must be posted first)
- * and returns NULL if the queue is empty.  NULL also once the pool is
- * stopping (queued jobs stay). */
-static struct job *queue_next(struct job *finished)
+/* The next job, or NULL once the pool is stopping (queued jobs stay). */
+static struct job *queue_pop(void)
 {
     struct job *job = NULL;
 
     pthread_mutex_lock(&pool.lock);
-    /* job_done takes this lock before reading the job: what the worker
-     * wrote is visible to the loop thread (and a race detector sees
-     * why, whatever the library's post queue uses inside). */
-    if (finished != NULL)
-        finished->done = ++pool.finished;
-    while (finished == NULL && pool.head == NULL && !pool.stopping) {
-        pool.idle++;
+    while (pool.head == NULL && !pool.stopping)
         pthread_cond_wait(&pool.ready, &pool.lock);
-        pool.idle--;
-    }
-    if (pool.head != NULL && !pool.stopping) {
+    if (!pool.stopping) {
         job = pool.head;
         pool.head = job->next;
         if (pool.head == NULL)
@@ -186,11 +143,11 @@ static void job_done(Connection *c, void *arg, int was_cancelled);
 
 static void *worker_main(void *arg)
 {
-    struct job *job, *next;
+    struct job *job;
     int rc;
 
     (void)arg;
-    for (job = queue_next(NULL); job != NULL; job = next) {
+    while ((job = queue_pop()) != NULL) {
         if (job->sleep_ms > 0) {
             struct timespec ts = {job->sleep_ms / 1000, (long)(job->sleep_ms % 1000) * 1000000L};
 
@@ -199,7 +156,12 @@ static void *worker_main(void *arg)
         }
         if (job->kind == JOB_FIB)
             job->result = fibonacci(job->n);
-        next = queue_next(job); /* the next job, if one is queued */
+        /* job_done takes this lock before reading the job: what the worker
+         * wrote is visible to the loop thread (and a race detector sees
+         * why, whatever the library's post queue uses inside). */
+        pthread_mutex_lock(&pool.lock);
+        job->done = ++pool.finished;
+        pthread_mutex_unlock(&pool.lock);
         /* From here the job is the library's until job_done runs.  The post
          * queue holds max_pending_posts = max_pending >= the jobs in flight,
          * and main() joins the workers before Connection_Destroy, so no
@@ -209,8 +171,6 @@ static void *worker_main(void *arg)
             fprintf(stderr, "Connection_Post: %s\n", Connection_StrError(rc));
             abort();
         }
-        if (next == NULL)
-            next = queue_next(NULL); /* waits */
     }
     return NULL;
 }
@@ -309,7 +269,6 @@ static void on_request(const Request *req, Response *resp, void *user)
         for (job = pool.head; job != NULL; job = job->next)
             queued++;
         pthread_mutex_unlock(&pool.lock);
-        queued += batch.count;
         snprintf(text, sizeof text,
                  "dispatched %" PRIu64 ", in flight %lu, queued %lu, answered %" PRIu64
                  ", closed %" PRIu64 ", freed after close %" PRIu64 ", rejected %" PRIu64 "\n",
@@ -345,13 +304,7 @@ static void on_request(const Request *req, Response *resp, void *user)
     }
     job->dispatched = ++dispatched;
     inflight++;
-    job->next = NULL; /* into the turn's batch; the pool's at pool_flush */
-    if (batch.tail != NULL)
-        batch.tail->next = job;
-    else
-        batch.head = job;
-    batch.tail = job;
-    batch.count++;
+    queue_push(job); /* the job is the pool's now */
 }
 
 static void on_signal(int sig)
@@ -454,10 +407,8 @@ int main(int argc, char **argv)
     printf("listening on %s:%d\n", cfg.host, Connection_Port(&conn));
     fflush(stdout);
 
-    do {
-        rc = Connection_Process(&conn);
-        pool_flush(); /* the turn is over: wake the pool once */
-    } while (rc == CONNECTION_OK);
+    while ((rc = Connection_Process(&conn)) == CONNECTION_OK)
+        ;
 
     sigprocmask(SIG_BLOCK, &sa.sa_mask, NULL); /* conn is about to go away */
     pthread_mutex_lock(&pool.lock);
