@@ -61,7 +61,12 @@ unsafe fn answer(
 #[inline]
 pub unsafe fn respond_full(reply: *mut Reply, body: &[u8]) -> Result<(), Error> {
     // SAFETY: forwarded contract.
-    unsafe { answer(reply, |c, sh| exchange::compose(c, sh, body, Body::Full)) }
+    unsafe {
+        answer(reply, |c, sh| {
+            exchange::compose_full(c, sh, body);
+            Ok(())
+        })
+    }
 }
 
 /// Answers with a complete response whose body the application lent (sent
