@@ -74,6 +74,10 @@ fn plain_name(name: &[u8]) -> bool {
     use super::scan::{Class, PlainName};
     let word = |i: usize| u64::from_le_bytes(name[i..i + 8].try_into().expect("eight bytes"));
     let mut stop = PlainName::word(word(name.len() - 8));
+    if name.len() <= 16 {
+        // The common name: its first and last words cover it.
+        return stop | PlainName::word(word(0)) == 0;
+    }
     let mut i = 0;
     while i + 8 < name.len() {
         stop |= PlainName::word(word(i));
