@@ -51,12 +51,39 @@ pub fn status_allows_body(status: u16) -> bool {
 /// An HTTP token (RFC 9110 5.6.2).
 pub fn valid_header_name(name: &[u8]) -> bool {
     static TOKEN_CHARS: [bool; 256] = super::alnum_and(b"!#$%&'*+-.^_`|~");
+    // Runs per header added. The usual name (letters and '-', all token
+    // bytes) of eight bytes or more: a word at a time; any other name,
+    // or one with another byte, by the table.
+    if name.len() >= 8 && plain_name(name) {
+        return true;
+    }
     // A fold with no early exit: one table lookup and one AND per byte,
-    // no branch per byte (runs per header added).
+    // no branch per byte.
     !name.is_empty()
         && name
             .iter()
             .fold(true, |ok, &b| ok & TOKEN_CHARS[b as usize])
+}
+
+/// Whether every byte of `name` (at least eight) is an ASCII letter or
+/// '-': eight bytes at a time (`scan::PlainName`), the last word
+/// overlapping the one before it when the length is not a multiple of
+/// eight.
+#[inline]
+fn plain_name(name: &[u8]) -> bool {
+    use super::scan::{Class, PlainName};
+    let word = |i: usize| u64::from_le_bytes(name[i..i + 8].try_into().expect("eight bytes"));
+    let mut stop = PlainName::word(word(name.len() - 8));
+    if name.len() <= 16 {
+        // The common name: its first and last words cover it.
+        return stop | PlainName::word(word(0)) == 0;
+    }
+    let mut i = 0;
+    while i + 8 < name.len() {
+        stop |= PlainName::word(word(i));
+        i += 8;
+    }
+    stop == 0
 }
 
 /// Field content: visible ASCII, obs-text, SP and HTAB; never CR, LF, NUL
@@ -318,6 +345,24 @@ pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The word-at-a-time name check against the byte-by-byte token rule:
+    /// every byte value at every position of names of 1 to 25 bytes.
+    #[test]
+    fn header_name_words_match_byte_model() {
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        let base = b"Content-Type-Extra-Longer";
+        for len in 1..=base.len() {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut name = base[..len].to_vec();
+                    name[at] = b;
+                    let want = name.iter().all(|&c| token(c));
+                    assert_eq!(valid_header_name(&name), want, "{b:#x} at {at} of {len}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn header_checks() {

@@ -57,9 +57,16 @@ unsafe fn answer(
 ///
 /// # Safety
 /// `reply` is a live handle given out by the library, not borrowed elsewhere.
+/// Inlined into `Response_Send`: one call frame per response fewer.
+#[inline]
 pub unsafe fn respond_full(reply: *mut Reply, body: &[u8]) -> Result<(), Error> {
     // SAFETY: forwarded contract.
-    unsafe { answer(reply, |c, sh| exchange::compose(c, sh, body, Body::Full)) }
+    unsafe {
+        answer(reply, |c, sh| {
+            exchange::compose_full(c, sh, body);
+            Ok(())
+        })
+    }
 }
 
 /// Answers with a complete response whose body the application lent (sent
