@@ -138,113 +138,83 @@ fn valid_value_word(x: u64) -> bool {
     fine & HIGH == HIGH
 }
 
-/// Appends the decimal digits of `n`.
-pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    // Hot path (every Content-Length): up to three digits are appended as
-    // a fixed-size array, which compiles to a few stores, not a copy call.
-    if n < 10 {
-        out.push(b'0' + n as u8);
-        return;
-    }
-    if n < 100 {
-        out.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]);
-        return;
-    }
-    if n < 1000 {
-        out.extend_from_slice(&[
-            b'0' + (n / 100) as u8,
-            b'0' + (n / 10 % 10) as u8,
-            b'0' + (n % 10) as u8,
-        ]);
-        return;
-    }
+/// The decimal digits of `n`, right-aligned: they are `digits[start..]`.
+fn decimal_digits(mut n: u64) -> ([u8; 20], usize) {
     let mut digits = [0u8; 20];
-    let mut i = digits.len();
+    let mut start = digits.len();
     loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return (digits, start);
         }
     }
-    out.extend_from_slice(&digits[i..]);
 }
 
-/// Appends `Content-Length: <n>\r\n`.
-#[inline]
-pub fn push_content_length(out: &mut Vec<u8>, n: u64) {
-    // Hot path (every response): bodies under 1000 bytes get their line as
-    // one fixed-size array, which compiles to a few stores, not a copy call.
-    let d = |v: u64| b'0' + (v % 10) as u8;
-    match n {
-        0..=9 => {
-            let mut line = *b"Content-Length: 0\r\n";
-            line[16] = d(n);
-            out.extend_from_slice(&line);
-        }
-        10..=99 => {
-            let mut line = *b"Content-Length: 00\r\n";
-            (line[16], line[17]) = (d(n / 10), d(n));
-            out.extend_from_slice(&line);
-        }
-        100..=999 => {
-            let mut line = *b"Content-Length: 000\r\n";
-            (line[16], line[17], line[18]) = (d(n / 100), d(n / 10), d(n));
-            out.extend_from_slice(&line);
-        }
-        _ => {
-            out.extend_from_slice(b"Content-Length: ");
-            push_decimal(out, n);
-            out.extend_from_slice(b"\r\n");
-        }
-    }
+/// Appends the decimal digits of `n`.
+pub fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let (digits, start) = decimal_digits(n);
+    out.extend_from_slice(&digits[start..]);
 }
 
 /// Longest `Content-Length` line: the name, 20 digits and CRLF.
 pub(crate) const CONTENT_LENGTH_LINE_MAX: usize = 38;
 
-/// `Content-Length: <n>\r\n` in a fixed-size array, and how many of its
-/// bytes are the line (what `push_content_length` appends).
-#[inline]
-pub fn content_length_line(n: u64) -> ([u8; CONTENT_LENGTH_LINE_MAX], usize) {
-    const NAME: &[u8; 16] = b"Content-Length: ";
-    let mut line = [0u8; CONTENT_LENGTH_LINE_MAX];
-    line[..16].copy_from_slice(NAME);
-    let d = |v: u64| b'0' + (v % 10) as u8;
-    // Hot path (every response): up to three digits, written in place.
-    let digits = match n {
-        0..=9 => {
-            line[16] = d(n);
-            1
-        }
-        10..=99 => {
-            (line[16], line[17]) = (d(n / 10), d(n));
-            2
-        }
-        100..=999 => {
-            (line[16], line[17], line[18]) = (d(n / 100), d(n / 10), d(n));
-            3
-        }
-        _ => {
-            let mut buf = [0u8; 20];
-            let mut i = buf.len();
-            let mut v = n;
-            loop {
-                i -= 1;
-                buf[i] = d(v);
-                v /= 10;
-                if v == 0 {
-                    break;
-                }
+/// Appends `Content-Length: <n>\r\n`.
+pub fn push_content_length(out: &mut Vec<u8>, n: u64) {
+    out.reserve(CONTENT_LENGTH_LINE_MAX);
+    let len = out.len();
+    // SAFETY: `reserve` left CONTENT_LENGTH_LINE_MAX bytes of room after
+    // `len`: the line without its CRLF takes at most 36 of them, the CRLF
+    // the next 2; every byte up to the new length is written before
+    // `set_len`.
+    unsafe {
+        let d = out.as_mut_ptr().add(len);
+        let line = write_content_length(d, n);
+        std::ptr::copy_nonoverlapping(b"\r\n".as_ptr(), d.add(line), 2);
+        out.set_len(len + line + 2);
+    }
+}
+
+/// Writes `Content-Length: <n>` (without its CRLF) at `d`; returns its
+/// length (at most CONTENT_LENGTH_LINE_MAX - 2).
+///
+/// # Safety
+/// `d` is valid for writing `CONTENT_LENGTH_LINE_MAX` bytes.
+#[inline(always)]
+pub(crate) unsafe fn write_content_length(d: *mut u8, n: u64) -> usize {
+    let digit = |v: u64| b'0' + (v % 10) as u8;
+    // SAFETY: every write is inside the first CONTENT_LENGTH_LINE_MAX
+    // bytes at `d` (contract): the name is 16 bytes, at most 20 digits.
+    unsafe {
+        std::ptr::copy_nonoverlapping(b"Content-Length: ".as_ptr(), d, 16);
+        // Hot path (every response): up to three digits, in place, with no
+        // division loop and no copy call.
+        match n {
+            0..=9 => {
+                *d.add(16) = digit(n);
+                17
             }
-            line[16..16 + 20 - i].copy_from_slice(&buf[i..]);
-            20 - i
+            10..=99 => {
+                *d.add(16) = digit(n / 10);
+                *d.add(17) = digit(n);
+                18
+            }
+            100..=999 => {
+                *d.add(16) = digit(n / 100);
+                *d.add(17) = digit(n / 10);
+                *d.add(18) = digit(n);
+                19
+            }
+            _ => {
+                let (digits, start) = decimal_digits(n);
+                let count = digits.len() - start;
+                std::ptr::copy_nonoverlapping(digits[start..].as_ptr(), d.add(16), count);
+                16 + count
+            }
         }
-    };
-    line[16 + digits] = b'\r';
-    line[17 + digits] = b'\n';
-    (line, 18 + digits)
+    }
 }
 
 /// Appends `HTTP/1.1 <status> <reason>\r\n`. Answers always say HTTP/1.1
@@ -465,15 +435,26 @@ mod tests {
         }
     }
 
-    /// The fixed-size line says what `push_content_length` appends, for
-    /// every length through the short cases and past them, and the largest.
+    /// The in-place line is `Content-Length: <n>` for every length through
+    /// the in-place digits and past them, and writes nothing past its
+    /// length.
     #[test]
-    fn content_length_arrays() {
+    fn in_place_content_length() {
         for n in (0..=1100).chain([65_535, 1 << 40, u64::MAX]) {
-            let (line, len) = content_length_line(n);
-            let mut want = Vec::new();
-            push_content_length(&mut want, n);
-            assert_eq!(&line[..len], &want[..], "{n}");
+            let mut room = [b'#'; CONTENT_LENGTH_LINE_MAX + 1];
+            // SAFETY: `room` has more than CONTENT_LENGTH_LINE_MAX bytes.
+            let len = unsafe { write_content_length(room.as_mut_ptr(), n) };
+            assert_eq!(&room[..len], format!("Content-Length: {n}").as_bytes());
+            assert!(room[len..].iter().all(|&b| b == b'#'), "{n}");
+        }
+    }
+
+    #[test]
+    fn decimals() {
+        for n in (0..=1100).chain([65_535, 1 << 40, u64::MAX]) {
+            let mut v = b"x".to_vec();
+            push_decimal(&mut v, n);
+            assert_eq!(v, format!("x{n}").as_bytes());
         }
     }
 

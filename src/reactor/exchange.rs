@@ -17,9 +17,8 @@ use super::upgrade::Upgrade;
 use crate::http::chunked::{ChunkedDecoder, Progress};
 use crate::http::request::{parse_head_into, Framing, Head, HeadStatus, HeaderSpan};
 use crate::http::response::{
-    content_length_line, copy_short, extend_short, push_content_length, push_decimal,
-    push_status_line, reason_phrase, status_allows_body, CONTENT_LENGTH_LINE_MAX, LAST_CHUNK,
-    SHORT_MAX,
+    copy_short, extend_short, push_content_length, push_decimal, push_status_line, reason_phrase,
+    status_allows_body, write_content_length, CONTENT_LENGTH_LINE_MAX, LAST_CHUNK, SHORT_MAX,
 };
 
 /// What parsing the next request gave.
@@ -517,45 +516,6 @@ fn write_ok_head(out: &mut Vec<u8>, sh: &Shared, headers: &[u8], body_len: u64) 
     }
 }
 
-/// Writes `Content-Length: <n>` (without its CRLF) at `d`; returns its
-/// length.
-///
-/// # Safety
-/// `d` is valid for writing `CONTENT_LENGTH_LINE_MAX` bytes.
-#[inline(always)]
-unsafe fn write_content_length(d: *mut u8, n: u64) -> usize {
-    let digit = |v: u64| b'0' + (v % 10) as u8;
-    // SAFETY: every write is inside the first CONTENT_LENGTH_LINE_MAX
-    // bytes at `d` (contract): the name is 16 bytes, at most 20 digits.
-    unsafe {
-        std::ptr::copy_nonoverlapping(b"Content-Length: ".as_ptr(), d, 16);
-        // Hot path (every response): up to three digits, in place.
-        match n {
-            0..=9 => {
-                *d.add(16) = digit(n);
-                17
-            }
-            10..=99 => {
-                *d.add(16) = digit(n / 10);
-                *d.add(17) = digit(n);
-                18
-            }
-            100..=999 => {
-                *d.add(16) = digit(n / 100);
-                *d.add(17) = digit(n / 10);
-                *d.add(18) = digit(n);
-                19
-            }
-            _ => {
-                let (line, len) = content_length_line(n);
-                let digits = len - 18;
-                std::ptr::copy_nonoverlapping(line.as_ptr().add(16), d.add(16), digits);
-                16 + digits
-            }
-        }
-    }
-}
-
 /// The current response is complete. A deferred handle leaves the
 /// connection (the next request gets another): the application holds it
 /// until its release, or it is freed now if already released.
@@ -628,25 +588,4 @@ pub fn finish_response(c: &mut Conn, sh: &mut Shared, last_chunk: bool) {
     c.timer_dirty = true;
     sh.stats.responses += 1;
     answered(c, sh);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The in-place line matches `push_content_length` (without its CRLF)
-    /// for every length through the in-place digits and past them, and
-    /// writes nothing past its length.
-    #[test]
-    fn in_place_content_length() {
-        for n in (0..=1100).chain([65_535, 1 << 40, u64::MAX]) {
-            let mut room = [b'#'; CONTENT_LENGTH_LINE_MAX + 1];
-            // SAFETY: `room` has more than CONTENT_LENGTH_LINE_MAX bytes.
-            let len = unsafe { write_content_length(room.as_mut_ptr(), n) };
-            let mut want = Vec::new();
-            push_content_length(&mut want, n);
-            assert_eq!(&room[..len], &want[..want.len() - 2], "{n}");
-            assert!(room[len..].iter().all(|&b| b == b'#'), "{n}");
-        }
-    }
 }
