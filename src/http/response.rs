@@ -2,6 +2,8 @@
 //! allocation. Header text passed in by the application is checked here, so
 //! response splitting is impossible through the API.
 
+use super::scan;
+
 /// Reason phrase for a status (any 3-digit code is allowed; unknown ones get "Unknown").
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
@@ -54,7 +56,7 @@ pub fn valid_header_name(name: &[u8]) -> bool {
     // Runs per header added. The usual name (letters and '-', all token
     // bytes) of eight bytes or more: a word at a time; any other name,
     // or one with another byte, by the table.
-    if name.len() >= 8 && plain_name(name) {
+    if name.len() >= 8 && scan::all::<scan::PlainName>(name) {
         return true;
     }
     // A fold with no early exit: one table lookup and one AND per byte,
@@ -65,77 +67,13 @@ pub fn valid_header_name(name: &[u8]) -> bool {
             .fold(true, |ok, &b| ok & TOKEN_CHARS[b as usize])
 }
 
-/// Whether every byte of `name` (at least eight) is an ASCII letter or
-/// '-': eight bytes at a time (`scan::PlainName`), the last word
-/// overlapping the one before it when the length is not a multiple of
-/// eight.
-#[inline]
-fn plain_name(name: &[u8]) -> bool {
-    use super::scan::{Class, PlainName};
-    let word = |i: usize| u64::from_le_bytes(name[i..i + 8].try_into().expect("eight bytes"));
-    let mut stop = PlainName::word(word(name.len() - 8));
-    if name.len() <= 16 {
-        // The common name: its first and last words cover it.
-        return stop | PlainName::word(word(0)) == 0;
-    }
-    let mut i = 0;
-    while i + 8 < name.len() {
-        stop |= PlainName::word(word(i));
-        i += 8;
-    }
-    stop == 0
-}
-
 /// Field content: visible ASCII, obs-text, SP and HTAB; never CR, LF, NUL
 /// or another control byte.
 #[inline]
 pub fn valid_header_value(value: &[u8]) -> bool {
-    // Runs per header added, and values are mostly short: eight bytes at a
-    // time in a 64-bit word (the last word overlaps the one before it when
-    // the length is not a multiple of eight), so a 10-byte value is two
-    // word checks instead of ten byte checks.
-    if value.len() < 8 {
-        return value.iter().fold(true, |ok, &b| ok & valid_value_byte(b));
-    }
-    let word = |i: usize| u64::from_le_bytes(value[i..i + 8].try_into().expect("eight bytes"));
-    let mut ok = valid_value_word(word(value.len() - 8));
-    if value.len() <= 16 {
-        // The common short value: its first and last words cover it.
-        return ok & valid_value_word(word(0));
-    }
-    let mut i = 0;
-    while i + 8 < value.len() {
-        ok &= valid_value_word(word(i));
-        i += 8;
-    }
-    ok
-}
-
-/// One byte of field content (`valid_header_value`).
-fn valid_value_byte(b: u8) -> bool {
-    (b == b'\t') | ((b >= 0x20) & (b != 0x7f))
-}
-
-/// Eight bytes of field content at once (`valid_header_value`): every byte
-/// is HTAB, or at least 0x20 and not DEL. Each test leaves a byte's high
-/// bit set where it holds, computed without carries between bytes (the
-/// additions are on 7-bit values, so no byte overflows into the next).
-fn valid_value_word(x: u64) -> bool {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const fn splat(b: u8) -> u64 {
-        u64::from_ne_bytes([b; 8])
-    }
-    // High bit set where the byte differs from `b` (is not zero after XOR).
-    let differs = |b: u8| {
-        let y = x ^ splat(b);
-        ((y & LOW7) + LOW7) | y
-    };
-    // High bit set where the byte is >= 0x20: the low seven bits plus 0x60
-    // reach 0x80 from 0x20 up, and bytes >= 0x80 have it already.
-    let at_least_space = ((x & LOW7) + splat(0x60)) | x;
-    let fine = (at_least_space & differs(0x7f)) | !differs(b'\t');
-    fine & HIGH == HIGH
+    // Runs per header added, and values are mostly short: a 10-byte value
+    // is two word checks instead of ten byte checks.
+    scan::all::<scan::FieldContent>(value)
 }
 
 /// The decimal digits of `n`, right-aligned: they are `digits[start..]`.

@@ -1,5 +1,6 @@
-//! Byte-class scans for the request-head fast path (fast_head.rs): how many
-//! bytes at the start of a slice belong to a class, sixteen at a time (SSE2,
+//! Byte-class scans for the request-head fast path (fast_head.rs) and the
+//! response header checks (response.rs): how many bytes at the start of a
+//! slice belong to a class (or whether all of a short field does), sixteen at a time (SSE2,
 //! part of every x86_64 target), then eight (SWAR: eight bytes in a u64),
 //! then one by one. Every wide test is exact per byte: the unit tests
 //! compare each with its byte-by-byte model for every byte value at every
@@ -41,6 +42,29 @@ pub(super) fn run<C: Class>(s: &[u8]) -> usize {
         .iter()
         .position(|&b| !C::byte(b))
         .unwrap_or(s.len() - i)
+}
+
+/// Whether every byte of `s` is in class `C`, for short fields checked
+/// whole (response header names and values): eight bytes at a time, the
+/// last word overlapping the one before it when the length is not a
+/// multiple of eight (a field of 8 to 16 bytes is its first and last
+/// words); under eight bytes one by one, with no branch per byte.
+#[inline(always)]
+pub(super) fn all<C: Class>(s: &[u8]) -> bool {
+    if s.len() < 8 {
+        return s.iter().fold(true, |ok, &b| ok & C::byte(b));
+    }
+    let word = |i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("eight bytes"));
+    let mut stop = C::word(word(s.len() - 8));
+    if s.len() <= 16 {
+        return stop | C::word(word(0)) == 0;
+    }
+    let mut i = 0;
+    while i + 8 < s.len() {
+        stop |= C::word(word(i));
+        i += 8;
+    }
+    stop == 0
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -121,6 +145,34 @@ impl Class for PlainHost {
         let dash_to_nine = and(gt(v, 0x2c), lt(v, 0x3a));
         let plain = or(letters(v), and_not(eq(v, b'/'), dash_to_nine));
         !mask(plain) & 0xffff
+    }
+}
+
+/// Field content in a response header value (RFC 9110 5.5): visible
+/// ASCII, obs-text, SP and HTAB; never CR, LF, NUL, DEL or another control
+/// byte.
+pub(super) struct FieldContent;
+
+impl Class for FieldContent {
+    fn byte(b: u8) -> bool {
+        b == b'\t' || (b >= 0x20 && b != 0x7f)
+    }
+    fn word(x: u64) -> u64 {
+        let t = x | HIGH;
+        // 0x20..=0x7e; any byte with its top bit set (obs-text); HTAB.
+        let ascii = at_least(t, 0x20) & !low_equal(x, 0x7f);
+        let tab = low_equal(x, b'\t') & !x;
+        !(ascii | x | tab) & HIGH
+    }
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    fn wide(v: sse2::V) -> u32 {
+        use sse2::*;
+        // Signed: obs-text (0x80 and up) is below zero.
+        let fine = or(
+            or(lt(v, 0), eq(v, b'\t')),
+            and_not(eq(v, 0x7f), gt(v, 0x1f)),
+        );
+        !mask(fine) & 0xffff
     }
 }
 
@@ -258,6 +310,8 @@ mod tests {
         check::<PlainHost>(b'h');
         check::<PlainHost>(b'.');
         check::<Digit>(b'4');
+        check::<FieldContent>(b'a');
+        check::<FieldContent>(0x80);
     }
 
     #[test]
