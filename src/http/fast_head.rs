@@ -106,106 +106,49 @@ fn parse_fields(
             _ => break,
         }
     }
-    let target_end = i;
     if buf.get(i..i + 11)? != b" HTTP/1.1\r\n" || i + 9 > limits.max_request_line {
         return None;
     }
+    // The request line's part of the head, written now rather than after
+    // the header loop: its offsets need no register across the loop.
+    (head.path, head.query) = match query_mark {
+        Some(q) => (span(path_start, q - path_start), span(q + 1, i - q - 1)),
+        None => (span(path_start, i - path_start), Span::default()),
+    };
+    head.method = span(0, sp);
+    head.query_mark = query_mark.map(|q| q as u32);
+    head.minor_version = 1;
+    head.expect_continue = false;
+    head.is_head_method = sp == 4 && buf.starts_with(b"HEAD");
     i += 11;
 
     // The header lines: name ":" *SP value CRLF, until an empty line.
+    // Most clients send Host first (wrk, curl, browsers): its line is
+    // taken before the loop, so a head with no other field never enters
+    // the loop (nor sets up the scans of the other fields).
     headers.clear();
-    let mut content_length: Option<u64> = None;
-    let mut hosts = 0u32;
-    let mut conn_close = false;
-    loop {
-        if *buf.get(i)? == b'\r' {
-            if *buf.get(i + 1)? != b'\n' {
-                return None;
-            }
-            i += 2;
-            break;
-        }
-        let name_start = i;
-        // "Host:" (every request has one) without the byte loop. A name
-        // the byte loop finds is never "Host" (its ':' would have matched
-        // here).
-        let is_host_line = match buf.get(i..i + 8) {
-            // One load: "host:" once the name's letters are lower-cased
-            // (`| 0x20` on those four bytes only, as in `is_host`).
-            Some(w) => {
-                let x = u64::from_le_bytes(w.try_into().ok()?);
-                (x | 0x2020_2020) & 0xff_ffff_ffff == u64::from_le_bytes(*b"host:\0\0\0")
-            }
-            None => matches!(buf.get(i..i + 5),
-                Some([a, b, c, d, b':']) if is_host(&[*a, *b, *c, *d])),
-        };
-        i += if is_host_line {
-            4
-        } else {
-            name_len(&buf[i..])?
-        };
-        let name = &buf[name_start..i];
-        // Usually one SP after the colon (name_len checked the ':'), then
-        // the value; else every SP skipped.
-        i = match buf.get(i + 1..i + 3) {
-            Some([b' ', b]) if *b != b' ' => i + 2,
-            _ => i + 1 + buf[i + 1..].iter().position(|&b| b != b' ')?,
-        };
-        let value_start = i;
-        // `i` becomes the CR ending the value (the LF after it checked).
-        let mut value_end;
-        if is_host_line {
-            // uri::valid_host's common case: name chars, then ":" digits.
-            i += host_len(&buf[i..])?;
-            hosts += 1;
-            value_end = i;
-        } else if name.len() == 14 && name.eq_ignore_ascii_case(b"content-length") {
-            let mut n: u64 = 0;
-            while let Some(d) = buf.get(i)?.checked_sub(b'0').filter(|&d| d < 10) {
-                n = n.saturating_mul(10).saturating_add(u64::from(d));
-                i += 1;
-            }
-            if content_length.is_some_and(|prev| prev != n) {
-                return None;
-            }
-            content_length = Some(n);
-            value_end = i;
-        } else {
-            if matches!(name.len(), 6 | 17) {
-                // Expect and Transfer-Encoding: the full parser's.
-                if name.eq_ignore_ascii_case(b"expect")
-                    || name.eq_ignore_ascii_case(b"transfer-encoding")
-                {
-                    return None;
-                }
-            }
-            i += scan::run::<Value>(&buf[i..]);
-            // httparse drops trailing whitespace (the value starts with a
-            // non-SP byte, or is empty and refused below).
-            value_end = i;
-            while value_end > value_start && buf[value_end - 1] == b' ' {
-                value_end -= 1;
-            }
-            if name.len() == 10 && name.eq_ignore_ascii_case(b"connection") {
-                // Browsers' "keep-alive" (no "close" in it) without the split.
-                let value = &buf[value_start..value_end];
-                conn_close |= !value.eq_ignore_ascii_case(b"keep-alive") && has_close(value);
-            }
-        }
-        // The value must end the line here; an empty value (whose span
-        // httparse places differently) goes to the full parser.
-        if buf.get(i..i + 2)? != b"\r\n" || value_end == value_start {
-            return None;
-        }
-        if headers.len() == limits.max_headers {
-            return None;
-        }
-        headers.push(HeaderSpan {
-            name: span(name_start, name.len()),
-            value: span(value_start, value_end - value_start),
-        });
-        i += 2;
+    let mut fields = Fields::default();
+    if host_name_at(buf, i) {
+        i = header_line(buf, i, true, limits, headers, &mut fields)?;
     }
+    if *buf.get(i)? != b'\r' {
+        loop {
+            let is_host = host_name_at(buf, i);
+            i = header_line(buf, i, is_host, limits, headers, &mut fields)?;
+            if *buf.get(i)? == b'\r' {
+                break;
+            }
+        }
+    }
+    if *buf.get(i + 1)? != b'\n' {
+        return None;
+    }
+    i += 2;
+    let Fields {
+        content_length,
+        hosts,
+        conn_close,
+    } = fields;
     if hosts != 1 {
         return None;
     }
@@ -214,21 +157,116 @@ fn parse_fields(
         Some(n) if n <= limits.max_body_bytes as u64 => Framing::Length(n),
         Some(_) => return None,
     };
-    (head.path, head.query) = match query_mark {
-        Some(q) => (
-            span(path_start, q - path_start),
-            span(q + 1, target_end - q - 1),
-        ),
-        None => (span(path_start, target_end - path_start), Span::default()),
-    };
     head.len = i;
-    head.method = span(0, sp);
-    head.query_mark = query_mark.map(|q| q as u32);
-    head.minor_version = 1;
     head.keep_alive = !conn_close;
-    head.expect_continue = false;
-    head.is_head_method = &buf[..sp] == b"HEAD";
     Some(())
+}
+
+/// What the header lines said so far.
+#[derive(Default)]
+struct Fields {
+    content_length: Option<u64>,
+    hosts: u32,
+    conn_close: bool,
+}
+
+/// Whether the header line at `i` names "Host" (any case), by one load
+/// when eight bytes are there: "host:" once the name's letters are
+/// lower-cased (`| 0x20` on those four bytes only, as in `is_host`). A
+/// name `name_len` finds is then never "Host" (its ':' would have matched
+/// here).
+#[inline(always)]
+fn host_name_at(buf: &[u8], i: usize) -> bool {
+    match buf.get(i..i + 8) {
+        Some(w) => {
+            let x = u64::from_le_bytes(w.try_into().unwrap_or_default());
+            (x | 0x2020_2020) & 0xff_ffff_ffff == u64::from_le_bytes(*b"host:\0\0\0")
+        }
+        None => matches!(buf.get(i..i + 5),
+            Some([a, b, c, d, b':']) if is_host(&[*a, *b, *c, *d])),
+    }
+}
+
+/// The header line at `i` (not the empty line; `is_host_line` from
+/// `host_name_at`): its spans pushed to `headers`, what it says noted in
+/// `fields`. Returns where the next line starts; None when the full
+/// parser decides.
+#[inline(always)]
+fn header_line(
+    buf: &[u8],
+    mut i: usize,
+    is_host_line: bool,
+    limits: &ParseLimits,
+    headers: &mut Vec<HeaderSpan>,
+    fields: &mut Fields,
+) -> Option<usize> {
+    let name_start = i;
+    i += if is_host_line {
+        4
+    } else {
+        name_len(&buf[i..])?
+    };
+    let name = &buf[name_start..i];
+    // Usually one SP after the colon (name_len checked the ':'), then
+    // the value; else every SP skipped.
+    i = match buf.get(i + 1..i + 3) {
+        Some([b' ', b]) if *b != b' ' => i + 2,
+        _ => i + 1 + buf[i + 1..].iter().position(|&b| b != b' ')?,
+    };
+    let value_start = i;
+    // `i` becomes the CR ending the value (the LF after it checked).
+    let mut value_end;
+    if is_host_line {
+        // uri::valid_host's common case: name chars, then ":" digits.
+        i += host_len(&buf[i..])?;
+        fields.hosts += 1;
+        value_end = i;
+    } else if name.len() == 14 && name.eq_ignore_ascii_case(b"content-length") {
+        let mut n: u64 = 0;
+        while let Some(d) = buf.get(i)?.checked_sub(b'0').filter(|&d| d < 10) {
+            n = n.saturating_mul(10).saturating_add(u64::from(d));
+            i += 1;
+        }
+        if fields.content_length.is_some_and(|prev| prev != n) {
+            return None;
+        }
+        fields.content_length = Some(n);
+        value_end = i;
+    } else {
+        if matches!(name.len(), 6 | 17) {
+            // Expect and Transfer-Encoding: the full parser's.
+            if name.eq_ignore_ascii_case(b"expect")
+                || name.eq_ignore_ascii_case(b"transfer-encoding")
+            {
+                return None;
+            }
+        }
+        i += scan::run::<Value>(&buf[i..]);
+        // httparse drops trailing whitespace (the value starts with a
+        // non-SP byte, or is empty and refused below).
+        value_end = i;
+        while value_end > value_start && buf[value_end - 1] == b' ' {
+            value_end -= 1;
+        }
+        if name.len() == 10 && name.eq_ignore_ascii_case(b"connection") {
+            // Browsers' "keep-alive" (no "close" in it) without the split.
+            let value = &buf[value_start..value_end];
+            fields.conn_close |= !value.eq_ignore_ascii_case(b"keep-alive") && has_close(value);
+        }
+    }
+    // The value must end the line here; an empty value (whose span
+    // httparse places differently) goes to the full parser.
+    if !matches!(buf.get(i..), Some([b'\r', b'\n', ..])) || value_end == value_start {
+        return None;
+    }
+    if headers.len() == limits.max_headers {
+        return None;
+    }
+    headers.push(HeaderSpan {
+        name: span(name_start, name.len()),
+        value: span(value_start, value_end - value_start),
+    });
+    Some(i + 2)
 }
 
 /// Whether a header name is "Host", in any case: `| 0x20` turns only the
@@ -250,11 +288,14 @@ fn is_host(name: &[u8]) -> bool {
 #[inline(always)]
 fn host_len(s: &[u8]) -> Option<usize> {
     let mut i = scan::run::<PlainHost>(s);
-    // From the first byte the wide scan stopped at (a HOST byte it does
-    // not know, or the end of the name), as a byte loop from the start.
-    i += s[i..].iter().position(|&b| !HOST[b as usize])?;
-    if s[i] != b':' {
-        return Some(i);
+    // Usually the wide scan stopped at the port's ':'. Else from the byte
+    // it stopped at (a HOST byte it does not know, or the end of the
+    // name), as a byte loop from the start.
+    if *s.get(i)? != b':' {
+        i += s[i..].iter().position(|&b| !HOST[b as usize])?;
+        if s[i] != b':' {
+            return Some(i);
+        }
     }
     i += 1;
     i += scan::run::<Digit>(&s[i..]);
