@@ -74,19 +74,16 @@ fn parse_fields(
     let buf = &buf[..buf.len().min(limits.max_header_bytes)];
 
     // The request line: method SP origin-form SP "HTTP/1.1" CRLF.
-    let sp = if buf.starts_with(b"GET ") {
+    let sp = if buf.starts_with(b"GET /") {
         3
     } else {
         let sp = buf.iter().take(8).position(|&b| b == b' ')?;
-        if !known_method(&buf[..sp]) {
+        if !known_method(&buf[..sp]) || buf.get(sp + 1) != Some(&b'/') {
             return None;
         }
         sp
     };
     let path_start = sp + 1;
-    if buf.get(path_start) != Some(&b'/') {
-        return None;
-    }
     let mut i = path_start + 1;
     let mut query_mark = None;
     loop {
