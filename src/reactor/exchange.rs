@@ -97,19 +97,19 @@ pub fn parse_next(
         return Next::NeedMore;
     }
     let start = c.input.read_pos();
-    // The header spans go straight into the view (no application code
-    // holds it while the loop parses), the head into this frame.
-    let mut head = Head::default();
+    // The head and its header spans go straight into the view (no
+    // application code holds it while the loop parses).
     match parse_head_into(
         &c.input.storage()[start..],
         &sh.parse_limits,
         &mut view.headers,
-        &mut head,
+        &mut view.head,
     ) {
         HeadStatus::Complete => {}
         HeadStatus::Partial => return Next::NeedMore,
         HeadStatus::Error(status) => return Next::Error(status),
     }
+    let head = &view.head;
     let streamed = stream_above.is_some_and(|above| match head.framing {
         Framing::None => false,
         Framing::Length(n) => n > above as u64,
@@ -118,9 +118,9 @@ pub fn parse_next(
     if streamed {
         // The body goes to the body handler piece by piece; the head stays
         // in the buffer (NUL-terminated once) until the request is done.
-        terminate_fields(&mut c.input.storage_mut()[start..], &head, &view.headers);
+        terminate_fields(&mut c.input.storage_mut()[start..], head, &view.headers);
         c.state = State::Uploading(Box::new(Upload {
-            head,
+            head: *head,
             headers: view.headers.clone(),
             remaining: match head.framing {
                 Framing::Length(n) => n,
@@ -164,11 +164,11 @@ pub fn parse_next(
             }
         }
     };
-    terminate_fields(&mut c.input.storage_mut()[start..], &head, &view.headers);
+    terminate_fields(&mut c.input.storage_mut()[start..], head, &view.headers);
     let id = sh.take_request_id();
-    view.fill(&c.input.storage()[start..], &head, body_len, c.peer, id);
-    begin_reply(c, sh, &head);
-    records::begin_dispatched(c, sh, &head, id, total);
+    view.fill(&c.input.storage()[start..], body_len, c.peer, id);
+    begin_reply(c, sh, &view.head);
+    records::begin_dispatched(c, sh, &view.head, id, total);
     Next::Dispatch { len: total }
 }
 
@@ -257,7 +257,8 @@ fn continue_upload(c: &mut Conn, sh: &mut Shared, view: &mut RequestView) -> Nex
     }
     let start = c.input.read_pos();
     view.set_headers(&up.headers);
-    view.fill(&c.input.storage()[start..], &head, piece, c.peer, up.id);
+    view.head = head;
+    view.fill(&c.input.storage()[start..], piece, c.peer, up.id);
     if piece > 0 {
         return Next::BodyPiece { len: piece };
     }

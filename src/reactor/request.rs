@@ -17,6 +17,9 @@ pub struct RequestView {
     pub query: Span,
     pub minor_version: u8,
     pub headers: Vec<HeaderSpan>,
+    /// The head of the request being parsed or answered: the parser
+    /// writes it here, in place (no `Head` made up per request).
+    pub head: Head,
     pub body: *const u8,
     pub body_len: usize,
     pub peer: PeerAddr,
@@ -40,6 +43,7 @@ impl RequestView {
             query: Span::default(),
             minor_version: 1,
             headers: Vec::with_capacity(max_headers),
+            head: Head::default(),
             body: EMPTY.as_ptr(),
             body_len: 0,
             peer: PeerAddr::unspecified(),
@@ -61,12 +65,14 @@ impl RequestView {
         unsafe { std::ptr::addr_of!((*view).thread).read() }
     }
 
-    /// Points the view at a request whose head starts at `buf[0]` (fields
-    /// already NUL-terminated); its body, `body_len` bytes, follows the head.
-    /// The header spans are the view's own `headers` (the parser writes
-    /// them there, or `set_headers` copies them in).
+    /// Points the view at a request whose head (`self.head`) starts at
+    /// `buf[0]` (fields already NUL-terminated); its body, `body_len`
+    /// bytes, follows the head. The header spans are the view's own
+    /// `headers` (the parser writes them there, or `set_headers` copies
+    /// them in).
     #[inline]
-    pub fn fill(&mut self, buf: &[u8], head: &Head, body_len: usize, peer: PeerAddr, id: u64) {
+    pub fn fill(&mut self, buf: &[u8], body_len: usize, peer: PeerAddr, id: u64) {
+        let head = &self.head;
         self.base = buf.as_ptr();
         self.method = head.method;
         self.path = head.path;

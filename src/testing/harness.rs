@@ -433,6 +433,52 @@ mod tests {
         assert!(String::from_utf8_lossy(&out.sent).starts_with("HTTP/1.1 413 "));
     }
 
+    /// The loop's one request view is shared by its connections: a
+    /// streamed upload whose body arrives after another connection's
+    /// request was parsed is still dispatched with its own head.
+    #[test]
+    fn streamed_upload_keeps_its_head_across_connections() {
+        let memory = Memory::default();
+        let ml = MemoryLoop::new(Limits::default(), memory.clone());
+        let body = Some((
+            Some(collect_body as unsafe extern "C" fn(_, _, _, _) -> _),
+            10,
+        ));
+        ml.set_handlers(Some(reference_handler), body);
+        let (a, fa) = ml.attach();
+        let (b, fb) = ml.attach();
+        let feed = |token: Token, fd: i32, bytes: &[u8]| {
+            let mut sockets = memory.sockets.borrow_mut();
+            sockets
+                .get_mut(&fd)
+                .unwrap()
+                .pending
+                .push_back(bytes.to_vec());
+            drop(sockets);
+            ml.pump(token);
+        };
+        feed(
+            a,
+            fa,
+            b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 20\r\n\r\n0123456789",
+        );
+        feed(
+            b,
+            fb,
+            b"GET /head?x=1 HTTP/1.1\r\nHost: b\r\nX-Other: y\r\n\r\n",
+        );
+        feed(a, fa, b"abcdefghij");
+        let sockets = memory.sockets.borrow();
+        let got_b = String::from_utf8_lossy(&sockets[&fb].sent);
+        assert!(got_b.ends_with("Host=b\nX-Other=y\n"), "{got_b}");
+        let got_a = String::from_utf8_lossy(&sockets[&fa].sent);
+        let want = format!(
+            "streamed 20 buffered 0 sum {} headers 2",
+            checksum(b"0123456789abcdefghij")
+        );
+        assert!(got_a.ends_with(&want), "{got_a}");
+    }
+
     #[test]
     fn request_is_readable_after_responding() {
         let out = run_exchange(
