@@ -146,19 +146,16 @@ pub unsafe extern "C" fn Response_Send(
     body: *const c_void,
     len: usize,
 ) -> c_int {
-    if body.is_null() && len > 0 {
+    let body: &[u8] = if len == 0 {
+        &[]
+    } else if body.is_null() {
         return CONNECTION_ERR_NULL;
-    }
-    with_reply(resp, |r| {
-        let body: &[u8] = if len == 0 {
-            &[]
-        } else {
-            // SAFETY: the caller passes `len` readable bytes at `body`.
-            unsafe { std::slice::from_raw_parts(body as *const u8, len) }
-        };
-        // SAFETY: `r` is a live handle (documented contract).
-        unsafe { respond::respond_full(r, body) }
-    })
+    } else {
+        // SAFETY: the caller passes `len` readable bytes at `body`.
+        unsafe { std::slice::from_raw_parts(body as *const u8, len) }
+    };
+    // SAFETY: `r` is a live handle (documented contract).
+    with_reply(resp, |r| unsafe { respond::respond_full(r, body) })
 }
 
 /// Sends a complete response whose `len`-byte `body` is lent, not copied:

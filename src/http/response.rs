@@ -93,10 +93,15 @@ pub unsafe fn c_header_name<'a>(name: *const u8) -> Option<&'a [u8]> {
     // entry allows).
     unsafe {
         let mut n = scan::c_run::<scan::PlainName>(name);
-        while TOKEN_CHARS[*name.add(n) as usize] {
-            n += 1;
+        if *name.add(n) != 0 {
+            while TOKEN_CHARS[*name.add(n) as usize] {
+                n += 1;
+            }
+            if *name.add(n) != 0 {
+                return None;
+            }
         }
-        (n > 0 && *name.add(n) == 0).then(|| std::slice::from_raw_parts(name, n))
+        (n > 0).then(|| std::slice::from_raw_parts(name, n))
     }
 }
 

@@ -118,13 +118,23 @@ impl Reply {
     }
 
     /// Whether the handle may be used in phase `wanted`.
+    #[inline(always)]
     pub fn check(&self, wanted: Phase) -> Result<(), Error> {
         if self.phase == wanted {
             Ok(())
-        } else if self.phase == Phase::Detached {
-            Err(Error::Closed)
         } else {
-            Err(Error::State)
+            Err(self.refusal())
+        }
+    }
+
+    /// Why a call that does not fit the phase is refused (off the hot
+    /// path of `check`).
+    #[cold]
+    fn refusal(&self) -> Error {
+        if self.phase == Phase::Detached {
+            Error::Closed
+        } else {
+            Error::State
         }
     }
 
