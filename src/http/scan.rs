@@ -425,6 +425,7 @@ mod tests {
     /// cannot be read: `c_run` reads none of it (a fault would kill the
     /// test). Every length up to 40, so every alignment of the end.
     #[test]
+    #[cfg_attr(miri, ignore = "mprotect is not supported under Miri")]
     fn c_run_stops_at_the_page_end() {
         // SAFETY: plain calls; the mapping is checked, used inside its two
         // pages, and unmapped once.
