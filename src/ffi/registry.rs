@@ -156,7 +156,8 @@ pub fn insert(core: *mut EventLoop, stop_fd: c_int, posts: *const Posts) -> Opti
     let s = slot(index).expect("a handed-out slot's segment exists");
     s.vacant.store(false, Ordering::Relaxed);
     s.core.store(core, Ordering::Relaxed);
-    s.owner.store(ThreadTag::current().0, Ordering::Relaxed);
+    s.owner
+        .store(ThreadTag::current().number(), Ordering::Relaxed);
     s.stop_fd.store(stop_fd, Ordering::Relaxed);
     s.posts.store(posts.cast_mut(), Ordering::Relaxed);
     // Only Destroy (which then frees the slot under this lock) and Init
@@ -180,7 +181,7 @@ pub fn resolve(h: Handle) -> Result<*mut EventLoop, Refused> {
     // this thread's and only this thread can destroy it: it stays alive
     // for the rest of this call. Any other owner is refused without the
     // loop being touched.
-    if s.owner.load(Ordering::Relaxed) != ThreadTag::current().0 {
+    if s.owner.load(Ordering::Relaxed) != ThreadTag::current().number() {
         return Err(Refused::WrongThread);
     }
     Ok(s.core.load(Ordering::Relaxed))

@@ -27,7 +27,6 @@
 //! thread hands its data to the loop thread (e.g. through a pipe or
 //! eventfd the loop thread watches) and the loop thread writes it.
 
-use std::ffi::CStr;
 use std::os::raw::{c_char, c_int, c_void};
 
 use super::error::*;
@@ -124,17 +123,11 @@ pub unsafe extern "C" fn Response_AddHeader(
     if name.is_null() || value.is_null() {
         return CONNECTION_ERR_NULL;
     }
-    with_reply(resp, |r| {
-        // SAFETY: both are NUL-terminated strings (documented contract).
-        let (name, value) = unsafe {
-            (
-                CStr::from_ptr(name).to_bytes(),
-                CStr::from_ptr(value).to_bytes(),
-            )
-        };
-        // SAFETY: `r` is a live handle (documented contract), not borrowed
-        // elsewhere during the call.
-        unsafe { (*r).add_header(name, value) }
+    // SAFETY: `r` is a live handle (documented contract), not borrowed
+    // elsewhere during the call; `name` and `value` are NUL-terminated
+    // strings (documented contract), not written during the call.
+    with_reply(resp, |r| unsafe {
+        (*r).add_header(name.cast(), value.cast())
     })
 }
 
@@ -153,19 +146,16 @@ pub unsafe extern "C" fn Response_Send(
     body: *const c_void,
     len: usize,
 ) -> c_int {
-    if body.is_null() && len > 0 {
+    let body: &[u8] = if len == 0 {
+        &[]
+    } else if body.is_null() {
         return CONNECTION_ERR_NULL;
-    }
-    with_reply(resp, |r| {
-        let body: &[u8] = if len == 0 {
-            &[]
-        } else {
-            // SAFETY: the caller passes `len` readable bytes at `body`.
-            unsafe { std::slice::from_raw_parts(body as *const u8, len) }
-        };
-        // SAFETY: `r` is a live handle (documented contract).
-        unsafe { respond::respond_full(r, body) }
-    })
+    } else {
+        // SAFETY: the caller passes `len` readable bytes at `body`.
+        unsafe { std::slice::from_raw_parts(body as *const u8, len) }
+    };
+    // SAFETY: `r` is a live handle (documented contract).
+    with_reply(resp, |r| unsafe { respond::respond_full(r, body) })
 }
 
 /// Sends a complete response whose `len`-byte `body` is lent, not copied:

@@ -50,9 +50,11 @@ pub fn status_allows_body(status: u16) -> bool {
     !(100..200).contains(&status) && status != 204 && status != 304
 }
 
+/// The bytes of an HTTP token (RFC 9110 5.6.2).
+static TOKEN_CHARS: [bool; 256] = super::alnum_and(b"!#$%&'*+-.^_`|~");
+
 /// An HTTP token (RFC 9110 5.6.2).
 pub fn valid_header_name(name: &[u8]) -> bool {
-    static TOKEN_CHARS: [bool; 256] = super::alnum_and(b"!#$%&'*+-.^_`|~");
     // Runs per header added. The usual name (letters and '-', all token
     // bytes) of eight bytes or more: a word at a time; any other name,
     // or one with another byte, by the table.
@@ -74,6 +76,48 @@ pub fn valid_header_value(value: &[u8]) -> bool {
     // Runs per header added, and values are mostly short: a 10-byte value
     // is two word checks instead of ten byte checks.
     scan::all::<scan::FieldContent>(value)
+}
+
+/// The header name in the NUL-terminated string at `name` (without its
+/// NUL) if it is one `valid_header_name` takes, found in one pass that
+/// both measures and checks it: the usual bytes (letters, '-') sixteen at
+/// a time, then any other token bytes one by one.
+///
+/// # Safety
+/// `name` points to a NUL-terminated string that stays unchanged, and
+/// unfreed, for `'a`.
+#[inline(always)]
+pub unsafe fn c_header_name<'a>(name: *const u8) -> Option<&'a [u8]> {
+    // SAFETY: contract. Each byte read below is the string's or its NUL:
+    // the bytes before it were token bytes, so not the NUL (which no table
+    // entry allows).
+    unsafe {
+        let mut n = scan::c_run::<scan::PlainName>(name);
+        if *name.add(n) != 0 {
+            while TOKEN_CHARS[*name.add(n) as usize] {
+                n += 1;
+            }
+            if *name.add(n) != 0 {
+                return None;
+            }
+        }
+        (n > 0).then(|| std::slice::from_raw_parts(name, n))
+    }
+}
+
+/// The header value in the NUL-terminated string at `value` (without its
+/// NUL) if `valid_header_value` takes it, measured and checked in one pass.
+///
+/// # Safety
+/// As for `c_header_name`.
+#[inline(always)]
+pub unsafe fn c_header_value<'a>(value: *const u8) -> Option<&'a [u8]> {
+    // SAFETY: contract; `c_run` stops at the NUL at the latest, so byte
+    // `n` is the string's or its NUL.
+    unsafe {
+        let n = scan::c_run::<scan::FieldContent>(value);
+        (*value.add(n) == 0).then(|| std::slice::from_raw_parts(value, n))
+    }
 }
 
 /// The decimal digits of `n`, right-aligned: they are `digits[start..]`.
@@ -205,6 +249,22 @@ pub fn extend_short(out: &mut Vec<u8>, src: &[u8]) {
     }
 }
 
+/// Copies `src` to `dst`: `copy_short` when short, else `memcpy`.
+///
+/// # Safety
+/// `dst` is valid for writing `src.len()` bytes that do not overlap `src`.
+#[inline(always)]
+pub unsafe fn copy_bytes(src: &[u8], dst: *mut u8) {
+    // SAFETY: forwarded contract (`copy_short` only for up to SHORT_MAX).
+    unsafe {
+        if src.len() <= SHORT_MAX {
+            copy_short(src, dst);
+        } else {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len());
+        }
+    }
+}
+
 /// Longest copy `copy_short` takes.
 pub(crate) const SHORT_MAX: usize = 32;
 
@@ -267,6 +327,39 @@ mod tests {
                     name[at] = b;
                     let want = name.iter().all(|&c| token(c));
                     assert_eq!(valid_header_name(&name), want, "{b:#x} at {at} of {len}");
+                }
+            }
+        }
+    }
+
+    /// The C-string checks against the slice checks on the string up to
+    /// its NUL: every byte value at every position of names and values of
+    /// every length up to 34, at every offset from a sixteen-byte boundary.
+    #[test]
+    fn c_string_checks_match_slice_checks() {
+        #[repr(align(16))]
+        struct Aligned([u8; 64]);
+        let mut buf = Aligned([0; 64]);
+        for skip in 0..16 {
+            for len in 0..34 {
+                for at in 0..len.max(1) {
+                    for b in 0..=255u8 {
+                        buf.0 = [0; 64];
+                        let s = &mut buf.0[skip..];
+                        s[..len].copy_from_slice(&b"Content-Type-X-Forwarded-For-Agent"[..len]);
+                        if len > 0 {
+                            s[at] = b;
+                        }
+                        s[len + 1..].fill(b'a');
+                        let whole = std::ffi::CStr::from_bytes_until_nul(s).unwrap().to_bytes();
+                        // SAFETY: `s` holds a NUL at `len` at the latest.
+                        let (name, value) =
+                            unsafe { (c_header_name(s.as_ptr()), c_header_value(s.as_ptr())) };
+                        let want = |ok: bool| ok.then_some(whole);
+                        let ctx = format!("{b:#x} at {at} of {len}, offset {skip}");
+                        assert_eq!(name, want(valid_header_name(whole)), "name {ctx}");
+                        assert_eq!(value, want(valid_header_value(whole)), "value {ctx}");
+                    }
                 }
             }
         }

@@ -67,6 +67,53 @@ pub(super) fn all<C: Class>(s: &[u8]) -> bool {
     stop == 0
 }
 
+/// How many bytes at the start of the NUL-terminated string at `p` are in
+/// class `C` (which must not hold NUL): the index of its first byte not in
+/// the class, the NUL or an earlier one. For C strings (response header
+/// names and values), so the string's length and its class are found in
+/// one pass: sixteen-byte blocks aligned to sixteen, read with `movdqa`
+/// (the first block's bytes before `p` shifted out), else byte by byte.
+///
+/// # Safety
+/// `p` points to a NUL-terminated string that stays unchanged during the
+/// call.
+#[inline(always)]
+pub(super) unsafe fn c_run<C: Class>(p: *const u8) -> usize {
+    debug_assert!(!C::byte(0));
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri)))]
+    {
+        let addr = p as usize;
+        let skip = addr & 15;
+        let mut block = addr - skip;
+        // SAFETY: the block holds `p`'s first byte, readable (contract).
+        let stop = C::wide(unsafe { sse2::load_aligned(block) }) >> skip;
+        if stop != 0 {
+            return stop.trailing_zeros() as usize;
+        }
+        loop {
+            block += 16;
+            // SAFETY: every byte from `p` up to this block was in the
+            // class, so none was the NUL: the string goes on into this
+            // block, whose first byte is the string's (or its NUL),
+            // readable (contract).
+            let stop = C::wide(unsafe { sse2::load_aligned(block) });
+            if stop != 0 {
+                return block - addr + stop.trailing_zeros() as usize;
+            }
+        }
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2", not(miri))))]
+    {
+        let mut i = 0;
+        // SAFETY: byte `i` is the string's or its NUL: every byte before it
+        // was in the class, so not the NUL (contract: NUL-terminated).
+        while C::byte(unsafe { *p.add(i) }) {
+            i += 1;
+        }
+        i
+    }
+}
+
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
@@ -213,6 +260,37 @@ mod sse2 {
         unsafe { _mm_loadu_si128(chunk.as_ptr().cast()) }
     }
 
+    /// The sixteen bytes at `addr`, a multiple of sixteen, one of which
+    /// is readable. Read in `asm!` (`movdqa`), outside Rust's memory model:
+    /// those of the bytes that lie outside the caller's object are loaded
+    /// but never decide a result (`c_run` shifts out the bytes before its
+    /// string and stops at the first byte outside the class, at the latest
+    /// the NUL).
+    ///
+    /// # Safety
+    /// `addr` is a multiple of sixteen and one of the sixteen bytes from it
+    /// is readable memory. Then all of them are: the block lies inside one
+    /// page (pages are aligned to 4096, a multiple of sixteen), and memory
+    /// is mapped, and protected, a whole page at a time, so the load cannot
+    /// fault.
+    #[cfg(not(miri))]
+    #[inline(always)]
+    pub unsafe fn load_aligned(addr: usize) -> V {
+        debug_assert_eq!(addr % 16, 0);
+        let v: V;
+        // SAFETY: contract (aligned, inside one readable page); the asm
+        // only reads those sixteen bytes, touches no stack and no flags.
+        unsafe {
+            std::arch::asm!(
+                "movdqa {v}, xmmword ptr [{a}]",
+                v = out(xmm_reg) v,
+                a = in(reg) addr,
+                options(pure, readonly, nostack, preserves_flags),
+            );
+        }
+        v
+    }
+
     /// Bytes greater than `n` (signed).
     #[inline(always)]
     pub fn gt(v: V, n: i8) -> V {
@@ -297,6 +375,86 @@ mod tests {
                     assert_eq!(C::word(x), stop, "word, {b:#x} at {at}");
                 }
             }
+        }
+    }
+
+    /// `c_run` against the byte model: strings of every length up to 40
+    /// at every offset from a sixteen-byte boundary (so the string starts,
+    /// and its NUL falls, everywhere in a block), with every byte value at
+    /// every position; non-class bytes (NUL) before the string and class
+    /// bytes after its NUL, neither of which may count.
+    fn check_c_run<C: Class>(fill: u8) {
+        #[repr(align(16))]
+        struct Aligned([u8; 80]);
+        assert!(C::byte(fill) && !C::byte(0));
+        let mut buf = Aligned([0; 80]);
+        for skip in 0..16 {
+            for len in 0..40 {
+                for at in 0..len {
+                    for b in 0..=255u8 {
+                        buf.0 = [0; 80];
+                        let s = &mut buf.0[skip..];
+                        s[..len].fill(fill);
+                        s[at] = b;
+                        s[len + 1..].fill(fill);
+                        let want = if C::byte(b) { len } else { at };
+                        // SAFETY: `s` holds a NUL at `len` at the latest.
+                        let got = unsafe { c_run::<C>(s.as_ptr()) };
+                        assert_eq!(got, want, "{b:#x} at {at} of {len}, offset {skip}");
+                    }
+                }
+                let s = &mut buf.0[skip..];
+                s[..len].fill(fill);
+                s[len] = 0;
+                // SAFETY: NUL-terminated at `len`.
+                assert_eq!(unsafe { c_run::<C>(s.as_ptr()) }, len, "{len} at {skip}");
+            }
+        }
+    }
+
+    #[test]
+    fn c_runs_match_byte_models() {
+        check_c_run::<PlainName>(b'N');
+        check_c_run::<PlainName>(b'-');
+        check_c_run::<FieldContent>(b'a');
+        check_c_run::<FieldContent>(0xff);
+        check_c_run::<Value>(b' ');
+    }
+
+    /// Strings that end on the last byte of a page followed by one that
+    /// cannot be read: `c_run` reads none of it (a fault would kill the
+    /// test). Every length up to 40, so every alignment of the end.
+    #[test]
+    #[cfg_attr(miri, ignore = "mprotect is not supported under Miri")]
+    fn c_run_stops_at_the_page_end() {
+        // SAFETY: plain calls; the mapping is checked, used inside its two
+        // pages, and unmapped once.
+        unsafe {
+            let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
+            let map = libc::mmap(
+                std::ptr::null_mut(),
+                2 * page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(map, libc::MAP_FAILED);
+            let base = map as *mut u8;
+            assert_eq!(
+                libc::mprotect(base.add(page).cast(), page, libc::PROT_NONE),
+                0
+            );
+            let end = base.add(page - 1);
+            *end = 0;
+            for len in 0..40 {
+                if len > 0 {
+                    *end.sub(len) = b'x';
+                }
+                assert_eq!(c_run::<PlainName>(end.sub(len)), len);
+                assert_eq!(c_run::<FieldContent>(end.sub(len)), len);
+            }
+            assert_eq!(libc::munmap(map, 2 * page), 0);
         }
     }
 

@@ -17,8 +17,8 @@ use super::upgrade::Upgrade;
 use crate::http::chunked::{ChunkedDecoder, Progress};
 use crate::http::request::{parse_head_into, Framing, Head, HeadStatus, HeaderSpan};
 use crate::http::response::{
-    copy_short, extend_short, push_content_length, push_decimal, push_status_line, reason_phrase,
-    status_allows_body, write_content_length, CONTENT_LENGTH_LINE_MAX, LAST_CHUNK, SHORT_MAX,
+    copy_bytes, extend_short, push_content_length, push_decimal, push_status_line, reason_phrase,
+    status_allows_body, write_content_length, CONTENT_LENGTH_LINE_MAX, LAST_CHUNK,
 };
 
 /// What parsing the next request gave.
@@ -426,15 +426,16 @@ fn compose_head_inline(
     let closing = !r.keep_alive || r.app_close || sh.stopping || raw_stream;
     let body_follows = kind == Body::Full && allows_body && !r.head_method;
     let out = c.output.writer(&mut sh.pool);
-    let head_start = out.len();
-    // One reservation for the head and the copied body (none for a body
-    // not sent: HEAD, 204, 304): the appends below then never grow the
-    // buffer (each is a capacity compare and a copy).
-    let body_room = if body_follows { copied.len() } else { 0 };
-    out.reserve(HEAD_FIXED_MAX + sh.limits.server_line.len() + r.headers.len() + body_room);
+    // The copied body, if it is sent (not for HEAD, 204, 304).
+    let copied = if body_follows { copied } else { &[] };
     let head_len = if kind == Body::Full && r.status == 200 && !closing && r.minor_version != 0 {
-        write_ok_head(out, sh, &r.headers, body_len as u64)
+        write_ok_response(out, sh, &r.headers, body_len as u64, copied)
     } else {
+        let head_start = out.len();
+        // One reservation for the head and the copied body: the appends
+        // below then never grow the buffer (each is a capacity compare
+        // and a copy).
+        out.reserve(HEAD_FIXED_MAX + sh.limits.server_line.len() + r.headers.len() + copied.len());
         start_head(out, r.status, sh);
         extend_short(out, &r.headers);
         match kind {
@@ -450,13 +451,12 @@ fn compose_head_inline(
         } else {
             out.extend_from_slice(b"\r\n");
         }
-        out.len() - head_start
+        let head_len = out.len() - head_start;
+        extend_short(out, copied);
+        head_len
     };
     if c.record_open {
         r.track.head_bytes = head_len as u64;
-    }
-    if body_follows {
-        extend_short(out, copied);
     }
     c.deferred_wait = false;
     if closing {
@@ -479,22 +479,30 @@ fn compose_head_inline(
     Ok(body_follows)
 }
 
-/// The head of a complete 200 response on a connection kept alive with
-/// HTTP/1.1 (most responses): the cached status and Date lines, the Server
-/// line, the application's `headers`, `Content-Length: body_len` and the
-/// blank line, written into room reserved once, with one length update.
+/// A complete 200 response on a connection kept alive with HTTP/1.1
+/// (most responses): the cached status and Date lines, the Server line,
+/// the application's `headers`, `Content-Length: body_len`, the blank line
+/// and `body` (the copied body, empty when none is sent or it is not
+/// copied), written into room reserved once, with one length update.
 /// Returns the head's length.
 #[inline(always)]
-fn write_ok_head(out: &mut Vec<u8>, sh: &Shared, headers: &[u8], body_len: u64) -> usize {
+fn write_ok_response(
+    out: &mut Vec<u8>,
+    sh: &Shared,
+    headers: &[u8],
+    body_len: u64,
+    body: &[u8],
+) -> usize {
     let start = sh.date.ok_head_start();
     let server = &sh.limits.server_line[..];
-    let room = start.len() + server.len() + headers.len() + CONTENT_LENGTH_LINE_MAX + 2;
+    let room =
+        start.len() + server.len() + headers.len() + CONTENT_LENGTH_LINE_MAX + 2 + body.len();
     out.reserve(room);
     let len = out.len();
     // SAFETY: `reserve` made room for `room` bytes after `len`; the writes
     // below stay inside them (their offsets add up to at most `room`), from
     // slices that cannot overlap the vector's spare room, and every byte
-    // up to the head's end is written before `set_len`.
+    // up to the response's end is written before `set_len`.
     unsafe {
         let d = out.as_mut_ptr().add(len);
         std::ptr::copy_nonoverlapping(start.as_ptr(), d, start.len());
@@ -503,16 +511,13 @@ fn write_ok_head(out: &mut Vec<u8>, sh: &Shared, headers: &[u8], body_len: u64) 
             std::ptr::copy_nonoverlapping(server.as_ptr(), d.add(at), server.len());
             at += server.len();
         }
-        if headers.len() <= SHORT_MAX {
-            copy_short(headers, d.add(at));
-        } else {
-            std::ptr::copy_nonoverlapping(headers.as_ptr(), d.add(at), headers.len());
-        }
+        copy_bytes(headers, d.add(at));
         at += headers.len();
         at += write_content_length(d.add(at), body_len);
         std::ptr::copy_nonoverlapping(b"\r\n\r\n".as_ptr(), d.add(at), 4);
         at += 4;
-        out.set_len(len + at);
+        copy_bytes(body, d.add(at));
+        out.set_len(len + at + body.len());
         at
     }
 }

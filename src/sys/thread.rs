@@ -13,9 +13,9 @@ thread_local! {
     static TAG: Cell<u64> = const { Cell::new(0) };
 }
 
-/// A thread's number (never 0).
+/// A thread's number (never 0: only `current` makes one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ThreadTag(pub u64);
+pub struct ThreadTag(u64);
 
 impl ThreadTag {
     /// The calling thread's number.
@@ -30,9 +30,16 @@ impl ThreadTag {
         })
     }
 
-    /// Whether the calling thread is this one.
+    /// The number itself.
+    pub fn number(self) -> u64 {
+        self.0
+    }
+
+    /// Whether the calling thread is this one. A thread not numbered yet
+    /// reads 0, which no tag is: no number is handed out for this.
+    #[inline]
     pub fn is_current(self) -> bool {
-        self == ThreadTag::current()
+        TAG.with(Cell::get) == self.0
     }
 }
 
@@ -48,5 +55,8 @@ mod tests {
         let there = std::thread::spawn(ThreadTag::current).join().unwrap();
         assert_ne!(here, there);
         assert!(!there.is_current());
+        // A thread with no number yet (its tag reads 0) is no tag's thread.
+        let fresh = std::thread::spawn(move || (here.is_current(), there.is_current()));
+        assert_eq!(fresh.join().unwrap(), (false, false));
     }
 }

@@ -255,6 +255,12 @@ unsafe extern "C" fn misuse_handler(req: *const Request, resp: *mut Response, us
                     "managed",
                     Response_AddHeader(resp, c"Content-Length".as_ptr(), c"5".as_ptr()),
                 );
+                note("nullname", Response_AddHeader(resp, null(), c"a".as_ptr()));
+                note(
+                    "emptyname",
+                    Response_AddHeader(resp, c"".as_ptr(), c"a".as_ptr()),
+                );
+                note("nullbody", Response_Send(resp, null(), 5));
                 note("status", Response_SetStatus(resp, 99));
                 note("process", Connection_Process(conn));
                 Connection_Destroy(conn); // ignored from a callback
@@ -305,6 +311,9 @@ fn handler_misuse_gets_error_codes_and_nothing_is_sent_twice() {
     assert_eq!(get("crlf"), Some(CONNECTION_ERR_HEADER));
     assert_eq!(get("badname"), Some(CONNECTION_ERR_HEADER));
     assert_eq!(get("managed"), Some(CONNECTION_ERR_INVALID));
+    assert_eq!(get("nullname"), Some(CONNECTION_ERR_NULL));
+    assert_eq!(get("emptyname"), Some(CONNECTION_ERR_HEADER));
+    assert_eq!(get("nullbody"), Some(CONNECTION_ERR_NULL));
     assert_eq!(get("status"), Some(CONNECTION_ERR_INVALID));
     assert_eq!(get("process"), Some(CONNECTION_ERR_BUSY));
     assert_eq!(get("ok"), Some(CONNECTION_OK));

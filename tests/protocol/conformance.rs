@@ -557,3 +557,39 @@ fn no_content_statuses_carry_no_framing() {
     }]);
     assert_eq!(lines[0], h11_line("no_content", &resps, false));
 }
+
+/// Complete responses byte for byte against a model written out with
+/// `format!`: 200s with bodies of every length up to 80 (each copy width
+/// and the `memcpy` past it; the head composed in one piece), HEAD (no
+/// body), 404 and HTTP/1.0 keep-alive (the general head), all pipelined.
+#[test]
+fn complete_responses_match_the_model_byte_for_byte() {
+    use connection_core::config::Limits;
+    use connection_core::harness::run_exchange;
+    let mut sent = Vec::new();
+    let mut want = Vec::new();
+    let head = |status: &str, extra: &str, len: usize| {
+        format!(
+            "HTTP/1.1 {status}\r\n{DATE}\r\nContent-Type: text/plain\r\nContent-Length: {len}\r\n{extra}\r\n"
+        )
+    };
+    for len in 0..=80usize {
+        let body: Vec<u8> = (0..len).map(|i| b'a' + (i * 7 % 26) as u8).collect();
+        sent.extend_from_slice(
+            format!("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: {len}\r\n\r\n").as_bytes(),
+        );
+        sent.extend_from_slice(&body);
+        want.extend_from_slice(head("200 OK", "", len).as_bytes());
+        want.extend_from_slice(&body);
+    }
+    sent.extend_from_slice(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n");
+    want.extend_from_slice(head("200 OK", "", 13).as_bytes());
+    sent.extend_from_slice(b"GET /nowhere HTTP/1.1\r\nHost: a\r\n\r\n");
+    want.extend_from_slice(head("404 Not Found", "", 9).as_bytes());
+    want.extend_from_slice(b"Not Found");
+    sent.extend_from_slice(b"GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n");
+    want.extend_from_slice(head("200 OK", "Connection: keep-alive\r\n", 13).as_bytes());
+    want.extend_from_slice(b"Hello, World!");
+    let out = run_exchange(Limits::default(), &[&sent], false, 0);
+    assert_eq!(show(&out.sent), show(&want));
+}
