@@ -101,8 +101,11 @@ static void enqueue(struct job *j)
     else
         queue_head = j;
     queue_tail = j;
-    pthread_cond_signal(&queue_cond);
     pthread_mutex_unlock(&queue_lock);
+    /* After the unlock, as in c-examples/workers.c: a worker woken here
+     * may run at once (on this CPU too) and would otherwise block on the
+     * mutex the MHD thread still holds. */
+    pthread_cond_signal(&queue_cond);
 }
 
 /* The handler's first call for every request sets *req_cls to this
