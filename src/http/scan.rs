@@ -138,24 +138,35 @@ fn letters(x: u64) -> u64 {
     at_least(y, 0x61) & !at_least(y, 0x7b) & !x
 }
 
-/// A header value byte the fast path takes: visible ASCII and SP (HTAB,
-/// obs-text and control bytes go to the full parser).
-pub(super) struct Value;
+/// The ASCII bytes `LO..HI`, with 0 < LO < HI <= 0x7f (the SWAR and the
+/// signed SSE2 compares below rely on it; checked at compile time).
+pub(super) struct AsciiRange<const LO: u8, const HI: u8>;
 
-impl Class for Value {
+impl<const LO: u8, const HI: u8> AsciiRange<LO, HI> {
+    const BOUNDS_OK: () = assert!(0 < LO && LO < HI && HI <= 0x7f);
+}
+
+impl<const LO: u8, const HI: u8> Class for AsciiRange<LO, HI> {
     fn byte(b: u8) -> bool {
-        (0x20..0x7f).contains(&b)
+        (LO..HI).contains(&b)
     }
     fn word(x: u64) -> u64 {
+        let () = Self::BOUNDS_OK;
         let t = x | HIGH;
-        !(at_least(t, 0x20) & !at_least(t, 0x7f) & !x) & HIGH
+        !(at_least(t, LO) & !at_least(t, HI) & !x) & HIGH
     }
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     fn wide(v: sse2::V) -> u32 {
-        // Signed: bytes at/above 0x80 are negative, below 0x20.
-        !sse2::mask(sse2::and(sse2::gt(v, 0x1f), sse2::lt(v, 0x7f))) & 0xffff
+        let () = Self::BOUNDS_OK;
+        // Signed: bytes at/above 0x80 are negative, below LO.
+        let (above, below) = ((LO - 1) as i8, HI as i8);
+        !sse2::mask(sse2::and(sse2::gt(v, above), sse2::lt(v, below))) & 0xffff
     }
 }
+
+/// A header value byte the fast path takes: visible ASCII and SP (HTAB,
+/// obs-text and control bytes go to the full parser).
+pub(super) type Value = AsciiRange<0x20, 0x7f>;
 
 /// The usual header name byte: an ASCII letter or '-'.
 pub(super) struct PlainName;
@@ -224,21 +235,7 @@ impl Class for FieldContent {
 }
 
 /// An ASCII digit.
-pub(super) struct Digit;
-
-impl Class for Digit {
-    fn byte(b: u8) -> bool {
-        b.is_ascii_digit()
-    }
-    fn word(x: u64) -> u64 {
-        let t = x | HIGH;
-        !(at_least(t, 0x30) & !at_least(t, 0x3a) & !x) & HIGH
-    }
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    fn wide(v: sse2::V) -> u32 {
-        !sse2::mask(sse2::and(sse2::gt(v, 0x2f), sse2::lt(v, 0x3a))) & 0xffff
-    }
-}
+pub(super) type Digit = AsciiRange<0x30, 0x3a>;
 
 /// The few SSE2 operations the classes use, on sixteen bytes compared as
 /// signed (a byte at/above 0x80 is below every ASCII byte).
