@@ -66,6 +66,22 @@ fn check(data: &[u8], limits: &[ParseLimits], hits: &mut usize, total: &mut usiz
     }
 }
 
+/// `raw` with each of `BYTES` put in place of, and inserted before, each
+/// of its bytes, checked under `limits`.
+fn check_mutations(raw: &[u8], limits: &[ParseLimits], hits: &mut usize, total: &mut usize) {
+    let mut m = raw.to_vec();
+    for i in 0..raw.len() {
+        for &b in BYTES {
+            m[i] = b;
+            check(&m, limits, hits, total);
+            let mut ins = raw.to_vec();
+            ins.insert(i, b);
+            check(&ins, limits, hits, total);
+        }
+        m[i] = raw[i];
+    }
+}
+
 #[test]
 fn usual_requests_take_the_fast_path() {
     for raw in USUAL.iter().filter(|r| must_answer(r)) {
@@ -89,17 +105,7 @@ fn fast_path_agrees_with_the_full_parser() {
         for k in 0..raw.len() {
             check(&raw[..k], &default, &mut hits, &mut total);
         }
-        let mut m = raw.to_vec();
-        for i in 0..raw.len() {
-            for &b in BYTES {
-                m[i] = b;
-                check(&m, &default, &mut hits, &mut total);
-                let mut ins = raw.to_vec();
-                ins.insert(i, b);
-                check(&ins, &default, &mut hits, &mut total);
-            }
-            m[i] = raw[i];
-        }
+        check_mutations(raw, &default, &mut hits, &mut total);
     }
     // The conformance table: each request under its own limits and the
     // limit sets; the short ones cut everywhere; those the fast path
@@ -118,17 +124,7 @@ fn fast_path_agrees_with_the_full_parser() {
         if fast_head::parse(raw, &default[0], &mut Vec::new()).is_none() {
             continue;
         }
-        let mut m = raw.clone();
-        for i in 0..raw.len() {
-            for &b in BYTES {
-                m[i] = b;
-                check(&m, &default, &mut hits, &mut total);
-                let mut ins = raw.clone();
-                ins.insert(i, b);
-                check(&ins, &default, &mut hits, &mut total);
-            }
-            m[i] = raw[i];
-        }
+        check_mutations(raw, &default, &mut hits, &mut total);
     }
     eprintln!("fast head: {total} parses compared, the fast path answered {hits}");
     // The comparison means something only if the fast path answered often.
